@@ -1,0 +1,421 @@
+"""The household snapshot (`household/v1`): records, parsing with full validation, encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from .reader import Reader, format_day, join
+
+MODES = ("rebalance", "guardrail", "monitor")
+ACCOUNT_TYPES = ("taxable", "tax_deferred", "tax_exempt")
+CASH = "cash"
+WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    lot_id: str
+    symbol: str
+    quantity: float
+    cost_basis: float
+    acquired: date
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    type: str
+    cash: float = 0.0
+    cash_needed: float = 0.0
+    lots: tuple[Lot, ...] = ()
+    buy_list: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    no_buy_asset_classes: tuple[str, ...] = ()
+    excluded_symbols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """A security; `exposures` is always filled (a plain `asset_class` becomes {class: 1.0})."""
+
+    symbol: str
+    exposures: dict[str, float]
+    price: float | None = None
+    wash_group: str = ""
+    fractional: bool = True
+    asset_class: str | None = None
+
+    @property
+    def group(self) -> str:
+        return self.wash_group or self.symbol
+
+
+@dataclass(frozen=True, slots=True)
+class BandRule:
+    absolute: float | None = None
+    relative: float | None = None
+    floor: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    absolute: float = 0.05
+    relative: float = 0.25
+    floor: float = 0.005
+    overrides: dict[str, BandRule] = field(default_factory=dict)
+
+    def tolerance(self, asset_class: str, target: float) -> float:
+        """max(floor, min(absolute, relative * target)), each part overridable per class."""
+        rule = self.overrides.get(asset_class, BandRule())
+        absolute = self.absolute if rule.absolute is None else rule.absolute
+        relative = self.relative if rule.relative is None else rule.relative
+        floor = self.floor if rule.floor is None else rule.floor
+        return max(floor, min(absolute, relative * target))
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRates:
+    short_term_rate: float = 0.408
+    long_term_rate: float = 0.238
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    min_trade_value: float = 0.0
+    allow_cross_account_swaps: bool = False
+    harvest_losses: bool = False
+    harvest_min_loss: float = 500.0
+    max_realized_gain: float | None = None
+    transaction_cost_bps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecentTrade:
+    account_id: str
+    symbol: str
+    side: str
+    quantity: float
+    date: date
+    realized_gain: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    household_id: str
+    as_of: date
+    target: dict[str, float]
+    accounts: tuple[Account, ...]
+    securities: dict[str, Security] = field(default_factory=dict)
+    mode: str = "rebalance"
+    bands: Bands = field(default_factory=Bands)
+    tax: TaxRates = field(default_factory=TaxRates)
+    buy_list: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    location: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    options: Options = field(default_factory=Options)
+    recent_trades: tuple[RecentTrade, ...] = ()
+
+    def with_prices(self, prices: dict[str, float]) -> Household:
+        """A copy whose securities carry the given prices (symbols not named keep theirs)."""
+        securities = {
+            s: replace(sec, price=prices.get(s, sec.price)) for s, sec in self.securities.items()
+        }
+        return replace(self, securities=securities)
+
+    def account(self, account_id: str) -> Account | None:
+        return next((a for a in self.accounts if a.account_id == account_id), None)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_security(r: Reader, raw: Any, path: str, symbol: str, *, price_required: bool) -> Security:
+    obj = r.obj(raw, path)
+    price = r.number(obj, "price", path, None, exclusive_minimum=0.0, nullable=not price_required)
+    asset_class = obj.get("asset_class")
+    exposures_raw = obj.get("exposures")
+    exposures: dict[str, float] = {}
+    if asset_class is not None and exposures_raw is not None:
+        r.fail(path, "give either asset_class or exposures, not both")
+    if asset_class is not None:
+        if isinstance(asset_class, str) and asset_class:
+            exposures = {asset_class: 1.0}
+        else:
+            r.fail(join(path, "asset_class"), "must be a non-empty string")
+    elif exposures_raw is not None:
+        exposures = parse_weights(r, exposures_raw, join(path, "exposures"))
+        if exposures and abs(sum(exposures.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
+            r.fail(join(path, "exposures"), f"must sum to 1 (sum is {sum(exposures.values()):.6g})")
+    else:
+        r.fail(path, "needs asset_class or exposures")
+    wash_group = obj.get("wash_group") or symbol
+    if not isinstance(wash_group, str):
+        r.fail(join(path, "wash_group"), "must be a string")
+        wash_group = symbol
+    return Security(
+        symbol=symbol,
+        exposures=exposures,
+        price=price,
+        wash_group=wash_group,
+        fractional=r.boolean(obj, "fractional", path, True),
+        asset_class=asset_class if isinstance(asset_class, str) else None,
+    )
+
+
+def parse_weights(r: Reader, raw: Any, path: str) -> dict[str, float]:
+    obj = r.obj(raw, path)
+    out: dict[str, float] = {}
+    for key, value in obj.items():
+        out[key] = r.check_number(value, join(path, key), minimum=0.0)
+    return out
+
+
+def parse_lists(r: Reader, raw: Any, path: str) -> dict[str, tuple[str, ...]]:
+    if raw is None:
+        return {}
+    obj = r.obj(raw, path)
+    return {key: r.strings(value, join(path, key)) for key, value in obj.items()}
+
+
+def parse_bands(r: Reader, raw: Any, path: str) -> Bands:
+    if raw is None:
+        return Bands()
+    obj = r.obj(raw, path)
+    overrides: dict[str, BandRule] = {}
+    raw_overrides = obj.get("overrides") or {}
+    for cls, rule_raw in r.obj(raw_overrides, join(path, "overrides")).items():
+        rpath = join(join(path, "overrides"), cls)
+        rule = r.obj(rule_raw, rpath)
+        overrides[cls] = BandRule(
+            absolute=r.number(rule, "absolute", rpath, None, minimum=0.0, nullable=True),
+            relative=r.number(rule, "relative", rpath, None, minimum=0.0, nullable=True),
+            floor=r.number(rule, "floor", rpath, None, minimum=0.0, nullable=True),
+        )
+    return Bands(
+        absolute=r.real(obj, "absolute", path, 0.05, minimum=0.0),
+        relative=r.real(obj, "relative", path, 0.25, minimum=0.0),
+        floor=r.real(obj, "floor", path, 0.005, minimum=0.0),
+        overrides=overrides,
+    )
+
+
+def parse_options(r: Reader, raw: Any, path: str) -> Options:
+    if raw is None:
+        return Options()
+    obj = r.obj(raw, path)
+    return Options(
+        min_trade_value=r.real(obj, "min_trade_value", path, 0.0, minimum=0.0),
+        allow_cross_account_swaps=r.boolean(obj, "allow_cross_account_swaps", path, False),
+        harvest_losses=r.boolean(obj, "harvest_losses", path, False),
+        harvest_min_loss=r.real(obj, "harvest_min_loss", path, 500.0, minimum=0.0),
+        max_realized_gain=r.number(obj, "max_realized_gain", path, None, nullable=True),
+        transaction_cost_bps=r.real(obj, "transaction_cost_bps", path, 0.0, minimum=0.0,
+                                    maximum=10_000.0),
+    )
+
+
+def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
+    obj = r.obj(raw, path)
+    return Lot(
+        lot_id=r.string(obj, "lot_id", path),
+        symbol=r.string(obj, "symbol", path),
+        quantity=r.real(obj, "quantity", path, exclusive_minimum=0.0),
+        cost_basis=r.real(obj, "cost_basis", path, minimum=0.0),
+        acquired=r.day(obj, "acquired", path),
+    )
+
+
+def parse_account(r: Reader, raw: Any, path: str) -> Account:
+    obj = r.obj(raw, path)
+    lots = tuple(parse_lot(r, lot, join(join(path, "lots"), i))
+                 for i, lot in enumerate(r.array(obj, "lots", path)))
+    seen: set[str] = set()
+    for i, lot in enumerate(lots):
+        if lot.lot_id and lot.lot_id in seen:
+            r.fail(join(join(join(path, "lots"), i), "lot_id"), f"duplicate lot id {lot.lot_id!r}")
+        seen.add(lot.lot_id)
+    return Account(
+        account_id=r.string(obj, "account_id", path),
+        type=r.choice(obj, "type", path, ACCOUNT_TYPES, None),
+        cash=r.real(obj, "cash", path, 0.0, minimum=0.0),
+        cash_needed=r.real(obj, "cash_needed", path, 0.0, minimum=0.0),
+        lots=lots,
+        buy_list=parse_lists(r, obj.get("buy_list"), join(path, "buy_list")),
+        no_buy_asset_classes=r.strings(obj.get("no_buy_asset_classes"),
+                                       join(path, "no_buy_asset_classes")),
+        excluded_symbols=r.strings(obj.get("excluded_symbols"), join(path, "excluded_symbols")),
+    )
+
+
+def parse_recent_trade(r: Reader, raw: Any, path: str) -> RecentTrade:
+    obj = r.obj(raw, path)
+    return RecentTrade(
+        account_id=r.string(obj, "account_id", path),
+        symbol=r.string(obj, "symbol", path),
+        side=r.choice(obj, "side", path, ("buy", "sell"), None),
+        quantity=r.real(obj, "quantity", path, exclusive_minimum=0.0),
+        date=r.day(obj, "date", path),
+        realized_gain=r.number(obj, "realized_gain", path, None, nullable=True),
+    )
+
+
+def parse_securities(r: Reader, raw: Any, path: str, *, price_required: bool) -> dict[str, Security]:
+    if raw is None:
+        return {}
+    obj = r.obj(raw, path)
+    return {
+        symbol: parse_security(r, value, join(path, symbol), symbol, price_required=price_required)
+        for symbol, value in obj.items()
+    }
+
+
+def parse_target(r: Reader, raw: Any) -> dict[str, float]:
+    target = parse_weights(r, raw, "target") if raw is not None else {}
+    if raw is None:
+        r.fail("target", "is required")
+    elif not target:
+        r.fail("target", "must name at least one asset class")
+    elif abs(sum(target.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
+        r.fail("target", f"weights must sum to 1 (sum is {sum(target.values()):.6g})")
+    return target
+
+
+def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
+    """Cross-field rules: unique account ids, every held symbol known (and priced for a solve)."""
+    seen: set[str] = set()
+    for i, account in enumerate(h.accounts):
+        if account.account_id in seen:
+            r.fail(f"accounts[{i}].account_id", f"duplicate account id {account.account_id!r}")
+        seen.add(account.account_id)
+        for j, lot in enumerate(account.lots):
+            sec = h.securities.get(lot.symbol)
+            lpath = f"accounts[{i}].lots[{j}].symbol"
+            if sec is None and (prices_required or h.securities):
+                r.fail(lpath, f"security {lot.symbol!r} is not in securities")
+            elif sec is not None and sec.price is None and prices_required:
+                r.fail(lpath, f"security {lot.symbol!r} has no price")
+
+
+def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
+    """Validate a decoded `household/v1` object; raises ValidationError listing every problem.
+
+    `prices_required` is False for snapshots on the `households` topic, whose securities map may be
+    omitted (prices then come from the `prices` topic).
+    """
+    r = Reader()
+    obj = r.obj(raw, "")
+    r.schema(obj, "household")
+    accounts_raw = r.array(obj, "accounts", "", required=True)
+    if "accounts" in obj and isinstance(obj["accounts"], list) and not accounts_raw:
+        r.fail("accounts", "must list at least one account")
+    household = Household(
+        household_id=r.string(obj, "household_id", ""),
+        as_of=r.day(obj, "as_of", ""),
+        mode=r.choice(obj, "mode", "", MODES, "rebalance"),
+        target=parse_target(r, obj.get("target")),
+        bands=parse_bands(r, obj.get("bands"), "bands"),
+        tax=parse_tax(r, obj.get("tax")),
+        buy_list=parse_lists(r, obj.get("buy_list"), "buy_list"),
+        location=parse_location(r, obj.get("location")),
+        options=parse_options(r, obj.get("options"), "options"),
+        accounts=tuple(parse_account(r, a, f"accounts[{i}]") for i, a in enumerate(accounts_raw)),
+        securities=parse_securities(r, obj.get("securities"), "securities",
+                                    price_required=prices_required),
+        recent_trades=tuple(parse_recent_trade(r, t, f"recent_trades[{i}]")
+                            for i, t in enumerate(r.array(obj, "recent_trades", ""))),
+    )
+    check_references(r, household, prices_required=prices_required)
+    r.raise_if_any()
+    return household
+
+
+def parse_tax(r: Reader, raw: Any) -> TaxRates:
+    if raw is None:
+        return TaxRates()
+    obj = r.obj(raw, "tax")
+    return TaxRates(
+        short_term_rate=r.real(obj, "short_term_rate", "tax", 0.408, minimum=0.0, maximum=1.0),
+        long_term_rate=r.real(obj, "long_term_rate", "tax", 0.238, minimum=0.0, maximum=1.0),
+    )
+
+
+def parse_location(r: Reader, raw: Any) -> dict[str, tuple[str, ...]]:
+    location = parse_lists(r, raw, "location")
+    for cls, types in location.items():
+        for i, t in enumerate(types):
+            if t not in ACCOUNT_TYPES:
+                r.fail(f"location.{cls}[{i}]", f"must be one of {', '.join(ACCOUNT_TYPES)}")
+    return location
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def security_to_json(sec: Security) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if sec.price is not None:
+        out["price"] = sec.price
+    if sec.asset_class is not None:
+        out["asset_class"] = sec.asset_class
+    else:
+        out["exposures"] = dict(sec.exposures)
+    out["wash_group"] = sec.group
+    out["fractional"] = sec.fractional
+    return out
+
+
+def household_to_json(h: Household) -> dict[str, Any]:
+    """The `household/v1` object for a Household; parse_household(household_to_json(h)) == h."""
+    bands: dict[str, Any] = {
+        "absolute": h.bands.absolute, "relative": h.bands.relative, "floor": h.bands.floor,
+        "overrides": {
+            c: {k: v for k, v in (("absolute", o.absolute), ("relative", o.relative),
+                                  ("floor", o.floor)) if v is not None}
+            for c, o in h.bands.overrides.items()
+        },
+    }
+    o = h.options
+    return {
+        "schema": "household/v1",
+        "household_id": h.household_id,
+        "as_of": format_day(h.as_of),
+        "mode": h.mode,
+        "target": dict(h.target),
+        "bands": bands,
+        "tax": {"short_term_rate": h.tax.short_term_rate, "long_term_rate": h.tax.long_term_rate},
+        "buy_list": {c: list(s) for c, s in h.buy_list.items()},
+        "location": {c: list(t) for c, t in h.location.items()},
+        "options": {
+            "min_trade_value": o.min_trade_value,
+            "allow_cross_account_swaps": o.allow_cross_account_swaps,
+            "harvest_losses": o.harvest_losses,
+            "harvest_min_loss": o.harvest_min_loss,
+            "max_realized_gain": o.max_realized_gain,
+            "transaction_cost_bps": o.transaction_cost_bps,
+        },
+        "accounts": [account_to_json(a) for a in h.accounts],
+        "securities": {s: security_to_json(sec) for s, sec in h.securities.items()},
+        "recent_trades": [
+            {"account_id": t.account_id, "symbol": t.symbol, "side": t.side,
+             "quantity": t.quantity, "date": format_day(t.date),
+             **({"realized_gain": t.realized_gain} if t.realized_gain is not None else {})}
+            for t in h.recent_trades
+        ],
+    }
+
+
+def account_to_json(a: Account) -> dict[str, Any]:
+    return {
+        "account_id": a.account_id,
+        "type": a.type,
+        "cash": a.cash,
+        "cash_needed": a.cash_needed,
+        "lots": [
+            {"lot_id": lot.lot_id, "symbol": lot.symbol, "quantity": lot.quantity,
+             "cost_basis": lot.cost_basis, "acquired": format_day(lot.acquired)}
+            for lot in a.lots
+        ],
+        "buy_list": {c: list(s) for c, s in a.buy_list.items()},
+        "no_buy_asset_classes": list(a.no_buy_asset_classes),
+        "excluded_symbols": list(a.excluded_symbols),
+    }

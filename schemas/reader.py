@@ -1,0 +1,202 @@
+"""Field readers that collect every validation issue with its JSON path instead of stopping."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timezone
+from typing import Any
+
+from .errors import Issue, ValidationError
+
+_MISSING = object()
+
+
+def join(path: str, key: str | int) -> str:
+    """`accounts` + 1 -> `accounts[1]`; `accounts[1]` + `cash` -> `accounts[1].cash`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class Reader:
+    """Reads typed fields out of decoded JSON, recording an Issue for each bad one.
+
+    Each getter returns a usable fallback after recording a problem, so that one pass over a
+    message finds every problem; `raise_if_any` then fails with all of them at once.
+    """
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.issues.append(Issue(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.issues:
+            raise ValidationError(self.issues)
+
+    def obj(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, "must be an object")
+            return {}
+        return value
+
+    def field(self, obj: dict[str, Any], key: str, path: str, *, required: bool) -> Any:
+        value = obj.get(key, _MISSING)
+        if value is _MISSING or (value is None and required):
+            if required:
+                self.fail(join(path, key), "is required")
+            return _MISSING
+        return value
+
+    def string(self, obj: dict[str, Any], key: str, path: str, default: str | None = None) -> str:
+        value = self.field(obj, key, path, required=default is None)
+        if value is _MISSING or value is None:
+            return default or ""
+        if not isinstance(value, str) or not value:
+            self.fail(join(path, key), "must be a non-empty string")
+            return default or ""
+        return value
+
+    def choice(
+        self, obj: dict[str, Any], key: str, path: str, options: tuple[str, ...], default: str | None
+    ) -> str:
+        value = self.string(obj, key, path, default)
+        if value and value not in options:
+            self.fail(join(path, key), f"must be one of {', '.join(options)} (got {value!r})")
+            return default or options[0]
+        return value or (default or options[0])
+
+    def number(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        default: float | None = None,
+        *,
+        minimum: float | None = None,
+        exclusive_minimum: float | None = None,
+        maximum: float | None = None,
+        nullable: bool = False,
+    ) -> float | None:
+        value = obj.get(key, _MISSING)
+        if value is None and nullable:
+            return None
+        if value is _MISSING or value is None:
+            if default is None and not nullable:
+                self.fail(join(path, key), "is required")
+                return 0.0
+            return default
+        return self.check_number(
+            value,
+            join(path, key),
+            minimum=minimum,
+            exclusive_minimum=exclusive_minimum,
+            maximum=maximum,
+        )
+
+    def check_number(
+        self,
+        value: Any,
+        path: str,
+        *,
+        minimum: float | None = None,
+        exclusive_minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(path, "must be a number")
+            return 0.0
+        number = float(value)
+        if not math.isfinite(number):
+            self.fail(path, "must be finite")
+            return 0.0
+        if minimum is not None and number < minimum:
+            self.fail(path, f"must be >= {minimum:g}")
+        if exclusive_minimum is not None and number <= exclusive_minimum:
+            self.fail(path, f"must be > {exclusive_minimum:g}")
+        if maximum is not None and number > maximum:
+            self.fail(path, f"must be <= {maximum:g}")
+        return number
+
+    def real(self, obj: dict[str, Any], key: str, path: str, default: float | None = None,
+             **bounds: float) -> float:
+        value = self.number(obj, key, path, default, **bounds)  # type: ignore[arg-type]
+        return 0.0 if value is None else value
+
+    def boolean(self, obj: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        value = obj.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(join(path, key), "must be true or false")
+            return default
+        return value
+
+    def day(self, obj: dict[str, Any], key: str, path: str) -> date:
+        value = self.field(obj, key, path, required=True)
+        if value is _MISSING:
+            return date.min
+        return self.check_day(value, join(path, key))
+
+    def check_day(self, value: Any, path: str) -> date:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.fail(path, "must be a date YYYY-MM-DD")
+        return date.min
+
+    def timestamp(self, obj: dict[str, Any], key: str, path: str) -> datetime:
+        value = self.field(obj, key, path, required=True)
+        if value is _MISSING:
+            return datetime.min.replace(tzinfo=timezone.utc)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=timezone.utc)
+                return parsed.astimezone(timezone.utc)
+            except ValueError:
+                pass
+        self.fail(join(path, key), "must be an ISO-8601 timestamp (2026-11-24T15:30:00Z)")
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+    def array(self, obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> list[Any]:
+        value = self.field(obj, key, path, required=required)
+        if value is _MISSING or value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(join(path, key), "must be an array")
+            return []
+        return value
+
+    def strings(self, value: Any, path: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(path, "must be an array of strings")
+            return ()
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str) and item:
+                out.append(item)
+            else:
+                self.fail(join(path, i), "must be a non-empty string")
+        return tuple(out)
+
+    def schema(self, obj: dict[str, Any], name: str) -> None:
+        value = obj.get("schema")
+        if value is not None and value != f"{name}/v1":
+            self.fail("schema", f"must be {name}/v1 (got {value!r})")
+
+
+def format_day(value: date) -> str:
+    return value.isoformat()
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
+    )

@@ -1,0 +1,144 @@
+"""The solve result (`rebalance/v1`): orders with their lots and reasons, statuses, encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .errors import Issue
+from .reader import Reader, format_day, join
+
+STATUSES = ("rebalanced", "no_action", "band_unreachable", "infeasible", "invalid_input",
+            "solver_error")
+REASONS = ("rebalance", "tax_loss_harvest", "raise_cash", "invest_cash", "screen")
+
+
+@dataclass(frozen=True, slots=True)
+class LotRelief:
+    lot_id: str
+    quantity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    account_id: str
+    symbol: str
+    side: str
+    quantity: float
+    est_price: float
+    est_value: float
+    reason: str
+    lots: tuple[LotRelief, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    short_term_gain: float = 0.0
+    long_term_gain: float = 0.0
+    tax_cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceResult:
+    household_id: str
+    as_of: date | None
+    rebalance_id: str
+    status: str
+    orders: tuple[Order, ...] = ()
+    drift_before: dict[str, float] = field(default_factory=dict)
+    drift_after: dict[str, float] = field(default_factory=dict)
+    realized: Realized = field(default_factory=Realized)
+    turnover: float = 0.0
+    messages: tuple[str, ...] = ()
+    errors: tuple[Issue, ...] = ()
+    solve_ms: float = 0.0
+
+
+def order_to_json(o: Order) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "order_id": o.order_id,
+        "account_id": o.account_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "quantity": o.quantity,
+        "est_price": o.est_price,
+        "est_value": o.est_value,
+        "reason": o.reason,
+    }
+    if o.side == "sell":
+        out["lots"] = [{"lot_id": x.lot_id, "quantity": x.quantity} for x in o.lots]
+    return out
+
+
+def result_to_json(res: RebalanceResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema": "rebalance/v1",
+        "household_id": res.household_id,
+        "as_of": format_day(res.as_of) if res.as_of else None,
+        "rebalance_id": res.rebalance_id,
+        "status": res.status,
+        "orders": [order_to_json(o) for o in res.orders],
+        "drift_before": dict(res.drift_before),
+        "drift_after": dict(res.drift_after),
+        "realized": {
+            "short_term_gain": res.realized.short_term_gain,
+            "long_term_gain": res.realized.long_term_gain,
+            "tax_cost": res.realized.tax_cost,
+        },
+        "turnover": res.turnover,
+        "messages": list(res.messages),
+        "solve_ms": res.solve_ms,
+    }
+    if res.errors:
+        out["errors"] = [e.to_json() for e in res.errors]
+    return out
+
+
+def parse_result(raw: Any) -> RebalanceResult:
+    """Decode a `rebalance/v1` object (the OMS side and the worker's own state use this)."""
+    r = Reader()
+    obj = r.obj(raw, "")
+    r.schema(obj, "rebalance")
+    orders: list[Order] = []
+    for i, raw_order in enumerate(r.array(obj, "orders", "")):
+        path = f"orders[{i}]"
+        o = r.obj(raw_order, path)
+        orders.append(Order(
+            order_id=r.string(o, "order_id", path),
+            account_id=r.string(o, "account_id", path),
+            symbol=r.string(o, "symbol", path),
+            side=r.choice(o, "side", path, ("buy", "sell"), None),
+            quantity=r.real(o, "quantity", path, exclusive_minimum=0.0),
+            est_price=r.real(o, "est_price", path, exclusive_minimum=0.0),
+            est_value=r.real(o, "est_value", path, minimum=0.0),
+            reason=r.choice(o, "reason", path, REASONS, "rebalance"),
+            lots=tuple(
+                LotRelief(r.string(x, "lot_id", join(join(path, "lots"), j)),
+                          r.real(x, "quantity", join(join(path, "lots"), j), exclusive_minimum=0.0))
+                for j, x in enumerate(r.obj(v, join(join(path, "lots"), k))
+                                      for k, v in enumerate(r.array(o, "lots", path)))
+            ),
+        ))
+    realized = r.obj(obj.get("realized") or {}, "realized")
+    as_of = obj.get("as_of")
+    res = RebalanceResult(
+        household_id=r.string(obj, "household_id", ""),
+        as_of=r.check_day(as_of, "as_of") if as_of is not None else None,
+        rebalance_id=r.string(obj, "rebalance_id", ""),
+        status=r.choice(obj, "status", "", STATUSES, None),
+        orders=tuple(orders),
+        drift_before={k: float(v) for k, v in (obj.get("drift_before") or {}).items()},
+        drift_after={k: float(v) for k, v in (obj.get("drift_after") or {}).items()},
+        realized=Realized(
+            short_term_gain=r.real(realized, "short_term_gain", "realized", 0.0),
+            long_term_gain=r.real(realized, "long_term_gain", "realized", 0.0),
+            tax_cost=r.real(realized, "tax_cost", "realized", 0.0),
+        ),
+        turnover=r.real(obj, "turnover", "", 0.0),
+        messages=tuple(str(m) for m in obj.get("messages") or ()),
+        solve_ms=r.real(obj, "solve_ms", "", 0.0),
+    )
+    r.raise_if_any()
+    return res
