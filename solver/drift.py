@@ -1,0 +1,163 @@
+"""Household drift: class weights against target and band, and what should trigger a solve.
+
+Pure numpy over a `Household`; the streaming shell calls this on every revaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas import CASH, Household
+
+from .tolerances import BAND_EPS, USD_EPS, WEIGHT_DECIMALS
+
+FloatArray = NDArray[np.float64]
+
+
+def asset_classes(h: Household) -> tuple[str, ...]:
+    """The class axis: the target's classes in order, then any other class that a held or
+    buy-listed security is exposed to (target 0), then cash."""
+    classes = list(h.target)
+    extra: set[str] = set()
+    held = {lot.symbol for a in h.accounts for lot in a.lots}
+    listed = {s for lists in (h.buy_list, *(a.buy_list for a in h.accounts))
+              for symbols in lists.values() for s in symbols}
+    for symbol in held | listed:
+        sec = h.securities.get(symbol)
+        if sec is not None:
+            extra.update(c for c in sec.exposures if c not in h.target)
+    classes.extend(sorted(extra))
+    if CASH not in classes:
+        classes.append(CASH)
+    return tuple(classes)
+
+
+def missing_prices(h: Household) -> tuple[str, ...]:
+    """Held symbols that have no known price (drift cannot be computed until they do)."""
+    held = {lot.symbol for a in h.accounts for lot in a.lots}
+    return tuple(sorted(s for s in held if (sec := h.securities.get(s)) is None or sec.price is None))
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """Weights of a household by class. All arrays have shape (C,) along `classes`."""
+
+    classes: tuple[str, ...]
+    value_usd: FloatArray  # exposure-weighted value per class, cash less cash_needed
+    weight: FloatArray
+    target: FloatArray
+    tolerance: FloatArray
+    investable_usd: float  # V = sum of account values less cash_needed
+
+    @property
+    def drift(self) -> FloatArray:
+        return self.weight - self.target
+
+    @property
+    def breached(self) -> NDArray[np.bool_]:
+        return np.abs(self.drift) > self.tolerance + BAND_EPS
+
+    @property
+    def out_of_band(self) -> tuple[str, ...]:
+        return tuple(c for c, b in zip(self.classes, self.breached, strict=True) if b)
+
+    @property
+    def max_abs_drift(self) -> float:
+        return float(np.max(np.abs(self.drift))) if len(self.classes) else 0.0
+
+    def as_dict(self, values: FloatArray) -> dict[str, float]:
+        """Per-class values for the wire, rounded to WEIGHT_DECIMALS."""
+        return {c: round(float(v), WEIGHT_DECIMALS) + 0.0
+                for c, v in zip(self.classes, values, strict=True)}
+
+
+def class_values(h: Household, classes: tuple[str, ...]) -> FloatArray:
+    """Exposure-weighted dollars per class; account cash counts in `cash`, less all cash_needed."""
+    index = {c: i for i, c in enumerate(classes)}
+    values = np.zeros(len(classes))
+    for account in h.accounts:
+        values[index[CASH]] += account.cash - account.cash_needed
+        for lot in account.lots:
+            sec = h.securities[lot.symbol]
+            if sec.price is None:
+                raise ValueError(f"security {lot.symbol} has no price")
+            for cls, share in sec.exposures.items():
+                values[index[cls]] += lot.quantity * sec.price * share
+    return values
+
+
+def tolerances(h: Household, classes: tuple[str, ...]) -> FloatArray:
+    return np.array([h.bands.tolerance(c, h.target.get(c, 0.0)) for c in classes])
+
+
+def household_drift(h: Household) -> DriftReport:
+    """Weights, drift and bands of the household as a whole (section 1 of the contract)."""
+    classes = asset_classes(h)
+    values = class_values(h, classes)
+    investable = float(values.sum())
+    weight = values / investable if investable > USD_EPS else np.zeros(len(classes))
+    return DriftReport(
+        classes=classes,
+        value_usd=values,
+        weight=weight,
+        target=np.array([h.target.get(c, 0.0) for c in classes]),
+        tolerance=tolerances(h, classes),
+        investable_usd=investable,
+    )
+
+
+def cash_shortfalls(h: Household) -> dict[str, float]:
+    """Accounts whose settled cash is below what they must keep (a pending withdrawal)."""
+    return {
+        a.account_id: a.cash_needed - a.cash
+        for a in h.accounts
+        if a.cash_needed - a.cash > USD_EPS
+    }
+
+
+def harvestable_lots(h: Household) -> tuple[tuple[str, str], ...]:
+    """(account_id, lot_id) of taxable lots whose unrealized loss reaches harvest_min_loss."""
+    if not h.options.harvest_losses:
+        return ()
+    out: list[tuple[str, str]] = []
+    for a in h.accounts:
+        if a.type != "taxable":
+            continue
+        for lot in a.lots:
+            price = h.securities[lot.symbol].price
+            if price is None:
+                continue
+            loss = lot.cost_basis - lot.quantity * price
+            if loss >= max(h.options.harvest_min_loss, USD_EPS):
+                out.append((a.account_id, lot.lot_id))
+    return tuple(out)
+
+
+def triggers(h: Household, report: DriftReport | None = None) -> tuple[str, ...]:
+    """Why this household wants a solve now: `band_breach`, `idle_cash`, `cash_needed`, `harvest`.
+
+    In `guardrail` mode only a band breach or a pending withdrawal counts; in `monitor` mode
+    nothing does (the stream still alerts). Idle cash is the cash class above its band.
+    """
+    if h.mode == "monitor":
+        return ()
+    report = report or household_drift(h)
+    reasons: list[str] = []
+    breached = set(report.out_of_band)
+    cash_over = CASH in breached and report.drift[report.classes.index(CASH)] > 0
+    if breached - ({CASH} if cash_over else set()):
+        reasons.append("band_breach")
+    if h.mode == "guardrail":
+        # Rule 1 is hard in every trading mode, so a pending withdrawal is raised here too.
+        return tuple(r for r, hit in (("band_breach", bool(breached)),
+                                      ("cash_needed", bool(cash_shortfalls(h)))) if hit)
+    if cash_over:
+        reasons.append("idle_cash")
+    if cash_shortfalls(h):
+        reasons.append("cash_needed")
+    if harvestable_lots(h):
+        reasons.append("harvest")
+    return tuple(reasons)

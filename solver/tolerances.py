@@ -1,0 +1,22 @@
+"""Every numerical tolerance and rounding rule of umh, in one place, with its unit in the name."""
+
+from __future__ import annotations
+
+# Weights (fractions of the household's investable value).
+WEIGHT_EPS = 1e-9
+# Weights and drifts on the wire: 8 decimals is 0.000001 bp, far below any band.
+WEIGHT_DECIMALS = 8
+# A class counts as out of band only when its drift exceeds the tolerance by more than this, so
+# that a household the solver left exactly on a band edge is not re-triggered by float noise.
+BAND_EPS = 1e-7
+# Money.
+USD_EPS = 1e-6
+CASH_SLACK_USD = 1e-6
+# Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
+QUANTITY_DECIMALS = 6
+QUANTITY_EPS = 1e-9
+# Orders smaller than this are dust and never emitted, whatever min_trade_value says.
+DUST_USD = 0.01
+# HiGHS feasibility/optimality tolerances used for the model and for our own post-check.
+SOLVER_FEAS_TOL = 1e-7
+CHECK_TOL_USD = 1e-4
