@@ -1,0 +1,108 @@
+"""The solver's own check of the contract's hard rules on a set of orders, before publishing.
+
+Independent of the model: it reads only the household and the orders, so a modelling or
+rounding mistake shows up here instead of at the order-management system.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from schemas import Household, Order
+
+from .problem import long_term_after, recent_wash_groups
+from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
+
+
+def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
+    """Every broken hard rule (section 3, rules 1-6), as sentences; empty when all hold."""
+    problems: list[str] = []
+    accounts = {a.account_id: a for a in h.accounts}
+    k = h.options.transaction_cost_bps / 1e4
+    cash = {a.account_id: a.cash for a in h.accounts}
+    gains = 0.0
+    loss_groups: set[str] = set()
+    sold_value: dict[tuple[str, str], float] = defaultdict(float)
+    for o in orders:
+        account = accounts.get(o.account_id)
+        sec = h.securities.get(o.symbol)
+        if account is None or sec is None or sec.price is None:
+            problems.append(f"{o.order_id}: unknown account or security")
+            continue
+        if not sec.fractional and abs(o.quantity - round(o.quantity)) > QUANTITY_EPS and not (
+            o.side == "sell" and _sells_whole_lots(account.lots, o)):
+            problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
+        if o.side == "sell":
+            cash[o.account_id] += o.est_value * (1 - k)
+            gains += _check_sell(h, account, o, problems, loss_groups)
+            sold_value[(o.account_id, o.symbol)] += o.est_value
+        else:
+            cash[o.account_id] -= o.est_value * (1 + k)
+            _check_buy(h, account, o, problems)
+        position = sum(lot.quantity for lot in account.lots if lot.symbol == o.symbol)
+        whole_position = o.side == "sell" and abs(o.quantity - position) < QUANTITY_EPS
+        if o.est_value < h.options.min_trade_value - CHECK_TOL_USD and not whole_position:
+            problems.append(f"{o.order_id}: below min_trade_value")
+    for account_id, left in cash.items():
+        if left < accounts[account_id].cash_needed - CHECK_TOL_USD:
+            problems.append(f"{account_id}: cash {left:.2f} below cash_needed")
+    cap = h.options.max_realized_gain
+    if cap is not None and gains > cap + CHECK_TOL_USD:
+        problems.append(f"realized gains {gains:.2f} above max_realized_gain {cap:.2f}")
+    problems.extend(_check_wash(h, orders, loss_groups))
+    return problems
+
+
+def _sells_whole_lots(lots: tuple, o: Order) -> bool:  # type: ignore[type-arg]
+    held = {lot.lot_id: lot.quantity for lot in lots}
+    return all(abs(held.get(r.lot_id, -1.0) - r.quantity) < QUANTITY_EPS or
+               abs(r.quantity - round(r.quantity)) < QUANTITY_EPS for r in o.lots)
+
+
+def _check_sell(h: Household, account, o: Order, problems: list[str],  # type: ignore[no-untyped-def]
+                loss_groups: set[str]) -> float:
+    lots = {lot.lot_id: lot for lot in account.lots}
+    total = 0.0
+    gain = 0.0
+    for r in o.lots:
+        lot = lots.get(r.lot_id)
+        if lot is None or lot.symbol != o.symbol:
+            problems.append(f"{o.order_id}: lot {r.lot_id} is not a {o.symbol} lot of the account")
+            continue
+        if r.quantity > lot.quantity + QUANTITY_EPS:
+            problems.append(f"{o.order_id}: sells more of {r.lot_id} than held")
+        total += r.quantity
+        lot_gain = r.quantity * o.est_price - lot.cost_basis * r.quantity / lot.quantity
+        if account.type == "taxable":
+            gain += lot_gain
+            if lot_gain < -CHECK_TOL_USD:
+                loss_groups.add(h.securities[o.symbol].group)
+        _ = long_term_after  # holding periods do not affect the hard rules
+    if abs(total - o.quantity) > QUANTITY_EPS * max(1.0, o.quantity):
+        problems.append(f"{o.order_id}: lot quantities do not sum to the order's")
+    return gain
+
+
+def _check_buy(h: Household, account, o: Order, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
+    sec = h.securities[o.symbol]
+    lists = {**h.buy_list, **account.buy_list}
+    listed = any(o.symbol in symbols for cls, symbols in lists.items()
+                 if cls not in account.no_buy_asset_classes)
+    if not listed:
+        problems.append(f"{o.order_id}: {o.symbol} is not on a buy list for {account.account_id}")
+    if o.symbol in account.excluded_symbols:
+        problems.append(f"{o.order_id}: {o.symbol} is excluded in {account.account_id}")
+    if any(sec.exposures.get(c, 0.0) > 0 for c in account.no_buy_asset_classes):
+        problems.append(f"{o.order_id}: buys a class {account.account_id} may not buy")
+
+
+def _check_wash(h: Household, orders: tuple[Order, ...], loss_groups: set[str]) -> list[str]:
+    sold_at_loss, bought = recent_wash_groups(h)
+    problems = []
+    for o in orders:
+        group = h.securities[o.symbol].group
+        if o.side == "buy" and group in (sold_at_loss | loss_groups):
+            problems.append(f"{o.order_id}: buys {group} within 30 days of a loss sale")
+        if o.side == "sell" and group in bought and group in loss_groups:
+            problems.append(f"{o.order_id}: loss sale of {group} within 30 days of a buy")
+    return problems

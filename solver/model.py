@@ -1,0 +1,305 @@
+"""HouseholdProblem -> one HiGHS model of the whole household; the only module importing highspy.
+
+The optimisation, in weight units (dollars / V). For lots l, permitted buys j, classes c,
+accounts a; E are exposures, k the transaction-cost rate:
+
+    w_c   = w0_c + sum_j E_jc b_j - sum_l E_lc s_l
+            + [c = cash] (sum_l s_l - sum_j b_j)           class weight after (costs: see below)
+    minimise   P_band   sum_c u_c                        bands (hard when feasible)
+             + lambda   sum_c d_c                        toward target (rebalance mode only)
+             + sum_l tax_l s_l                           tax: rate_l * gain_l, harvest credit
+             + sum (k + p_turn) (s + b) + p_taxable (trades in taxable accounts)
+             + p_loc * location rank_j b_j + p_list * buy-list rank_j b_j
+             - p_screen sum_{screened l} s_l + P_swap sum sigma
+    subject to
+        |w_c - t_c| <= tol_c + u_c,  |w_c - t_c| <= d_c,  u, d >= 0
+        free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= 0   (rule 1: cash)
+        0 <= s_l <= value_l (0 for a blocked loss sale, rule 4b),  b_j >= 0  (rules 2, 3)
+        sum_l gain_l s_l <= max_realized_gain / V                           (rule 6)
+        wash group g (rule 4a, same rebalance), binary z_g:
+            sum_{loss lots of g in taxable} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
+        no cross-account swap of class c, binary y_c (soft, penalised by P_swap):
+            sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+Binaries are added lazily, only for the groups and classes whose LP solution breaks the rule.
+Whole shares and minimum trade sizes are handled by rounding and re-solving (result.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+from numpy.typing import NDArray
+
+from .problem import FloatArray, HouseholdProblem
+from .tolerances import SOLVER_FEAS_TOL
+
+# Objective weights (per unit of household value traded or drifted); their order is the
+# contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
+P_BAND = 1000.0
+P_SWAP = 50.0
+LAMBDA_TARGET = 0.25
+P_TURNOVER = 1e-4
+P_TAXABLE = 5e-4
+P_LOCATION = 2e-4
+P_LIST = 5e-5
+P_SCREEN = 0.02
+# Aim this share of each band inside its edge, so that rounding does not land outside it.
+BAND_MARGIN = 0.1
+
+INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True, slots=True)
+class Restrictions:
+    """What the lazy loop and the rounding step add to the base model."""
+
+    wash_groups: frozenset[str] = frozenset()
+    swap_classes: frozenset[int] = frozenset()
+    fixed_sells: dict[int, float] = field(default_factory=dict)  # lot index -> weight units
+    fixed_buys: dict[int, float] = field(default_factory=dict)  # buy index -> weight units
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    status: str  # "optimal", "infeasible", "time_limit", "error"
+    sells: FloatArray  # (L,) weight units
+    buys: FloatArray  # (B,)
+    band_slack: FloatArray  # (C,)
+    mip_gap: float
+    detail: str = ""
+
+
+class _Builder:
+    """Columns and rows accumulated as COO triplets, then handed to HiGHS once as CSC."""
+
+    def __init__(self) -> None:
+        self.cost: list[float] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.integer: list[bool] = []
+        self.row_lower: list[float] = []
+        self.row_upper: list[float] = []
+        self.rows: list[NDArray[np.int64]] = []
+        self.cols: list[NDArray[np.int64]] = []
+        self.vals: list[FloatArray] = []
+
+    def add_cols(self, cost: FloatArray, lower: FloatArray, upper: FloatArray,
+                 integer: bool = False) -> NDArray[np.int64]:
+        start = len(self.cost)
+        self.cost.extend(cost.tolist())
+        self.lower.extend(lower.tolist())
+        self.upper.extend(upper.tolist())
+        self.integer.extend([integer] * len(cost))
+        return np.arange(start, start + len(cost), dtype=np.int64)
+
+    def add_row(self, cols: NDArray[np.int64], vals: FloatArray, lower: float,
+                upper: float) -> None:
+        keep = vals != 0
+        row = len(self.row_lower)
+        self.row_lower.append(lower)
+        self.row_upper.append(upper)
+        self.rows.append(np.full(int(keep.sum()), row, dtype=np.int64))
+        self.cols.append(cols[keep])
+        self.vals.append(vals[keep])
+
+    def lp(self) -> highspy.HighsLp:
+        lp = highspy.HighsLp()
+        n = len(self.cost)
+        lp.num_col_, lp.num_row_ = n, len(self.row_lower)
+        lp.col_cost_ = np.array(self.cost)
+        lp.col_lower_ = np.array(self.lower)
+        lp.col_upper_ = np.array(self.upper)
+        lp.row_lower_ = np.array(self.row_lower)
+        lp.row_upper_ = np.array(self.row_upper)
+        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(self.cols) if self.cols else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        order = np.lexsort((rows, cols))
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.concatenate(([0], np.cumsum(np.bincount(cols, minlength=n))))
+        lp.a_matrix_.index_ = rows[order]
+        lp.a_matrix_.value_ = vals[order]
+        if any(self.integer):
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                for i in self.integer
+            ]
+        return lp
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """HiGHS prints a banner on stdout when the first instance is made; keep stdout for JSON."""
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_BANNER_SHOWN = False
+
+
+def _new_highs(time_limit_s: float) -> highspy.Highs:
+    global _BANNER_SHOWN
+    if not _BANNER_SHOWN:
+        with _quiet_stdout():
+            h = highspy._core._Highs()
+        _BANNER_SHOWN = True
+    else:
+        h = highspy._core._Highs()
+    for name, value in (("output_flag", False), ("presolve", "off"), ("threads", 1),
+                        ("solver", "simplex"), ("time_limit", float(time_limit_s)),
+                        ("mip_rel_gap", 1e-4), ("mip_abs_gap", 1e-7),
+                        ("primal_feasibility_tolerance", SOLVER_FEAS_TOL)):
+        h.setOptionValue(name, value)
+    return h
+
+
+def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: float) -> Solution:
+    """Build the household model with the given restrictions and solve it with HiGHS."""
+    b = _Builder()
+    n_lots, n_buys, n_cls = len(p.lot_ids), len(p.buy_symbols), len(p.classes)
+    k = p.cost_rate
+    opts = p.household.options
+
+    # Sells: the tax cost (or harvest credit) per unit, trading costs, screens.
+    tax = p.lot_tax_rate * p.lot_gain_frac
+    harvest_credit = p.lot_harvestable & (mode == "rebalance")
+    tax = np.where((tax < 0) & ~harvest_credit, 0.0, tax)
+    sell_cost = (tax + k + P_TURNOVER + P_TAXABLE * p.account_taxable[p.lot_account]
+                 - P_SCREEN * p.lot_screened)
+    sell_upper = np.where(p.lot_sell_blocked, 0.0, p.lot_value)
+    for i, v in r.fixed_sells.items():
+        sell_upper[i] = v
+    sell_lower = np.zeros(n_lots)
+    for i, v in r.fixed_sells.items():
+        sell_lower[i] = v
+    s = b.add_cols(sell_cost, sell_lower, sell_upper)
+
+    buy_cost = (k + P_TURNOVER + P_TAXABLE * p.account_taxable[p.buy_account]
+                + P_LOCATION * p.buy_location_rank + P_LIST * p.buy_rank)
+    buy_lower, buy_upper = np.zeros(n_buys), np.full(n_buys, INF)
+    for j, v in r.fixed_buys.items():
+        buy_lower[j] = buy_upper[j] = v
+    bcols = b.add_cols(buy_cost, buy_lower, buy_upper)
+
+    u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
+    d = (b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
+         if mode == "rebalance" else None)
+
+    # Class weights after trading: w_c = w0_c + (row coefficients) . x
+    ci = p.cash_index
+    # Costs leave out of the weight rows on purpose: with a fixed denominator V, a cost would
+    # lower every class's weight, and the model would buy band room by burning money on round
+    # trips. Costs stay in the cash rows and the objective; drift_after is computed exactly.
+    sell_w = -p.lot_exposure.T.copy()
+    sell_w[ci] += 1.0
+    buy_w = p.buy_exposure.T.copy()
+    buy_w[ci] -= 1.0
+    trade_cols = np.concatenate((s, bcols))
+    tol = p.drift.tolerance * (1.0 - BAND_MARGIN)
+    gap = p.drift.target - p.drift.weight  # t_c - w0_c
+    for c in range(n_cls):
+        coef = np.concatenate((sell_w[c], buy_w[c]))
+        cols = np.concatenate((trade_cols, [u[c]]))
+        b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c] + tol[c])
+        b.add_row(cols, np.concatenate((coef, [1.0])), gap[c] - tol[c], INF)
+        if d is not None:
+            cols = np.concatenate((trade_cols, [d[c]]))
+            b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c])
+            b.add_row(cols, np.concatenate((coef, [1.0])), gap[c], INF)
+
+    # Rule 1: every account keeps its cash_needed.
+    for a in range(len(p.accounts)):
+        ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
+        b.add_row(np.concatenate((s[ls], bcols[js])),
+                  np.concatenate((np.full(len(ls), 1.0 - k), np.full(len(js), -(1.0 + k)))),
+                  -p.account_free_cash[a], INF)
+
+    # Rule 6: the tax budget on net realized gains.
+    if opts.max_realized_gain is not None:
+        taxable = np.flatnonzero(p.lot_gain_frac != 0)
+        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF,
+                  opts.max_realized_gain / p.value_usd)
+
+    big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
+    _add_wash_binaries(b, p, r, s, bcols, big_m)
+    if not opts.allow_cross_account_swaps:
+        _add_swap_binaries(b, p, r, s, bcols, big_m)
+    return _run(b, p, s, bcols, u, time_limit_s)
+
+
+def _add_wash_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,
+                       s: NDArray[np.int64], bcols: NDArray[np.int64], big_m: float) -> None:
+    """Rule 4a within the rebalance: a group is either sold at a loss or bought, not both."""
+    taxable_loss = p.account_taxable[p.lot_account] & p.lot_is_loss
+    for g in sorted(r.wash_groups):
+        ls = np.flatnonzero(taxable_loss & (np.array(p.lot_group) == g))
+        js = np.flatnonzero(np.array(p.buy_group) == g)
+        z = b.add_cols(np.zeros(1), np.zeros(1), np.ones(1), integer=True)[0]
+        cap = float(p.lot_value[ls].sum())
+        b.add_row(np.append(s[ls], z), np.append(np.ones(len(ls)), -cap), -INF, 0.0)
+        b.add_row(np.append(bcols[js], z), np.append(np.ones(len(js)), big_m), -INF, big_m)
+
+
+def swap_exempt_lots(p: HouseholdProblem) -> NDArray[np.bool_]:
+    """Sells that never count as a swap: harvested losses and screened lots."""
+    return (p.lot_harvestable & p.lot_is_loss) | p.lot_screened
+
+
+def _add_swap_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,
+                       s: NDArray[np.int64], bcols: NDArray[np.int64], big_m: float) -> None:
+    """No class sold (outside harvests, screens and raised cash) while it is bought elsewhere."""
+    exempt = swap_exempt_lots(p)
+    shortfall = (-p.account_free_cash).clip(min=0) / max(1.0 - p.cost_rate, 1e-9)
+    for c in sorted(r.swap_classes):
+        ls = np.flatnonzero((p.lot_class == c) & ~exempt)
+        js = np.flatnonzero(p.buy_class == c)
+        y, sig_s, sig_b = b.add_cols(np.array([0.0, P_SWAP, P_SWAP]), np.zeros(3),
+                                     np.array([1.0, INF, INF]))
+        y_col = np.array([y, sig_s])
+        # Raised cash: up to an account's shortfall, its sells of this class are exempt.
+        exempt_cols: list[int] = []
+        for a in np.flatnonzero(shortfall > 0):
+            own = ls[p.lot_account[ls] == a]
+            if len(own) == 0:
+                continue
+            e = b.add_cols(np.zeros(1), np.zeros(1), np.array([shortfall[a]]))[0]
+            b.add_row(np.append(s[own], e), np.append(-np.ones(len(own)), 1.0), -INF, 0.0)
+            exempt_cols.append(int(e))
+        cols = np.concatenate((s[ls], np.array(exempt_cols, dtype=np.int64), y_col))
+        vals = np.concatenate((np.ones(len(ls)), -np.ones(len(exempt_cols)), [-big_m, -1.0]))
+        b.add_row(cols, vals, -INF, 0.0)
+        b.add_row(np.concatenate((bcols[js], [y, sig_b])),
+                  np.concatenate((np.ones(len(js)), [big_m, -1.0])), -INF, big_m)
+
+
+def _run(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64], bcols: NDArray[np.int64],
+         u: NDArray[np.int64], time_limit_s: float) -> Solution:
+    highs = _new_highs(time_limit_s)
+    highs.passModel(b.lp())
+    highs.run()
+    status = highs.getModelStatus()
+    empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return Solution("infeasible", empty.sells, empty.buys, empty.band_slack, 0.0)
+    x = np.array(highs.getSolution().col_value) if highs.getInfo().primal_solution_status == 2 \
+        else None
+    if x is None:
+        return Solution("error", empty.sells, empty.buys, empty.band_slack, 0.0,
+                        detail=highs.modelStatusToString(status))
+    gap = float(highs.getInfo().mip_gap) if any(b.integer) else 0.0
+    label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
+    if label == "time_limit" and status != highspy.HighsModelStatus.kTimeLimit:
+        label = "error"
+    return Solution(label, x[s].clip(min=0), x[bcols].clip(min=0), x[u].clip(min=0),
+                    gap if np.isfinite(gap) else 0.0, detail=highs.modelStatusToString(status))

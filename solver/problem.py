@@ -1,0 +1,240 @@
+"""Household -> arrays: the one frozen hand-off object between the contract and the HiGHS model.
+
+Every trade amount in the model is in *weight units*: dollars divided by the household's
+investable value V, so that the model is well scaled whatever the household's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas import CASH, Household, Security
+
+from .drift import DriftReport, household_drift
+from .tolerances import USD_EPS
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+WASH_WINDOW = timedelta(days=30)
+
+
+def long_term_after(acquired: date) -> date:
+    """The anniversary: a sale after it is long-term, on or before it short-term.
+
+    A lot bought on 29 February has its anniversary on 1 March (the conservative reading).
+    """
+    try:
+        return acquired.replace(year=acquired.year + 1)
+    except ValueError:
+        return date(acquired.year + 1, 3, 1)
+
+
+def primary_class(sec: Security) -> str:
+    """The class a security counts for in rules that need one (swaps, location): its largest."""
+    return max(sec.exposures.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdProblem:
+    """Arrays describing one household's rebalance. Axes: C classes, A accounts, L lots, B buys.
+
+    Lots (L,): every lot of every account; `lot_value` is its market value in weight units,
+    `lot_gain_frac` the realized gain per unit sold (0 outside taxable accounts), `lot_tax_rate`
+    the rate that applies (short- or long-term; 0 outside taxable), `lot_exposure` (L, C).
+    Buys (B,): every (account, symbol) pair the hard rules allow to be bought, `buy_exposure`
+    (B, C), `buy_rank` its place in the applicable buy list, `buy_location_rank` the account
+    type's place in the class's `location` preference.
+    """
+
+    household: Household
+    drift: DriftReport
+    classes: tuple[str, ...]
+    accounts: tuple[str, ...]
+    account_taxable: BoolArray  # (A,)
+    account_free_cash: FloatArray  # (A,) (cash - cash_needed) / V
+    value_usd: float  # V
+    cost_rate: float  # transaction cost per unit traded
+    # lots
+    lot_ids: tuple[str, ...]
+    lot_symbols: tuple[str, ...]
+    lot_account: IntArray
+    lot_quantity: FloatArray
+    lot_price: FloatArray
+    lot_value: FloatArray
+    lot_exposure: FloatArray
+    lot_gain_frac: FloatArray
+    lot_tax_rate: FloatArray
+    lot_long_term: BoolArray
+    lot_class: IntArray
+    lot_group: tuple[str, ...]
+    lot_sell_blocked: BoolArray  # wash rule 4b: a loss sale that would follow a recent buy
+    lot_harvestable: BoolArray
+    lot_screened: BoolArray
+    # buys
+    buy_account: IntArray
+    buy_symbols: tuple[str, ...]
+    buy_price: FloatArray
+    buy_exposure: FloatArray
+    buy_class: IntArray
+    buy_group: tuple[str, ...]
+    buy_rank: FloatArray
+    buy_location_rank: FloatArray
+    buy_whole_shares: BoolArray
+    notes: tuple[str, ...]
+
+    @property
+    def lot_is_loss(self) -> BoolArray:
+        return self.lot_gain_frac < 0
+
+    @property
+    def cash_index(self) -> int:
+        return self.classes.index(CASH)
+
+
+def recent_wash_groups(h: Household) -> tuple[set[str], set[str]]:
+    """(groups sold at a loss in a taxable account, groups bought anywhere) in the last 30 days.
+
+    A taxable sale whose `realized_gain` is unknown counts as a loss: the conservative reading.
+    """
+    types = {a.account_id: a.type for a in h.accounts}
+    sold_at_loss: set[str] = set()
+    bought: set[str] = set()
+    for t in h.recent_trades:
+        if abs((h.as_of - t.date).days) > WASH_WINDOW.days:
+            continue
+        sec = h.securities.get(t.symbol)
+        group = sec.group if sec is not None else t.symbol
+        if t.side == "buy":
+            bought.add(group)
+        elif types.get(t.account_id, "taxable") == "taxable" and (
+            t.realized_gain is None or t.realized_gain < 0
+        ):
+            sold_at_loss.add(group)
+    return sold_at_loss, bought
+
+
+def build_problem(h: Household) -> HouseholdProblem:
+    """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
+    report = household_drift(h)
+    classes = report.classes
+    cidx = {c: i for i, c in enumerate(classes)}
+    value = max(report.investable_usd, USD_EPS)
+    sold_at_loss, bought = recent_wash_groups(h)
+    notes: list[str] = []
+
+    lots = [(ai, a, lot) for ai, a in enumerate(h.accounts) for lot in a.lots]
+    n_lots = len(lots)
+    lot_exposure = np.zeros((n_lots, len(classes)))
+    lot_price = np.zeros(n_lots)
+    lot_quantity = np.zeros(n_lots)
+    lot_gain = np.zeros(n_lots)
+    lot_rate = np.zeros(n_lots)
+    lot_long = np.zeros(n_lots, dtype=bool)
+    lot_blocked = np.zeros(n_lots, dtype=bool)
+    lot_harvest = np.zeros(n_lots, dtype=bool)
+    lot_screened = np.zeros(n_lots, dtype=bool)
+    lot_class = np.zeros(n_lots, dtype=np.int64)
+    groups: list[str] = []
+    for i, (_, account, lot) in enumerate(lots):
+        sec = h.securities[lot.symbol]
+        price = float(sec.price or 0.0)
+        lot_price[i], lot_quantity[i] = price, lot.quantity
+        for cls, share in sec.exposures.items():
+            lot_exposure[i, cidx[cls]] = share
+        lot_class[i] = cidx[primary_class(sec)]
+        groups.append(sec.group)
+        market = lot.quantity * price
+        lot_screened[i] = lot.symbol in account.excluded_symbols
+        if account.type != "taxable" or market <= 0:
+            continue
+        lot_gain[i] = 1.0 - lot.cost_basis / market
+        lot_long[i] = h.as_of > long_term_after(lot.acquired)
+        lot_rate[i] = h.tax.long_term_rate if lot_long[i] else h.tax.short_term_rate
+        loss_usd = lot.cost_basis - market
+        lot_blocked[i] = loss_usd > USD_EPS and sec.group in bought
+        lot_harvest[i] = (
+            h.options.harvest_losses and loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
+        )
+
+    buys = permitted_buys(h, sold_at_loss, notes)
+    n_buys = len(buys)
+    buy_exposure = np.zeros((n_buys, len(classes)))
+    for j, (_, _, sec, _, _) in enumerate(buys):
+        for cls, share in sec.exposures.items():
+            if cls in cidx:
+                buy_exposure[j, cidx[cls]] = share
+    return HouseholdProblem(
+        household=h,
+        drift=report,
+        classes=classes,
+        accounts=tuple(a.account_id for a in h.accounts),
+        account_taxable=np.array([a.type == "taxable" for a in h.accounts]),
+        account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
+        value_usd=value,
+        cost_rate=h.options.transaction_cost_bps / 1e4,
+        lot_ids=tuple(lot.lot_id for _, _, lot in lots),
+        lot_symbols=tuple(lot.symbol for _, _, lot in lots),
+        lot_account=np.array([ai for ai, _, _ in lots], dtype=np.int64),
+        lot_quantity=lot_quantity,
+        lot_price=lot_price,
+        lot_value=lot_quantity * lot_price / value,
+        lot_exposure=lot_exposure,
+        lot_gain_frac=lot_gain,
+        lot_tax_rate=lot_rate,
+        lot_long_term=lot_long,
+        lot_class=lot_class,
+        lot_group=tuple(groups),
+        lot_sell_blocked=lot_blocked,
+        lot_harvestable=lot_harvest & ~lot_blocked,
+        lot_screened=lot_screened,
+        buy_account=np.array([b[0] for b in buys], dtype=np.int64),
+        buy_symbols=tuple(b[2].symbol for b in buys),
+        buy_price=np.array([float(b[2].price or 0.0) for b in buys]),
+        buy_exposure=buy_exposure,
+        buy_class=np.array([cidx.get(b[1], cidx[primary_class(b[2])]) for b in buys],
+                           dtype=np.int64),
+        buy_group=tuple(b[2].group for b in buys),
+        buy_rank=np.array([float(b[3]) for b in buys]),
+        buy_location_rank=np.array([float(b[4]) for b in buys]),
+        buy_whole_shares=np.array([not b[2].fractional for b in buys], dtype=bool),
+        notes=tuple(notes),
+    )
+
+
+def permitted_buys(
+    h: Household, sold_at_loss: set[str], notes: list[str]
+) -> list[tuple[int, str, Security, int, int]]:
+    """(account index, listed class, security, buy-list rank, location rank) for every buy that
+    rules 3 and 4a allow. An account's own buy_list replaces the household's for its classes."""
+    out: dict[tuple[int, str], tuple[int, str, Security, int, int]] = {}
+    unknown: set[str] = set()
+    for ai, account in enumerate(h.accounts):
+        lists = {**h.buy_list, **account.buy_list}
+        for cls, symbols in lists.items():
+            if cls in account.no_buy_asset_classes:
+                continue
+            preference = h.location.get(cls, ())
+            location_rank = (
+                preference.index(account.type) if account.type in preference else len(preference)
+            )
+            for rank, symbol in enumerate(symbols):
+                sec = h.securities.get(symbol)
+                if sec is None or sec.price is None:
+                    unknown.add(symbol)
+                    continue
+                if symbol in account.excluded_symbols or sec.group in sold_at_loss:
+                    continue
+                if any(sec.exposures.get(c, 0.0) > 0 for c in account.no_buy_asset_classes):
+                    continue
+                key = (ai, symbol)
+                if key not in out or out[key][3] > rank:
+                    out[key] = (ai, cls, sec, rank, location_rank)
+    if unknown:
+        notes.append(f"not buyable (no security or price): {', '.join(sorted(unknown))}")
+    return [out[k] for k in sorted(out)]

@@ -1,0 +1,83 @@
+"""Rounded trades -> contract orders: lots relieved, reasons, realized gains, turnover."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from schemas import LotRelief, Order, Realized
+
+from .problem import FloatArray, HouseholdProblem
+from .tolerances import QUANTITY_DECIMALS, QUANTITY_EPS
+
+
+def _qty(q: float) -> float:
+    """Quantities as the wire shows them: whole numbers as integers (10, not 10.0), else 6 dp."""
+    r = round(q)
+    return r if abs(q - r) < 1e-9 else round(q, QUANTITY_DECIMALS)
+
+
+def build_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray,
+                 rebalance_id: str, triggers: tuple[str, ...]) -> tuple[Order, ...]:
+    """Sells first, then buys, each sorted by (account, symbol), so ids are deterministic."""
+    shortfall = (-p.account_free_cash).clip(min=0) > 0
+    harvest_lots = p.lot_harvestable & p.lot_is_loss
+    harvested_classes: set[int] = set()
+    drafts: list[tuple[int, str, int, str, float, float, str, tuple[LotRelief, ...]]] = []
+    sells: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i in np.flatnonzero(sell_sh > QUANTITY_EPS):
+        sells[(int(p.lot_account[i]), p.lot_symbols[i])].append(int(i))
+    for (a, symbol), lots in sorted(sells.items(), key=lambda kv: (p.accounts[kv[0][0]], kv[0][1])):
+        idx = np.array(lots)
+        qty = float(sell_sh[idx].sum())
+        price = float(p.lot_price[idx[0]])
+        if bool(np.all(p.lot_screened[idx])):
+            reason = "screen"
+        elif bool(np.all(harvest_lots[idx])):
+            reason = "tax_loss_harvest"
+            harvested_classes.add(int(p.lot_class[idx[0]]))
+        elif shortfall[a]:
+            reason = "raise_cash"
+        else:
+            reason = "rebalance"
+        relief = tuple(LotRelief(p.lot_ids[i], _qty(float(sell_sh[i]))) for i in lots)
+        drafts.append((0, p.accounts[a], a, symbol, _qty(qty), price, reason, relief))
+    for j in np.flatnonzero(buy_sh > QUANTITY_EPS):
+        a = int(p.buy_account[j])
+        if int(p.buy_class[j]) in harvested_classes:
+            reason = "tax_loss_harvest"
+        elif "idle_cash" in triggers and p.account_free_cash[a] > 0:
+            reason = "invest_cash"
+        else:
+            reason = "rebalance"
+        drafts.append((1, p.accounts[a], a, p.buy_symbols[j], _qty(float(buy_sh[j])),
+                       float(p.buy_price[j]), reason, ()))
+    drafts.sort(key=lambda d: (d[0], d[1], d[3]))
+    return tuple(
+        Order(
+            order_id=f"{rebalance_id}:{n}",
+            account_id=account_id,
+            symbol=symbol,
+            side="sell" if side == 0 else "buy",
+            quantity=qty,
+            est_price=price,
+            est_value=round(qty * price, 2),
+            reason=reason,
+            lots=relief,
+        )
+        for n, (side, account_id, _, symbol, qty, price, reason, relief) in enumerate(drafts)
+    )
+
+
+def realized_gains(p: HouseholdProblem, sell_sh: FloatArray) -> Realized:
+    """Short- and long-term gains of the taxable lots relieved, and the tax at the given rates."""
+    h = p.household
+    taxable = p.account_taxable[p.lot_account]
+    basis = np.array([lot.cost_basis for a in h.accounts for lot in a.lots])
+    gains = sell_sh * p.lot_price - basis * sell_sh / np.maximum(p.lot_quantity, QUANTITY_EPS)
+    gains = np.where(taxable & (sell_sh > 0), gains, 0.0)
+    long_term = float(gains[p.lot_long_term].sum())
+    short_term = float(gains[~p.lot_long_term].sum())
+    tax = short_term * h.tax.short_term_rate + long_term * h.tax.long_term_rate
+    return Realized(round(short_term, 2), round(long_term, 2), round(tax, 2))

@@ -1,0 +1,176 @@
+"""The household solve: drift -> model -> lazy integer rules -> rounding -> checked orders.
+
+`solve` is the one entry point the CLI, the stream and the backtest call. It is pure: the only
+date it knows is the snapshot's `as_of`; `solve_ms` is measured with a monotonic counter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from schemas import Household, Order, RebalanceResult
+
+from .check import hard_rule_violations
+from .diagnose import infeasible_reasons, unreachable_reasons
+from .drift import household_drift, missing_prices, triggers
+from .model import Restrictions, Solution, solve_model, swap_exempt_lots
+from .problem import HouseholdProblem, build_problem
+from .result import build_orders, realized_gains
+from .rounding import round_trades
+from .tolerances import QUANTITY_EPS
+from .trades import apply_orders
+
+MAX_LAZY_ROUNDS = 4
+MAX_ROUNDING_ROUNDS = 3
+# Amounts (weight units) below this count as zero when reading a solution for rule breaks.
+ACTIVE = 1e-9
+
+
+def rebalance_id(h: Household, sequence: int) -> str:
+    return f"{h.household_id}:{h.as_of.isoformat()}:{sequence}"
+
+
+def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+    """Trades that bring the household back inside its bands at the least tax and trading."""
+    started = time.perf_counter()
+    result = _solve(h, rebalance_id(h, sequence), time_limit_s)
+    return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
+
+
+def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
+    unpriced = missing_prices(h)
+    if unpriced:
+        return RebalanceResult(h.household_id, h.as_of, rid, "infeasible",
+                               messages=(f"no price for held securities: {', '.join(unpriced)}",))
+    report = household_drift(h)
+    drift = report.as_dict(report.drift)
+    base = RebalanceResult(h.household_id, h.as_of, rid, "no_action", drift_before=drift,
+                           drift_after=drift)
+    if report.investable_usd <= 0:
+        return replace(base, status="infeasible",
+                       messages=("the household's cash_needed exceeds its whole value",))
+    if h.mode == "monitor":
+        return replace(base, messages=_monitor_messages(report.out_of_band))
+    why = triggers(h, report)
+    if not why:
+        return replace(base, messages=("inside every band; nothing to do",))
+    reasons = infeasible_reasons(h)
+    if reasons:
+        return replace(base, status="infeasible", messages=reasons)
+    p = build_problem(h)
+    solution, restrictions = _solve_with_rules(p, h.mode, time_limit_s)
+    if solution.status == "infeasible":
+        return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
+    if solution.status == "error":
+        return replace(base, status="solver_error",
+                       messages=(f"HiGHS returned {solution.detail}",))
+    return _finish(p, base, rid, why, solution, restrictions, time_limit_s)
+
+
+def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
+    if out_of_band:
+        return (f"monitor mode: out of band: {', '.join(out_of_band)}; no trades",)
+    return ("monitor mode: inside every band; no trades",)
+
+
+def _solve_with_rules(p: HouseholdProblem, mode: str, time_limit_s: float,
+                      restrictions: Restrictions | None = None) -> tuple[Solution, Restrictions]:
+    """Solve the LP, then add a binary for every wash group or class whose solution breaks the
+    rule, until none does (each round only ever adds binaries)."""
+    r = restrictions or Restrictions()
+    solution = solve_model(p, mode, r, time_limit_s)
+    for _ in range(MAX_LAZY_ROUNDS):
+        if solution.status not in ("optimal", "time_limit"):
+            break
+        groups = wash_conflicts(p, solution.sells, solution.buys) - r.wash_groups
+        classes = (set() if p.household.options.allow_cross_account_swaps
+                   else swap_conflicts(p, solution.sells, solution.buys) - r.swap_classes)
+        if not groups and not classes:
+            break
+        r = replace(r, wash_groups=r.wash_groups | groups, swap_classes=r.swap_classes | classes)
+        solution = solve_model(p, mode, r, time_limit_s)
+    return solution, r
+
+
+def wash_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[str]:
+    """Groups sold at a loss in a taxable account and bought somewhere in the same solution."""
+    sold = {p.lot_group[i] for i in np.flatnonzero(
+        (sells > ACTIVE) & p.lot_is_loss & p.account_taxable[p.lot_account])}
+    bought = {p.buy_group[j] for j in np.flatnonzero(buys > ACTIVE)}
+    return sold & bought
+
+
+def swap_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[int]:
+    """Classes sold (beyond harvests, screens and raised cash) while being bought."""
+    exempt = swap_exempt_lots(p)
+    shortfall = (-p.account_free_cash).clip(min=0) / max(1.0 - p.cost_rate, 1e-9)
+    out: set[int] = set()
+    for c in set(p.buy_class[buys > ACTIVE].tolist()):
+        counted = (p.lot_class == c) & ~exempt & (sells > ACTIVE)
+        per_account = np.bincount(p.lot_account[counted], weights=sells[counted],
+                                  minlength=len(p.accounts))
+        if float((per_account - shortfall).clip(min=0).sum()) > ACTIVE:
+            out.add(int(c))
+    return out
+
+
+def _finish(p: HouseholdProblem, base: RebalanceResult, rid: str, why: tuple[str, ...],
+            solution: Solution, restrictions: Restrictions, time_limit_s: float) -> RebalanceResult:
+    h = p.household
+    messages: list[str] = list(p.notes)
+    if solution.status == "time_limit":
+        messages.append(f"time limit reached: best solution found, MIP gap {solution.mip_gap:.4f}")
+    orders: tuple[Order, ...] = ()
+    sell_sh = np.zeros(len(p.lot_ids))
+    for sells_up in (True, False):
+        attempt = _round_and_resolve(p, h.mode, solution, restrictions, time_limit_s, sells_up)
+        if attempt is None:
+            continue
+        sell_sh, buy_sh = attempt
+        orders = build_orders(p, sell_sh, buy_sh, rid, why)
+        if not hard_rule_violations(h, orders):
+            break
+    else:
+        return replace(base, status="solver_error",
+                       messages=("no rounding of the solution satisfies every hard rule",))
+    after = apply_orders(h, orders, p.cost_rate)
+    report = household_drift(after)
+    traded = sum(o.est_value for o in orders)
+    status = "rebalanced" if orders else "no_action"
+    if h.mode != "monitor" and report.out_of_band:
+        status = "band_unreachable"
+        messages.extend(unreachable_reasons(p, report))
+    elif not orders:
+        messages.append("no trade is worth its cost")
+    return replace(
+        base,
+        status=status,
+        orders=orders,
+        drift_after=report.as_dict(report.drift),
+        realized=realized_gains(p, sell_sh),
+        turnover=round(traded / p.value_usd, 6),
+        messages=tuple(messages),
+    )
+
+
+def _round_and_resolve(p: HouseholdProblem, mode: str, solution: Solution, r: Restrictions,
+                       time_limit_s: float, sells_up: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Round to tradable quantities; re-solve with the rounded amounts fixed so that the free
+    (fractional) trades adapt; repeat until rounding changes nothing."""
+    current = solution
+    for _ in range(MAX_ROUNDING_ROUNDS):
+        rounded = round_trades(p, current.sells, current.buys, sells_up)
+        if not rounded.changed:
+            return rounded.sell_shares, rounded.buy_shares
+        fixed = replace(r, fixed_sells={**r.fixed_sells, **rounded.sell_fixed},
+                        fixed_buys={**r.fixed_buys, **rounded.buy_fixed})
+        current, r = _solve_with_rules(p, mode, time_limit_s, fixed)
+        if current.status not in ("optimal", "time_limit"):
+            return None
+    rounded = round_trades(p, current.sells, current.buys, sells_up)
+    if np.any(rounded.sell_shares > p.lot_quantity + QUANTITY_EPS):
+        return None
+    return rounded.sell_shares, rounded.buy_shares

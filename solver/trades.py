@@ -1,0 +1,56 @@
+"""Orders applied to a household at their estimated prices: the state a rebalance leaves behind.
+
+Used for `drift_after`, for the "a second solve proposes nothing" property, and by the backtest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from schemas import Account, Household, Lot, Order, RecentTrade
+
+from .tolerances import QUANTITY_EPS
+
+
+def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Household:
+    """Sells relieve their named lots (basis pro rata), buys add a lot named by the order id
+    acquired on `as_of`; cash moves by the value less the transaction cost. Trades are recorded
+    in `recent_trades` (with realized gain for sells) for the wash-sale rule."""
+    by_account: dict[str, list[Order]] = {}
+    for o in orders:
+        by_account.setdefault(o.account_id, []).append(o)
+    trades: list[RecentTrade] = []
+    accounts = []
+    for account in h.accounts:
+        own = by_account.get(account.account_id, [])
+        accounts.append(_apply_to_account(h, account, own, cost_rate, trades))
+    return replace(h, accounts=tuple(accounts), recent_trades=h.recent_trades + tuple(trades))
+
+
+def _apply_to_account(h: Household, account: Account, orders: list[Order], cost_rate: float,
+                      trades: list[RecentTrade]) -> Account:
+    relieved: dict[str, float] = {}
+    cash = account.cash
+    new_lots: list[Lot] = []
+    lots = {lot.lot_id: lot for lot in account.lots}
+    for o in orders:
+        if o.side == "sell":
+            gain = 0.0
+            for rel in o.lots:
+                lot = lots[rel.lot_id]
+                relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
+                gain += rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
+            cash += o.est_value * (1.0 - cost_rate)
+            trades.append(RecentTrade(account.account_id, o.symbol, "sell", o.quantity, h.as_of,
+                                      gain if account.type == "taxable" else 0.0))
+        else:
+            cash -= o.est_value * (1.0 + cost_rate)
+            new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
+            trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
+    kept: list[Lot] = []
+    for lot in account.lots:
+        sold = relieved.get(lot.lot_id, 0.0)
+        left = lot.quantity - sold
+        if left > QUANTITY_EPS:
+            kept.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * left / lot.quantity))
+    return replace(account, cash=cash, lots=tuple(kept + new_lots))
