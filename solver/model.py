@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import SOLVER_FEAS_TOL
+from .tolerances import CASH_MARGIN_USD, SOLVER_FEAS_TOL
 
 # Objective weights (per unit of household value traded or drifted); their order is the
 # contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
@@ -218,12 +218,14 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
             b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c])
             b.add_row(cols, np.concatenate((coef, [1.0])), gap[c], INF)
 
-    # Rule 1: every account keeps its cash_needed.
+    # Rule 1: every account keeps its cash_needed (and a few cents more, so that the solver's
+    # feasibility tolerance, scaled by V, can never eat into it).
+    margin = CASH_MARGIN_USD / p.value_usd
     for a in range(len(p.accounts)):
         ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
         b.add_row(np.concatenate((s[ls], bcols[js])),
                   np.concatenate((np.full(len(ls), 1.0 - k), np.full(len(js), -(1.0 + k)))),
-                  -p.account_free_cash[a], INF)
+                  _cash_row_lower(float(p.account_free_cash[a]), margin), INF)
 
     # Rule 6: the tax budget on net realized gains.
     if opts.max_realized_gain is not None:
@@ -236,6 +238,12 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     if not opts.allow_cross_account_swaps:
         _add_swap_binaries(b, p, r, s, bcols, big_m)
     return _run(b, p, s, bcols, u, time_limit_s)
+
+
+def _cash_row_lower(free: float, margin: float) -> float:
+    """Net cash an account must raise: its shortfall plus the margin; an account with less spare
+    cash than the margin just may not spend."""
+    return 0.0 if 0.0 <= free < margin else margin - free
 
 
 def _add_wash_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,

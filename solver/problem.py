@@ -76,6 +76,8 @@ class HouseholdProblem:
     lot_sell_blocked: BoolArray  # wash rule 4b: a loss sale that would follow a recent buy
     lot_harvestable: BoolArray
     lot_screened: BoolArray
+    lot_whole_shares: BoolArray
+    lot_order: IntArray  # index of the lot's (account, symbol) position: one sell order each
     # buys
     buy_account: IntArray
     buy_symbols: tuple[str, ...]
@@ -193,6 +195,9 @@ def build_problem(h: Household) -> HouseholdProblem:
         lot_sell_blocked=lot_blocked,
         lot_harvestable=lot_harvest & ~lot_blocked,
         lot_screened=lot_screened,
+        lot_whole_shares=np.array([not h.securities[lot.symbol].fractional for _, _, lot in lots],
+                                  dtype=bool),
+        lot_order=_position_index([(ai, lot.symbol) for ai, _, lot in lots]),
         buy_account=np.array([b[0] for b in buys], dtype=np.int64),
         buy_symbols=tuple(b[2].symbol for b in buys),
         buy_price=np.array([float(b[2].price or 0.0) for b in buys]),
@@ -205,6 +210,11 @@ def build_problem(h: Household) -> HouseholdProblem:
         buy_whole_shares=np.array([not b[2].fractional for b in buys], dtype=bool),
         notes=tuple(notes),
     )
+
+
+def _position_index(keys: list[tuple[int, str]]) -> IntArray:
+    positions: dict[tuple[int, str], int] = {}
+    return np.array([positions.setdefault(k, len(positions)) for k in keys], dtype=np.int64)
 
 
 def permitted_buys(

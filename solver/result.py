@@ -62,7 +62,7 @@ def build_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray,
             side="sell" if side == 0 else "buy",
             quantity=qty,
             est_price=price,
-            est_value=round(qty * price, 2),
+            est_value=round(qty * price, 6),
             reason=reason,
             lots=relief,
         )

@@ -8,24 +8,14 @@ position. The caller re-solves with these amounts fixed so the rest of the model
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import DUST_USD, QUANTITY_DECIMALS, QUANTITY_EPS
+from .tolerances import DUST_USD, QUANTITY_DECIMALS, QUANTITY_EPS, ROUNDING_NOISE_USD
 
-_SCALE = 10**QUANTITY_DECIMALS
-
-
-def floor_quantity(q: float) -> float:
-    return math.floor(q * _SCALE + 1e-6) / _SCALE
-
-
-def ceil_quantity(q: float) -> float:
-    return math.ceil(q * _SCALE - 1e-6) / _SCALE
+_SCALE = 10.0**QUANTITY_DECIMALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,61 +26,46 @@ class Rounded:
     buy_shares: FloatArray
     sell_fixed: dict[int, float]  # lot -> weight units
     buy_fixed: dict[int, float]  # buy -> weight units
-    changed: bool  # whether any amount moved beyond rounding noise
+    changed: bool  # whether any amount moved by more than rounding noise
 
 
 def round_trades(p: HouseholdProblem, sells: FloatArray, buys: FloatArray,
                  whole_sells_up: bool = True) -> Rounded:
     """Round one LP solution; see the module docstring for the rules."""
     V = p.value_usd
-    whole = _whole_share_symbols(p)
-    sell_sh = np.zeros(len(sells))
-    for i, w in enumerate(sells):
-        held = float(p.lot_quantity[i])
-        shares = float(w) * V / p.lot_price[i] if p.lot_price[i] > 0 else 0.0
-        if shares >= held - 1e-6:
-            sell_sh[i] = held
-        elif p.lot_symbols[i] in whole:
-            sell_sh[i] = min(held, math.ceil(shares - 1e-6) if whole_sells_up else
-                             math.floor(shares + 1e-6))
-        else:
-            sell_sh[i] = min(held, ceil_quantity(shares))
-        if sell_sh[i] < QUANTITY_EPS:
-            sell_sh[i] = 0.0
-    buy_sh = np.zeros(len(buys))
-    for j, w in enumerate(buys):
-        shares = float(w) * V / p.buy_price[j]
-        buy_sh[j] = (math.floor(shares + 1e-6) if p.buy_whole_shares[j]
-                     else floor_quantity(shares))
+    held = p.lot_quantity
+    shares = np.divide(sells * V, p.lot_price, out=np.zeros_like(sells), where=p.lot_price > 0)
+    whole = p.lot_whole_shares
+    fractional = np.ceil(shares * _SCALE - 1e-6) / _SCALE
+    whole_shares = np.ceil(shares - 1e-6) if whole_sells_up else np.floor(shares + 1e-6)
+    rounded = np.where(whole, whole_shares, fractional)
+    sell_sh = np.where(shares >= held - 1e-6, held, np.minimum(held, rounded))
+    sell_sh[sell_sh < QUANTITY_EPS] = 0.0
+
+    buy_raw = buys * V / p.buy_price
+    buy_step = np.where(p.buy_whole_shares, 1.0, 1.0 / _SCALE)
+    buy_sh = np.floor(buy_raw / buy_step + 1e-6) * buy_step
     _drop_small_orders(p, sell_sh, buy_sh)
-    sell_fixed = {i: sell_sh[i] * p.lot_price[i] / V for i in range(len(sells))
-                  if p.lot_symbols[i] in whole or sell_sh[i] == 0.0}
-    buy_fixed = {j: buy_sh[j] * p.buy_price[j] / V for j in range(len(buys))
-                 if p.buy_whole_shares[j] or buy_sh[j] == 0.0}
+
     new_sells = sell_sh * p.lot_price / V
     new_buys = buy_sh * p.buy_price / V
-    tol = 1e-6 / max(V, 1.0) * 100
-    changed = bool(np.any(np.abs(new_sells - sells) > tol) or np.any(np.abs(new_buys - buys) > tol))
+    sell_fixed = {int(i): float(new_sells[i]) for i in np.flatnonzero(whole | (sell_sh == 0.0))}
+    buy_fixed = {int(j): float(new_buys[j])
+                 for j in np.flatnonzero(p.buy_whole_shares | (buy_sh == 0.0))}
+    noise = ROUNDING_NOISE_USD / V
+    changed = bool(np.any(np.abs(new_sells - sells) > noise)
+                   or np.any(np.abs(new_buys - buys) > noise))
     return Rounded(sell_sh, buy_sh, sell_fixed, buy_fixed, changed)
 
 
-def _whole_share_symbols(p: HouseholdProblem) -> set[str]:
-    secs = p.household.securities
-    return {s for s in set(p.lot_symbols) if not secs[s].fractional}
-
-
 def _drop_small_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -> None:
-    """Zero orders below min_trade_value (a whole-position sell is exempt) and dust."""
+    """Zero orders below min_trade_value (a whole-position sell is exempt) and dust, in place."""
     minimum = max(p.household.options.min_trade_value, DUST_USD)
-    orders: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for i, sym in enumerate(p.lot_symbols):
-        orders[(int(p.lot_account[i]), sym)].append(i)
-    for lots in orders.values():
-        idx = np.array(lots)
-        value = float((sell_sh[idx] * p.lot_price[idx]).sum())
-        whole_position = bool(np.all(np.abs(sell_sh[idx] - p.lot_quantity[idx]) < QUANTITY_EPS))
-        if value < minimum and not (whole_position and value > 0):
-            sell_sh[idx] = 0.0
-    for j in range(len(buy_sh)):
-        if buy_sh[j] * p.buy_price[j] < minimum:
-            buy_sh[j] = 0.0
+    order = p.lot_order  # (L,) index of the (account, symbol) position each lot belongs to
+    n = int(order.max()) + 1 if len(order) else 0
+    value = np.bincount(order, weights=sell_sh * p.lot_price, minlength=n)
+    short = np.bincount(order, weights=(np.abs(sell_sh - p.lot_quantity) >= QUANTITY_EPS)
+                        .astype(float), minlength=n)
+    drop = (value < minimum) & ~((short == 0) & (value > 0))
+    sell_sh[drop[order]] = 0.0
+    buy_sh[buy_sh * p.buy_price < minimum] = 0.0

@@ -11,12 +11,15 @@ WEIGHT_DECIMALS = 8
 BAND_EPS = 1e-7
 # Money.
 USD_EPS = 1e-6
-CASH_SLACK_USD = 1e-6
+# Cash the model leaves unspent in an account beyond cash_needed, against solver tolerances.
+CASH_MARGIN_USD = 0.05
 # Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
 QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
+# A re-solve after rounding is needed only when some amount moved by more than this.
+ROUNDING_NOISE_USD = 0.01
 # Orders smaller than this are dust and never emitted, whatever min_trade_value says.
 DUST_USD = 0.01
 # HiGHS feasibility/optimality tolerances used for the model and for our own post-check.
-SOLVER_FEAS_TOL = 1e-7
+SOLVER_FEAS_TOL = 1e-9
 CHECK_TOL_USD = 1e-4

@@ -47,10 +47,14 @@ def _apply_to_account(h: Household, account: Account, orders: list[Order], cost_
             cash -= o.est_value * (1.0 + cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
             trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
+    if not orders:
+        return account
     kept: list[Lot] = []
     for lot in account.lots:
         sold = relieved.get(lot.lot_id, 0.0)
         left = lot.quantity - sold
-        if left > QUANTITY_EPS:
+        if sold == 0.0:
+            kept.append(lot)
+        elif left > QUANTITY_EPS:
             kept.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * left / lot.quantity))
     return replace(account, cash=cash, lots=tuple(kept + new_lots))
