@@ -14,6 +14,15 @@ from .solve import rebalance_id, solve
 from .trades import apply_orders
 
 __all__ = [
-    "DriftReport", "apply_orders", "asset_classes", "cash_shortfalls", "hard_rule_violations",
-    "harvestable_lots", "household_drift", "missing_prices", "rebalance_id", "solve", "triggers",
+    "DriftReport",
+    "apply_orders",
+    "asset_classes",
+    "cash_shortfalls",
+    "hard_rule_violations",
+    "harvestable_lots",
+    "household_drift",
+    "missing_prices",
+    "rebalance_id",
+    "solve",
+    "triggers",
 ]

@@ -29,8 +29,11 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
         if account is None or sec is None or sec.price is None:
             problems.append(f"{o.order_id}: unknown account or security")
             continue
-        if not sec.fractional and abs(o.quantity - round(o.quantity)) > QUANTITY_EPS and not (
-            o.side == "sell" and _sells_whole_lots(account.lots, o)):
+        if (
+            not sec.fractional
+            and abs(o.quantity - round(o.quantity)) > QUANTITY_EPS
+            and not (o.side == "sell" and _sells_whole_lots(account.lots, o))
+        ):
             problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
         if o.side == "sell":
             cash[o.account_id] += o.est_value * (1 - k)
@@ -55,12 +58,20 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
 
 def _sells_whole_lots(lots: tuple, o: Order) -> bool:  # type: ignore[type-arg]
     held = {lot.lot_id: lot.quantity for lot in lots}
-    return all(abs(held.get(r.lot_id, -1.0) - r.quantity) < QUANTITY_EPS or
-               abs(r.quantity - round(r.quantity)) < QUANTITY_EPS for r in o.lots)
+    return all(
+        abs(held.get(r.lot_id, -1.0) - r.quantity) < QUANTITY_EPS
+        or abs(r.quantity - round(r.quantity)) < QUANTITY_EPS
+        for r in o.lots
+    )
 
 
-def _check_sell(h: Household, account, o: Order, problems: list[str],  # type: ignore[no-untyped-def]
-                loss_groups: set[str]) -> float:
+def _check_sell(
+    h: Household,
+    account,
+    o: Order,
+    problems: list[str],  # type: ignore[no-untyped-def]
+    loss_groups: set[str],
+) -> float:
     lots = {lot.lot_id: lot for lot in account.lots}
     total = 0.0
     gain = 0.0
@@ -86,8 +97,11 @@ def _check_sell(h: Household, account, o: Order, problems: list[str],  # type: i
 def _check_buy(h: Household, account, o: Order, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
     sec = h.securities[o.symbol]
     lists = {**h.buy_list, **account.buy_list}
-    listed = any(o.symbol in symbols for cls, symbols in lists.items()
-                 if cls not in account.no_buy_asset_classes)
+    listed = any(
+        o.symbol in symbols
+        for cls, symbols in lists.items()
+        if cls not in account.no_buy_asset_classes
+    )
     if not listed:
         problems.append(f"{o.order_id}: {o.symbol} is not on a buy list for {account.account_id}")
     if o.symbol in account.excluded_symbols:

@@ -23,13 +23,18 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
             blocked = a.type == "taxable" and value < lot.cost_basis and sec.group in bought
             sellable += 0.0 if blocked else value
         if a.cash + sellable * (1 - k) < a.cash_needed - 1e-6:
-            out.append(f"account {a.account_id}: cash_needed {a.cash_needed:,.2f} exceeds what it "
-                       f"can raise ({a.cash + sellable * (1 - k):,.2f} in cash and sellable lots)")
+            out.append(
+                f"account {a.account_id}: cash_needed {a.cash_needed:,.2f} exceeds what it "
+                f"can raise ({a.cash + sellable * (1 - k):,.2f} in cash and sellable lots)"
+            )
     if out or not model:
         return tuple(out)
     cap = h.options.max_realized_gain
-    return (f"cash_needed cannot be raised within max_realized_gain ({cap}) and the wash-sale "
-            "rules" if cap is not None else "the hard rules cannot all hold together",)
+    return (
+        f"cash_needed cannot be raised within max_realized_gain ({cap}) and the wash-sale rules"
+        if cap is not None
+        else "the hard rules cannot all hold together",
+    )
 
 
 def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:
@@ -38,20 +43,27 @@ def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:
     for c in after.out_of_band:
         i = after.classes.index(c)
         drift, tol = after.drift[i], after.tolerance[i]
-        head = (f"class {c} cannot reach its band: weight {after.weight[i]:.4f} against target "
-                f"{after.target[i]:.4f} +/- {tol:.4f}")
+        head = (
+            f"class {c} cannot reach its band: weight {after.weight[i]:.4f} against target "
+            f"{after.target[i]:.4f} +/- {tol:.4f}"
+        )
         if drift < 0:
             buyable = bool(np.any(p.buy_exposure[:, i] > 0)) if len(p.buy_symbols) else False
-            why = ("no account may buy it (buy_list, no_buy_asset_classes, excluded_symbols or a "
-                   "30-day wash-sale block)" if not buyable else
-                   "not enough cash or sellable holdings in the accounts that may buy it "
-                   "(cash_needed, max_realized_gain, min_trade_value, whole shares)")
+            why = (
+                "no account may buy it (buy_list, no_buy_asset_classes, excluded_symbols or a "
+                "30-day wash-sale block)"
+                if not buyable
+                else "not enough cash or sellable holdings in the accounts that may buy it "
+                "(cash_needed, max_realized_gain, min_trade_value, whole shares)"
+            )
         else:
             held = p.lot_exposure[:, i] > 0
             sellable = held & ~p.lot_sell_blocked
-            why = ("nothing of it may be sold (wash-sale rule 4b)" if held.any() and
-                   not sellable.any() else
-                   "selling enough would break max_realized_gain, min_trade_value or whole "
-                   "shares, or nothing else may be bought with the proceeds")
+            why = (
+                "nothing of it may be sold (wash-sale rule 4b)"
+                if held.any() and not sellable.any()
+                else "selling enough would break max_realized_gain, min_trade_value or whole "
+                "shares, or nothing else may be bought with the proceeds"
+            )
         out.append(f"{head}: {why}")
     return out

@@ -23,8 +23,12 @@ def asset_classes(h: Household) -> tuple[str, ...]:
     classes = list(h.target)
     extra: set[str] = set()
     held = {lot.symbol for a in h.accounts for lot in a.lots}
-    listed = {s for lists in (h.buy_list, *(a.buy_list for a in h.accounts))
-              for symbols in lists.values() for s in symbols}
+    listed = {
+        s
+        for lists in (h.buy_list, *(a.buy_list for a in h.accounts))
+        for symbols in lists.values()
+        for s in symbols
+    }
     for symbol in held | listed:
         sec = h.securities.get(symbol)
         if sec is not None:
@@ -38,7 +42,9 @@ def asset_classes(h: Household) -> tuple[str, ...]:
 def missing_prices(h: Household) -> tuple[str, ...]:
     """Held symbols that have no known price (drift cannot be computed until they do)."""
     held = {lot.symbol for a in h.accounts for lot in a.lots}
-    return tuple(sorted(s for s in held if (sec := h.securities.get(s)) is None or sec.price is None))
+    return tuple(
+        sorted(s for s in held if (sec := h.securities.get(s)) is None or sec.price is None)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +76,27 @@ class DriftReport:
 
     def as_dict(self, values: FloatArray) -> dict[str, float]:
         """Per-class values for the wire, rounded to WEIGHT_DECIMALS."""
-        return {c: round(float(v), WEIGHT_DECIMALS) + 0.0
-                for c, v in zip(self.classes, values, strict=True)}
+        return {
+            c: round(float(v), WEIGHT_DECIMALS) + 0.0
+            for c, v in zip(self.classes, values, strict=True)
+        }
 
 
 def class_values(h: Household, classes: tuple[str, ...]) -> FloatArray:
     """Exposure-weighted dollars per class; account cash counts in `cash`, less all cash_needed."""
     index = {c: i for i, c in enumerate(classes)}
     values = np.zeros(len(classes))
+    held: dict[str, float] = {}
     for account in h.accounts:
         values[index[CASH]] += account.cash - account.cash_needed
         for lot in account.lots:
-            sec = h.securities[lot.symbol]
-            if sec.price is None:
-                raise ValueError(f"security {lot.symbol} has no price")
-            for cls, share in sec.exposures.items():
-                values[index[cls]] += lot.quantity * sec.price * share
+            held[lot.symbol] = held.get(lot.symbol, 0.0) + lot.quantity
+    for symbol, quantity in held.items():
+        sec = h.securities[symbol]
+        if sec.price is None:
+            raise ValueError(f"security {symbol} has no price")
+        for cls, share in sec.exposures.items():
+            values[index[cls]] += quantity * sec.price * share
     return values
 
 
@@ -112,9 +123,7 @@ def household_drift(h: Household) -> DriftReport:
 def cash_shortfalls(h: Household) -> dict[str, float]:
     """Accounts whose settled cash is below what they must keep (a pending withdrawal)."""
     return {
-        a.account_id: a.cash_needed - a.cash
-        for a in h.accounts
-        if a.cash_needed - a.cash > USD_EPS
+        a.account_id: a.cash_needed - a.cash for a in h.accounts if a.cash_needed - a.cash > USD_EPS
     }
 
 
@@ -152,8 +161,14 @@ def triggers(h: Household, report: DriftReport | None = None) -> tuple[str, ...]
         reasons.append("band_breach")
     if h.mode == "guardrail":
         # Rule 1 is hard in every trading mode, so a pending withdrawal is raised here too.
-        return tuple(r for r, hit in (("band_breach", bool(breached)),
-                                      ("cash_needed", bool(cash_shortfalls(h)))) if hit)
+        return tuple(
+            r
+            for r, hit in (
+                ("band_breach", bool(breached)),
+                ("cash_needed", bool(cash_shortfalls(h))),
+            )
+            if hit
+        )
     if cash_over:
         reasons.append("idle_cash")
     if cash_shortfalls(h):

@@ -58,10 +58,15 @@ INF = highspy.kHighsInf
 class Restrictions:
     """What the lazy loop and the rounding step add to the base model."""
 
-    wash_groups: frozenset[str] = frozenset()
-    swap_classes: frozenset[int] = frozenset()
+    wash_groups: frozenset[str] = frozenset()  # a binary each (rule 4a within the rebalance)
+    swap_classes: frozenset[int] = frozenset()  # a binary each (no cross-account swaps)
+    # The greedy way to the same rules: one side of each conflict is forbidden by bounds.
+    no_buy_groups: frozenset[str] = frozenset()
+    no_loss_sale_groups: frozenset[str] = frozenset()
+    no_buy_classes: frozenset[int] = frozenset()
+    no_sell_classes: frozenset[int] = frozenset()
     fixed_sells: dict[int, float] = field(default_factory=dict)  # lot index -> weight units
-    fixed_buys: dict[int, float] = field(default_factory=dict)  # buy index -> weight units
+    fixed_buys: dict[int, float] = field(default_factory=dict)  # buy index -> cap, weight units
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,64 +77,69 @@ class Solution:
     band_slack: FloatArray  # (C,)
     mip_gap: float
     detail: str = ""
+    objective: float = float("inf")
 
 
 class _Builder:
-    """Columns and rows accumulated as COO triplets, then handed to HiGHS once as CSC."""
+    """Columns as arrays and rows as (columns, values) arrays, handed to HiGHS once, row-wise."""
 
     def __init__(self) -> None:
-        self.cost: list[float] = []
-        self.lower: list[float] = []
-        self.upper: list[float] = []
-        self.integer: list[bool] = []
+        self.n_cols = 0
+        self.cost: list[FloatArray] = []
+        self.lower: list[FloatArray] = []
+        self.upper: list[FloatArray] = []
+        self.integer: list[NDArray[np.int64]] = []
         self.row_lower: list[float] = []
         self.row_upper: list[float] = []
-        self.rows: list[NDArray[np.int64]] = []
         self.cols: list[NDArray[np.int64]] = []
         self.vals: list[FloatArray] = []
 
-    def add_cols(self, cost: FloatArray, lower: FloatArray, upper: FloatArray,
-                 integer: bool = False) -> NDArray[np.int64]:
-        start = len(self.cost)
-        self.cost.extend(cost.tolist())
-        self.lower.extend(lower.tolist())
-        self.upper.extend(upper.tolist())
-        self.integer.extend([integer] * len(cost))
-        return np.arange(start, start + len(cost), dtype=np.int64)
+    def add_cols(
+        self, cost: FloatArray, lower: FloatArray, upper: FloatArray, integer: bool = False
+    ) -> NDArray[np.int64]:
+        idx = np.arange(self.n_cols, self.n_cols + len(cost), dtype=np.int64)
+        self.n_cols += len(cost)
+        self.cost.append(cost)
+        self.lower.append(lower)
+        self.upper.append(upper)
+        if integer:
+            self.integer.append(idx)
+        return idx
 
-    def add_row(self, cols: NDArray[np.int64], vals: FloatArray, lower: float,
-                upper: float) -> None:
+    def add_row(
+        self, cols: NDArray[np.int64], vals: FloatArray, lower: float, upper: float
+    ) -> None:
         keep = vals != 0
-        row = len(self.row_lower)
         self.row_lower.append(lower)
         self.row_upper.append(upper)
-        self.rows.append(np.full(int(keep.sum()), row, dtype=np.int64))
         self.cols.append(cols[keep])
         self.vals.append(vals[keep])
 
     def lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
-        n = len(self.cost)
-        lp.num_col_, lp.num_row_ = n, len(self.row_lower)
-        lp.col_cost_ = np.array(self.cost)
-        lp.col_lower_ = np.array(self.lower)
-        lp.col_upper_ = np.array(self.upper)
+        lp.num_col_, lp.num_row_ = self.n_cols, len(self.row_lower)
+        lp.col_cost_ = np.concatenate(self.cost)
+        lp.col_lower_ = np.concatenate(self.lower)
+        lp.col_upper_ = np.concatenate(self.upper)
         lp.row_lower_ = np.array(self.row_lower)
         lp.row_upper_ = np.array(self.row_upper)
-        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, dtype=np.int64)
-        cols = np.concatenate(self.cols) if self.cols else np.zeros(0, dtype=np.int64)
-        vals = np.concatenate(self.vals) if self.vals else np.zeros(0)
-        order = np.lexsort((rows, cols))
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.concatenate(([0], np.cumsum(np.bincount(cols, minlength=n))))
-        lp.a_matrix_.index_ = rows[order]
-        lp.a_matrix_.value_ = vals[order]
-        if any(self.integer):
+        lengths = np.fromiter((len(c) for c in self.cols), dtype=np.int64, count=len(self.cols))
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = np.concatenate(([0], np.cumsum(lengths)))
+        lp.a_matrix_.index_ = np.concatenate(self.cols) if self.cols else np.zeros(0, np.int64)
+        lp.a_matrix_.value_ = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        if self.integer:
+            kinds = np.zeros(self.n_cols, dtype=bool)
+            kinds[np.concatenate(self.integer)] = True
             lp.integrality_ = [
                 highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                for i in self.integer
+                for i in kinds
             ]
         return lp
+
+    @property
+    def has_integers(self) -> bool:
+        return bool(self.integer)
 
 
 @contextlib.contextmanager
@@ -148,7 +158,7 @@ def _quiet_stdout() -> Iterator[None]:
 _BANNER_SHOWN = False
 
 
-def _new_highs(time_limit_s: float) -> highspy.Highs:
+def _new_highs(time_limit_s: float) -> highspy._core._Highs:
     global _BANNER_SHOWN
     if not _BANNER_SHOWN:
         with _quiet_stdout():
@@ -156,10 +166,16 @@ def _new_highs(time_limit_s: float) -> highspy.Highs:
         _BANNER_SHOWN = True
     else:
         h = highspy._core._Highs()
-    for name, value in (("output_flag", False), ("presolve", "off"), ("threads", 1),
-                        ("solver", "simplex"), ("time_limit", float(time_limit_s)),
-                        ("mip_rel_gap", 1e-4), ("mip_abs_gap", 1e-7),
-                        ("primal_feasibility_tolerance", SOLVER_FEAS_TOL)):
+    for name, value in (
+        ("output_flag", False),
+        ("presolve", "off"),
+        ("threads", 1),
+        ("solver", "simplex"),
+        ("time_limit", float(time_limit_s)),
+        ("mip_rel_gap", 1e-4),
+        ("mip_abs_gap", 1e-7),
+        ("primal_feasibility_tolerance", SOLVER_FEAS_TOL),
+    ):
         h.setOptionValue(name, value)
     return h
 
@@ -175,9 +191,15 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     tax = p.lot_tax_rate * p.lot_gain_frac
     harvest_credit = p.lot_harvestable & (mode == "rebalance")
     tax = np.where((tax < 0) & ~harvest_credit, 0.0, tax)
-    sell_cost = (tax + k + P_TURNOVER + P_TAXABLE * p.account_taxable[p.lot_account]
-                 - P_SCREEN * p.lot_screened)
+    sell_cost = (
+        tax
+        + k
+        + P_TURNOVER
+        + P_TAXABLE * p.account_taxable[p.lot_account]
+        - P_SCREEN * p.lot_screened
+    )
     sell_upper = np.where(p.lot_sell_blocked, 0.0, p.lot_value)
+    sell_upper[_forbidden_sells(p, r)] = 0.0
     for i, v in r.fixed_sells.items():
         sell_upper[i] = v
     sell_lower = np.zeros(n_lots)
@@ -185,16 +207,27 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
         sell_lower[i] = v
     s = b.add_cols(sell_cost, sell_lower, sell_upper)
 
-    buy_cost = (k + P_TURNOVER + P_TAXABLE * p.account_taxable[p.buy_account]
-                + P_LOCATION * p.buy_location_rank + P_LIST * p.buy_rank)
+    buy_cost = (
+        k
+        + P_TURNOVER
+        + P_TAXABLE * p.account_taxable[p.buy_account]
+        + P_LOCATION * p.buy_location_rank
+        + P_LIST * p.buy_rank
+    )
+    # A rounded buy becomes a cap, not a fixed amount: if a sell it relied on was dropped, the
+    # re-solve may buy less (and the next rounding rounds down again) instead of failing.
     buy_lower, buy_upper = np.zeros(n_buys), np.full(n_buys, INF)
     for j, v in r.fixed_buys.items():
-        buy_lower[j] = buy_upper[j] = v
+        buy_upper[j] = v
+    buy_upper[_forbidden_buys(p, r)] = 0.0
     bcols = b.add_cols(buy_cost, buy_lower, buy_upper)
 
     u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
-    d = (b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
-         if mode == "rebalance" else None)
+    d = (
+        b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
+        if mode == "rebalance"
+        else None
+    )
 
     # Class weights after trading: w_c = w0_c + (row coefficients) . x
     ci = p.cash_index
@@ -223,15 +256,17 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     margin = CASH_MARGIN_USD / p.value_usd
     for a in range(len(p.accounts)):
         ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
-        b.add_row(np.concatenate((s[ls], bcols[js])),
-                  np.concatenate((np.full(len(ls), 1.0 - k), np.full(len(js), -(1.0 + k)))),
-                  _cash_row_lower(float(p.account_free_cash[a]), margin), INF)
+        b.add_row(
+            np.concatenate((s[ls], bcols[js])),
+            np.concatenate((np.full(len(ls), 1.0 - k), np.full(len(js), -(1.0 + k)))),
+            _cash_row_lower(float(p.account_free_cash[a]), margin),
+            INF,
+        )
 
     # Rule 6: the tax budget on net realized gains.
     if opts.max_realized_gain is not None:
         taxable = np.flatnonzero(p.lot_gain_frac != 0)
-        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF,
-                  opts.max_realized_gain / p.value_usd)
+        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF, opts.max_realized_gain / p.value_usd)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
@@ -240,14 +275,43 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     return _run(b, p, s, bcols, u, time_limit_s)
 
 
+def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
+    """Lots the greedy rule-fixing forbids: loss lots of a group, or a class's non-exempt lots
+    (a shortfall account may still sell to raise its cash)."""
+    out = np.zeros(len(p.lot_ids), dtype=bool)
+    if r.no_loss_sale_groups:
+        in_group = np.array([g in r.no_loss_sale_groups for g in p.lot_group], dtype=bool)
+        out |= in_group & p.lot_is_loss & p.account_taxable[p.lot_account]
+    if r.no_sell_classes:
+        shortfall = p.account_free_cash < 0
+        in_class = np.isin(p.lot_class, list(r.no_sell_classes))
+        out |= in_class & ~swap_exempt_lots(p) & ~shortfall[p.lot_account]
+    return out
+
+
+def _forbidden_buys(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
+    out = np.zeros(len(p.buy_symbols), dtype=bool)
+    if r.no_buy_groups:
+        out |= np.array([g in r.no_buy_groups for g in p.buy_group], dtype=bool)
+    if r.no_buy_classes:
+        out |= np.isin(p.buy_class, list(r.no_buy_classes))
+    return out
+
+
 def _cash_row_lower(free: float, margin: float) -> float:
     """Net cash an account must raise: its shortfall plus the margin; an account with less spare
     cash than the margin just may not spend."""
     return 0.0 if 0.0 <= free < margin else margin - free
 
 
-def _add_wash_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,
-                       s: NDArray[np.int64], bcols: NDArray[np.int64], big_m: float) -> None:
+def _add_wash_binaries(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    big_m: float,
+) -> None:
     """Rule 4a within the rebalance: a group is either sold at a loss or bought, not both."""
     taxable_loss = p.account_taxable[p.lot_account] & p.lot_is_loss
     for g in sorted(r.wash_groups):
@@ -264,16 +328,23 @@ def swap_exempt_lots(p: HouseholdProblem) -> NDArray[np.bool_]:
     return (p.lot_harvestable & p.lot_is_loss) | p.lot_screened
 
 
-def _add_swap_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,
-                       s: NDArray[np.int64], bcols: NDArray[np.int64], big_m: float) -> None:
+def _add_swap_binaries(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    big_m: float,
+) -> None:
     """No class sold (outside harvests, screens and raised cash) while it is bought elsewhere."""
     exempt = swap_exempt_lots(p)
     shortfall = (-p.account_free_cash).clip(min=0) / max(1.0 - p.cost_rate, 1e-9)
     for c in sorted(r.swap_classes):
         ls = np.flatnonzero((p.lot_class == c) & ~exempt)
         js = np.flatnonzero(p.buy_class == c)
-        y, sig_s, sig_b = b.add_cols(np.array([0.0, P_SWAP, P_SWAP]), np.zeros(3),
-                                     np.array([1.0, INF, INF]))
+        y, sig_s, sig_b = b.add_cols(
+            np.array([0.0, P_SWAP, P_SWAP]), np.zeros(3), np.array([1.0, INF, INF])
+        )
         y_col = np.array([y, sig_s])
         # Raised cash: up to an account's shortfall, its sells of this class are exempt.
         exempt_cols: list[int] = []
@@ -287,12 +358,22 @@ def _add_swap_binaries(b: _Builder, p: HouseholdProblem, r: Restrictions,
         cols = np.concatenate((s[ls], np.array(exempt_cols, dtype=np.int64), y_col))
         vals = np.concatenate((np.ones(len(ls)), -np.ones(len(exempt_cols)), [-big_m, -1.0]))
         b.add_row(cols, vals, -INF, 0.0)
-        b.add_row(np.concatenate((bcols[js], [y, sig_b])),
-                  np.concatenate((np.ones(len(js)), [big_m, -1.0])), -INF, big_m)
+        b.add_row(
+            np.concatenate((bcols[js], [y, sig_b])),
+            np.concatenate((np.ones(len(js)), [big_m, -1.0])),
+            -INF,
+            big_m,
+        )
 
 
-def _run(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64], bcols: NDArray[np.int64],
-         u: NDArray[np.int64], time_limit_s: float) -> Solution:
+def _run(
+    b: _Builder,
+    p: HouseholdProblem,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    u: NDArray[np.int64],
+    time_limit_s: float,
+) -> Solution:
     highs = _new_highs(time_limit_s)
     highs.passModel(b.lp())
     highs.run()
@@ -300,14 +381,30 @@ def _run(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64], bcols: NDArray[
     empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)
     if status == highspy.HighsModelStatus.kInfeasible:
         return Solution("infeasible", empty.sells, empty.buys, empty.band_slack, 0.0)
-    x = np.array(highs.getSolution().col_value) if highs.getInfo().primal_solution_status == 2 \
+    x = (
+        np.array(highs.getSolution().col_value)
+        if highs.getInfo().primal_solution_status == 2
         else None
+    )
     if x is None:
-        return Solution("error", empty.sells, empty.buys, empty.band_slack, 0.0,
-                        detail=highs.modelStatusToString(status))
-    gap = float(highs.getInfo().mip_gap) if any(b.integer) else 0.0
+        return Solution(
+            "error",
+            empty.sells,
+            empty.buys,
+            empty.band_slack,
+            0.0,
+            detail=highs.modelStatusToString(status),
+        )
+    gap = float(highs.getInfo().mip_gap) if b.has_integers else 0.0
     label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
     if label == "time_limit" and status != highspy.HighsModelStatus.kTimeLimit:
         label = "error"
-    return Solution(label, x[s].clip(min=0), x[bcols].clip(min=0), x[u].clip(min=0),
-                    gap if np.isfinite(gap) else 0.0, detail=highs.modelStatusToString(status))
+    return Solution(
+        label,
+        x[s].clip(min=0),
+        x[bcols].clip(min=0),
+        x[u].clip(min=0),
+        gap if np.isfinite(gap) else 0.0,
+        detail=highs.modelStatusToString(status),
+        objective=float(highs.getInfo().objective_function_value),
+    )

@@ -12,6 +12,7 @@ import math
 from schemas import Account, Household, LotRelief, Order
 
 from .problem import primary_class
+from .rounding import floor_quantity
 from .tolerances import DUST_USD
 
 
@@ -19,8 +20,9 @@ def per_account_orders(h: Household, rid: str = "per-account") -> tuple[Order, .
     """Orders that bring every account (that leaves its bands) to the target on its own."""
     orders: list[Order] = []
     for account in h.accounts:
-        orders.extend(_account_orders(h, account, f"{rid}:{account.account_id}",
-                                      only_if_out_of_band=True))
+        orders.extend(
+            _account_orders(h, account, f"{rid}:{account.account_id}", only_if_out_of_band=True)
+        )
     return tuple(orders)
 
 
@@ -36,13 +38,16 @@ def account_weights(h: Household, account: Account) -> tuple[dict[str, float], f
     return ({c: v / total for c, v in values.items()} if total > 0 else values), total
 
 
-def _account_orders(h: Household, account: Account, rid: str,
-                    only_if_out_of_band: bool) -> list[Order]:
+def _account_orders(
+    h: Household, account: Account, rid: str, only_if_out_of_band: bool
+) -> list[Order]:
     weights, total = account_weights(h, account)
     if total <= 0:
         return []
-    out_of_band = any(abs(weights.get(c, 0.0) - h.target.get(c, 0.0))
-                      > h.bands.tolerance(c, h.target.get(c, 0.0)) for c in weights)
+    out_of_band = any(
+        abs(weights.get(c, 0.0) - h.target.get(c, 0.0)) > h.bands.tolerance(c, h.target.get(c, 0.0))
+        for c in weights
+    )
     if only_if_out_of_band and not out_of_band and account.cash >= account.cash_needed:
         return []
     k = h.options.transaction_cost_bps / 1e4
@@ -53,8 +58,10 @@ def _account_orders(h: Household, account: Account, rid: str,
         excess = (weights[cls] - h.target.get(cls, 0.0)) * total
         if cls == "cash" or excess <= h.options.min_trade_value:
             continue
-        lots = sorted((lot for lot in account.lots
-                       if primary_class(h.securities[lot.symbol]) == cls), key=lambda x: x.acquired)
+        lots = sorted(
+            (lot for lot in account.lots if primary_class(h.securities[lot.symbol]) == cls),
+            key=lambda x: x.acquired,
+        )
         by_symbol: dict[str, list[LotRelief]] = {}
         for lot in lots:
             if excess <= DUST_USD:
@@ -70,25 +77,55 @@ def _account_orders(h: Household, account: Account, rid: str,
         for symbol, relief in by_symbol.items():
             qty = sum(r.quantity for r in relief)
             price = float(h.securities[symbol].price or 0.0)
-            orders.append(Order(f"{rid}:{len(orders)}", account.account_id, symbol, "sell", qty,
-                                price, round(qty * price, 2), "rebalance", tuple(relief)))
+            orders.append(
+                Order(
+                    f"{rid}:{len(orders)}",
+                    account.account_id,
+                    symbol,
+                    "sell",
+                    qty,
+                    price,
+                    round(qty * price, 2),
+                    "rebalance",
+                    tuple(relief),
+                )
+            )
             cash += qty * price * (1 - k)
     # Buy underweight classes with the first permitted symbol.
     lists = {**h.buy_list, **account.buy_list}
     for cls in sorted(weights):
         short = (h.target.get(cls, 0.0) - weights[cls]) * total
-        symbol = next((s for s in lists.get(cls, ()) if s in h.securities
-                       and h.securities[s].price and s not in account.excluded_symbols
-                       and cls not in account.no_buy_asset_classes), None)
-        if cls == "cash" or symbol is None or short <= h.options.min_trade_value:
+        choice = next(
+            (
+                s
+                for s in lists.get(cls, ())
+                if s in h.securities
+                and h.securities[s].price
+                and s not in account.excluded_symbols
+                and cls not in account.no_buy_asset_classes
+            ),
+            None,
+        )
+        if cls == "cash" or choice is None or short <= h.options.min_trade_value:
             continue
+        symbol = choice
         sec = h.securities[symbol]
         price = float(sec.price or 0.0)
         spend = min(short, max(cash - account.cash_needed, 0.0) / (1 + k))
-        qty = math.floor(spend / price) if not sec.fractional else math.floor(spend / price * 1e6) / 1e6
+        qty = math.floor(spend / price) if not sec.fractional else floor_quantity(spend / price)
         if qty <= 0 or qty * price < h.options.min_trade_value:
             continue
-        orders.append(Order(f"{rid}:{len(orders)}", account.account_id, symbol, "buy", qty, price,
-                            round(qty * price, 2), "rebalance"))
+        orders.append(
+            Order(
+                f"{rid}:{len(orders)}",
+                account.account_id,
+                symbol,
+                "buy",
+                qty,
+                price,
+                round(qty * price, 2),
+                "rebalance",
+            )
+        )
         cash -= qty * price * (1 + k)
     return orders

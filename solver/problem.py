@@ -121,9 +121,37 @@ def recent_wash_groups(h: Household) -> tuple[set[str], set[str]]:
     return sold_at_loss, bought
 
 
-def build_problem(h: Household) -> HouseholdProblem:
+@dataclass(frozen=True, slots=True)
+class SymbolTable:
+    """Per-symbol facts gathered once, so that lots index into arrays instead of dicts."""
+
+    index: dict[str, int]
+    price: FloatArray  # (S,)
+    exposure: FloatArray  # (S, C)
+    primary: IntArray  # (S,)
+    whole_shares: BoolArray  # (S,)
+    group: tuple[str, ...]
+
+
+def symbol_table(h: Household, symbols: list[str], cidx: dict[str, int]) -> SymbolTable:
+    exposure = np.zeros((len(symbols), len(cidx)))
+    for i, symbol in enumerate(symbols):
+        for cls, share in h.securities[symbol].exposures.items():
+            exposure[i, cidx[cls]] = share
+    secs = [h.securities[s] for s in symbols]
+    return SymbolTable(
+        index={s: i for i, s in enumerate(symbols)},
+        price=np.array([float(sec.price or 0.0) for sec in secs]),
+        exposure=exposure,
+        primary=np.array([cidx[primary_class(sec)] for sec in secs], dtype=np.int64),
+        whole_shares=np.array([not sec.fractional for sec in secs], dtype=bool),
+        group=tuple(sec.group for sec in secs),
+    )
+
+
+def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdProblem:
     """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
-    report = household_drift(h)
+    report = report or household_drift(h)
     classes = report.classes
     cidx = {c: i for i, c in enumerate(classes)}
     value = max(report.investable_usd, USD_EPS)
@@ -131,38 +159,31 @@ def build_problem(h: Household) -> HouseholdProblem:
     notes: list[str] = []
 
     lots = [(ai, a, lot) for ai, a in enumerate(h.accounts) for lot in a.lots]
-    n_lots = len(lots)
-    lot_exposure = np.zeros((n_lots, len(classes)))
-    lot_price = np.zeros(n_lots)
-    lot_quantity = np.zeros(n_lots)
-    lot_gain = np.zeros(n_lots)
-    lot_rate = np.zeros(n_lots)
-    lot_long = np.zeros(n_lots, dtype=bool)
-    lot_blocked = np.zeros(n_lots, dtype=bool)
-    lot_harvest = np.zeros(n_lots, dtype=bool)
-    lot_screened = np.zeros(n_lots, dtype=bool)
-    lot_class = np.zeros(n_lots, dtype=np.int64)
-    groups: list[str] = []
-    for i, (_, account, lot) in enumerate(lots):
-        sec = h.securities[lot.symbol]
-        price = float(sec.price or 0.0)
-        lot_price[i], lot_quantity[i] = price, lot.quantity
-        for cls, share in sec.exposures.items():
-            lot_exposure[i, cidx[cls]] = share
-        lot_class[i] = cidx[primary_class(sec)]
-        groups.append(sec.group)
-        market = lot.quantity * price
-        lot_screened[i] = lot.symbol in account.excluded_symbols
-        if account.type != "taxable" or market <= 0:
-            continue
-        lot_gain[i] = 1.0 - lot.cost_basis / market
-        lot_long[i] = h.as_of > long_term_after(lot.acquired)
-        lot_rate[i] = h.tax.long_term_rate if lot_long[i] else h.tax.short_term_rate
-        loss_usd = lot.cost_basis - market
-        lot_blocked[i] = loss_usd > USD_EPS and sec.group in bought
-        lot_harvest[i] = (
-            h.options.harvest_losses and loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
-        )
+    table = symbol_table(h, sorted({lot.symbol for _, _, lot in lots}), cidx)
+    sym = np.array([table.index[lot.symbol] for _, _, lot in lots], dtype=np.int64)
+    lot_account = np.array([ai for ai, _, _ in lots], dtype=np.int64)
+    taxable = np.array([a.type == "taxable" for a in h.accounts], dtype=bool)
+    lot_quantity = np.array([lot.quantity for _, _, lot in lots])
+    basis = np.array([lot.cost_basis for _, _, lot in lots])
+    lot_price = table.price[sym] if len(lots) else np.zeros(0)
+    market = lot_quantity * lot_price
+    in_taxable = taxable[lot_account] & (market > 0) if len(lots) else np.zeros(0, dtype=bool)
+    lot_gain = np.where(in_taxable, 1.0 - basis / np.where(market > 0, market, 1.0), 0.0)
+    lot_long = in_taxable & np.array(
+        [h.as_of > long_term_after(lot.acquired) for _, _, lot in lots], dtype=bool
+    )
+    lot_rate = np.where(
+        in_taxable, np.where(lot_long, h.tax.long_term_rate, h.tax.short_term_rate), 0.0
+    )
+    loss_usd = np.where(in_taxable, basis - market, 0.0)
+    groups = tuple(table.group[i] for i in sym)
+    lot_blocked = (loss_usd > USD_EPS) & np.array([g in bought for g in groups], dtype=bool)
+    lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
+        loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
+    )
+    lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
+    lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
+    lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)
 
     buys = permitted_buys(h, sold_at_loss, notes)
     n_buys = len(buys)
@@ -176,13 +197,13 @@ def build_problem(h: Household) -> HouseholdProblem:
         drift=report,
         classes=classes,
         accounts=tuple(a.account_id for a in h.accounts),
-        account_taxable=np.array([a.type == "taxable" for a in h.accounts]),
+        account_taxable=taxable,
         account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
         value_usd=value,
         cost_rate=h.options.transaction_cost_bps / 1e4,
         lot_ids=tuple(lot.lot_id for _, _, lot in lots),
         lot_symbols=tuple(lot.symbol for _, _, lot in lots),
-        lot_account=np.array([ai for ai, _, _ in lots], dtype=np.int64),
+        lot_account=lot_account,
         lot_quantity=lot_quantity,
         lot_price=lot_price,
         lot_value=lot_quantity * lot_price / value,
@@ -191,19 +212,19 @@ def build_problem(h: Household) -> HouseholdProblem:
         lot_tax_rate=lot_rate,
         lot_long_term=lot_long,
         lot_class=lot_class,
-        lot_group=tuple(groups),
+        lot_group=groups,
         lot_sell_blocked=lot_blocked,
         lot_harvestable=lot_harvest & ~lot_blocked,
         lot_screened=lot_screened,
-        lot_whole_shares=np.array([not h.securities[lot.symbol].fractional for _, _, lot in lots],
-                                  dtype=bool),
+        lot_whole_shares=table.whole_shares[sym] if len(lots) else np.zeros(0, dtype=bool),
         lot_order=_position_index([(ai, lot.symbol) for ai, _, lot in lots]),
         buy_account=np.array([b[0] for b in buys], dtype=np.int64),
         buy_symbols=tuple(b[2].symbol for b in buys),
         buy_price=np.array([float(b[2].price or 0.0) for b in buys]),
         buy_exposure=buy_exposure,
-        buy_class=np.array([cidx.get(b[1], cidx[primary_class(b[2])]) for b in buys],
-                           dtype=np.int64),
+        buy_class=np.array(
+            [cidx.get(b[1], cidx[primary_class(b[2])]) for b in buys], dtype=np.int64
+        ),
         buy_group=tuple(b[2].group for b in buys),
         buy_rank=np.array([float(b[3]) for b in buys]),
         buy_location_rank=np.array([float(b[4]) for b in buys]),

@@ -18,8 +18,13 @@ def _qty(q: float) -> float:
     return r if abs(q - r) < 1e-9 else round(q, QUANTITY_DECIMALS)
 
 
-def build_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray,
-                 rebalance_id: str, triggers: tuple[str, ...]) -> tuple[Order, ...]:
+def build_orders(
+    p: HouseholdProblem,
+    sell_sh: FloatArray,
+    buy_sh: FloatArray,
+    rebalance_id: str,
+    triggers: tuple[str, ...],
+) -> tuple[Order, ...]:
     """Sells first, then buys, each sorted by (account, symbol), so ids are deterministic."""
     shortfall = (-p.account_free_cash).clip(min=0) > 0
     harvest_lots = p.lot_harvestable & p.lot_is_loss
@@ -51,8 +56,18 @@ def build_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray,
             reason = "invest_cash"
         else:
             reason = "rebalance"
-        drafts.append((1, p.accounts[a], a, p.buy_symbols[j], _qty(float(buy_sh[j])),
-                       float(p.buy_price[j]), reason, ()))
+        drafts.append(
+            (
+                1,
+                p.accounts[a],
+                a,
+                p.buy_symbols[j],
+                _qty(float(buy_sh[j])),
+                float(p.buy_price[j]),
+                reason,
+                (),
+            )
+        )
     drafts.sort(key=lambda d: (d[0], d[1], d[3]))
     return tuple(
         Order(

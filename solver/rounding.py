@@ -18,6 +18,11 @@ from .tolerances import DUST_USD, QUANTITY_DECIMALS, QUANTITY_EPS, ROUNDING_NOIS
 _SCALE = 10.0**QUANTITY_DECIMALS
 
 
+def floor_quantity(q: float) -> float:
+    """Round a fractional quantity down to QUANTITY_DECIMALS."""
+    return float(np.floor(q * _SCALE + 1e-6) / _SCALE)
+
+
 @dataclass(frozen=True, slots=True)
 class Rounded:
     """Shares per lot sold (L,) and per permitted buy (B,), and which of them are now final."""
@@ -29,8 +34,9 @@ class Rounded:
     changed: bool  # whether any amount moved by more than rounding noise
 
 
-def round_trades(p: HouseholdProblem, sells: FloatArray, buys: FloatArray,
-                 whole_sells_up: bool = True) -> Rounded:
+def round_trades(
+    p: HouseholdProblem, sells: FloatArray, buys: FloatArray, whole_sells_up: bool = True
+) -> Rounded:
     """Round one LP solution; see the module docstring for the rules."""
     V = p.value_usd
     held = p.lot_quantity
@@ -50,11 +56,13 @@ def round_trades(p: HouseholdProblem, sells: FloatArray, buys: FloatArray,
     new_sells = sell_sh * p.lot_price / V
     new_buys = buy_sh * p.buy_price / V
     sell_fixed = {int(i): float(new_sells[i]) for i in np.flatnonzero(whole | (sell_sh == 0.0))}
-    buy_fixed = {int(j): float(new_buys[j])
-                 for j in np.flatnonzero(p.buy_whole_shares | (buy_sh == 0.0))}
+    buy_fixed = {
+        int(j): float(new_buys[j]) for j in np.flatnonzero(p.buy_whole_shares | (buy_sh == 0.0))
+    }
     noise = ROUNDING_NOISE_USD / V
-    changed = bool(np.any(np.abs(new_sells - sells) > noise)
-                   or np.any(np.abs(new_buys - buys) > noise))
+    changed = bool(
+        np.any(np.abs(new_sells - sells) > noise) or np.any(np.abs(new_buys - buys) > noise)
+    )
     return Rounded(sell_sh, buy_sh, sell_fixed, buy_fixed, changed)
 
 
@@ -64,8 +72,9 @@ def _drop_small_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatAr
     order = p.lot_order  # (L,) index of the (account, symbol) position each lot belongs to
     n = int(order.max()) + 1 if len(order) else 0
     value = np.bincount(order, weights=sell_sh * p.lot_price, minlength=n)
-    short = np.bincount(order, weights=(np.abs(sell_sh - p.lot_quantity) >= QUANTITY_EPS)
-                        .astype(float), minlength=n)
+    short = np.bincount(
+        order, weights=(np.abs(sell_sh - p.lot_quantity) >= QUANTITY_EPS).astype(float), minlength=n
+    )
     drop = (value < minimum) & ~((short == 0) & (value > 0))
     sell_sh[drop[order]] = 0.0
     buy_sh[buy_sh * p.buy_price < minimum] = 0.0

@@ -23,7 +23,10 @@ from .rounding import round_trades
 from .tolerances import QUANTITY_EPS
 from .trades import apply_orders
 
-MAX_LAZY_ROUNDS = 4
+MAX_LAZY_ROUNDS = 8
+# The exact MIP (binaries for the conflicting groups and classes) gets at most this long; the
+# greedy solution it must beat is always there as the fallback.
+MIP_TIME_LIMIT_S = 0.025
 MAX_ROUNDING_ROUNDS = 3
 # Amounts (weight units) below this count as zero when reading a solution for rule breaks.
 ACTIVE = 1e-9
@@ -43,15 +46,24 @@ def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> Reba
 def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
     unpriced = missing_prices(h)
     if unpriced:
-        return RebalanceResult(h.household_id, h.as_of, rid, "infeasible",
-                               messages=(f"no price for held securities: {', '.join(unpriced)}",))
+        return RebalanceResult(
+            h.household_id,
+            h.as_of,
+            rid,
+            "infeasible",
+            messages=(f"no price for held securities: {', '.join(unpriced)}",),
+        )
     report = household_drift(h)
     drift = report.as_dict(report.drift)
-    base = RebalanceResult(h.household_id, h.as_of, rid, "no_action", drift_before=drift,
-                           drift_after=drift)
+    base = RebalanceResult(
+        h.household_id, h.as_of, rid, "no_action", drift_before=drift, drift_after=drift
+    )
     if report.investable_usd <= 0:
-        return replace(base, status="infeasible",
-                       messages=("the household's cash_needed exceeds its whole value",))
+        return replace(
+            base,
+            status="infeasible",
+            messages=("the household's cash_needed exceeds its whole value",),
+        )
     if h.mode == "monitor":
         return replace(base, messages=_monitor_messages(report.out_of_band))
     why = triggers(h, report)
@@ -60,13 +72,12 @@ def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
     reasons = infeasible_reasons(h)
     if reasons:
         return replace(base, status="infeasible", messages=reasons)
-    p = build_problem(h)
+    p = build_problem(h, report)
     solution, restrictions = _solve_with_rules(p, h.mode, time_limit_s)
     if solution.status == "infeasible":
         return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
     if solution.status == "error":
-        return replace(base, status="solver_error",
-                       messages=(f"HiGHS returned {solution.detail}",))
+        return replace(base, status="solver_error", messages=(f"HiGHS returned {solution.detail}",))
     return _finish(p, base, rid, why, solution, restrictions, time_limit_s)
 
 
@@ -76,29 +87,83 @@ def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
     return ("monitor mode: inside every band; no trades",)
 
 
-def _solve_with_rules(p: HouseholdProblem, mode: str, time_limit_s: float,
-                      restrictions: Restrictions | None = None) -> tuple[Solution, Restrictions]:
-    """Solve the LP, then add a binary for every wash group or class whose solution breaks the
-    rule, until none does (each round only ever adds binaries)."""
-    r = restrictions or Restrictions()
+def _solve_with_rules(
+    p: HouseholdProblem, mode: str, time_limit_s: float, restrictions: Restrictions | None = None
+) -> tuple[Solution, Restrictions]:
+    """Solve the LP; where its solution breaks a wash-sale or swap rule, fix it greedily (forbid
+    the smaller side by bounds, re-solve) and then let a time-boxed MIP with one binary per
+    conflicting group or class try to do better. Returns the best rule-abiding solution."""
+    base = restrictions or Restrictions()
+    r = base
     solution = solve_model(p, mode, r, time_limit_s)
+    groups: set[str] = set()
+    classes: set[int] = set()
     for _ in range(MAX_LAZY_ROUNDS):
         if solution.status not in ("optimal", "time_limit"):
+            return solution, r
+        new_groups, new_classes = _conflicts(p, solution)
+        if not new_groups and not new_classes:
             break
-        groups = wash_conflicts(p, solution.sells, solution.buys) - r.wash_groups
-        classes = (set() if p.household.options.allow_cross_account_swaps
-                   else swap_conflicts(p, solution.sells, solution.buys) - r.swap_classes)
-        if not groups and not classes:
-            break
-        r = replace(r, wash_groups=r.wash_groups | groups, swap_classes=r.swap_classes | classes)
+        groups |= new_groups
+        classes |= new_classes
+        r = _forbid_smaller_sides(p, solution, r, new_groups, new_classes)
         solution = solve_model(p, mode, r, time_limit_s)
+    if not groups and not classes:
+        return solution, r
+    exact = replace(
+        base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
+    )
+    mip = solve_model(p, mode, exact, min(time_limit_s, MIP_TIME_LIMIT_S))
+    clean = mip.status in ("optimal", "time_limit") and not any(_conflicts(p, mip))
+    greedy_ok = solution.status in ("optimal", "time_limit") and not any(_conflicts(p, solution))
+    if clean and (not greedy_ok or mip.objective < solution.objective - 1e-12):
+        # Keep the MIP's choices as bounds, so that the rounding re-solves stay LPs.
+        return mip, _forbid_smaller_sides(p, mip, base, groups, classes)
     return solution, r
+
+
+def _conflicts(p: HouseholdProblem, solution: Solution) -> tuple[set[str], set[int]]:
+    groups = wash_conflicts(p, solution.sells, solution.buys)
+    classes = (
+        set()
+        if p.household.options.allow_cross_account_swaps
+        else swap_conflicts(p, solution.sells, solution.buys)
+    )
+    return groups, classes
+
+
+def _forbid_smaller_sides(
+    p: HouseholdProblem, s: Solution, r: Restrictions, groups: set[str], classes: set[int]
+) -> Restrictions:
+    """For each conflict keep the side that moves more money and forbid the other."""
+    group_of_lot = np.array(p.lot_group)
+    group_of_buy = np.array(p.buy_group)
+    taxable_loss = p.lot_is_loss & p.account_taxable[p.lot_account]
+    no_buy, no_loss = set(r.no_buy_groups), set(r.no_loss_sale_groups)
+    for g in groups:
+        sold = float(s.sells[taxable_loss & (group_of_lot == g)].sum())
+        bought = float(s.buys[group_of_buy == g].sum())
+        (no_buy if sold >= bought else no_loss).add(g)
+    no_buy_cls, no_sell_cls = set(r.no_buy_classes), set(r.no_sell_classes)
+    for c in classes:
+        sold = float(s.sells[p.lot_class == c].sum())
+        bought = float(s.buys[p.buy_class == c].sum())
+        (no_buy_cls if sold >= bought else no_sell_cls).add(c)
+    return replace(
+        r,
+        no_buy_groups=frozenset(no_buy),
+        no_loss_sale_groups=frozenset(no_loss),
+        no_buy_classes=frozenset(no_buy_cls),
+        no_sell_classes=frozenset(no_sell_cls),
+    )
 
 
 def wash_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[str]:
     """Groups sold at a loss in a taxable account and bought somewhere in the same solution."""
-    sold = {p.lot_group[i] for i in np.flatnonzero(
-        (sells > ACTIVE) & p.lot_is_loss & p.account_taxable[p.lot_account])}
+    sold = {
+        p.lot_group[i]
+        for i in np.flatnonzero((sells > ACTIVE) & p.lot_is_loss & p.account_taxable[p.lot_account])
+    }
     bought = {p.buy_group[j] for j in np.flatnonzero(buys > ACTIVE)}
     return sold & bought
 
@@ -110,15 +175,23 @@ def swap_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> 
     out: set[int] = set()
     for c in set(p.buy_class[buys > ACTIVE].tolist()):
         counted = (p.lot_class == c) & ~exempt & (sells > ACTIVE)
-        per_account = np.bincount(p.lot_account[counted], weights=sells[counted],
-                                  minlength=len(p.accounts))
+        per_account = np.bincount(
+            p.lot_account[counted], weights=sells[counted], minlength=len(p.accounts)
+        )
         if float((per_account - shortfall).clip(min=0).sum()) > ACTIVE:
             out.add(int(c))
     return out
 
 
-def _finish(p: HouseholdProblem, base: RebalanceResult, rid: str, why: tuple[str, ...],
-            solution: Solution, restrictions: Restrictions, time_limit_s: float) -> RebalanceResult:
+def _finish(
+    p: HouseholdProblem,
+    base: RebalanceResult,
+    rid: str,
+    why: tuple[str, ...],
+    solution: Solution,
+    restrictions: Restrictions,
+    time_limit_s: float,
+) -> RebalanceResult:
     h = p.household
     messages: list[str] = list(p.notes)
     if solution.status == "time_limit":
@@ -134,8 +207,11 @@ def _finish(p: HouseholdProblem, base: RebalanceResult, rid: str, why: tuple[str
         if not hard_rule_violations(h, orders):
             break
     else:
-        return replace(base, status="solver_error",
-                       messages=("no rounding of the solution satisfies every hard rule",))
+        return replace(
+            base,
+            status="solver_error",
+            messages=("no rounding of the solution satisfies every hard rule",),
+        )
     after = apply_orders(h, orders, p.cost_rate)
     report = household_drift(after)
     traded = sum(o.est_value for o in orders)
@@ -156,8 +232,14 @@ def _finish(p: HouseholdProblem, base: RebalanceResult, rid: str, why: tuple[str
     )
 
 
-def _round_and_resolve(p: HouseholdProblem, mode: str, solution: Solution, r: Restrictions,
-                       time_limit_s: float, sells_up: bool) -> tuple[np.ndarray, np.ndarray] | None:
+def _round_and_resolve(
+    p: HouseholdProblem,
+    mode: str,
+    solution: Solution,
+    r: Restrictions,
+    time_limit_s: float,
+    sells_up: bool,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Round to tradable quantities; re-solve with the rounded amounts fixed so that the free
     (fractional) trades adapt; repeat until rounding changes nothing."""
     current = solution
@@ -165,8 +247,11 @@ def _round_and_resolve(p: HouseholdProblem, mode: str, solution: Solution, r: Re
         rounded = round_trades(p, current.sells, current.buys, sells_up)
         if not rounded.changed:
             return rounded.sell_shares, rounded.buy_shares
-        fixed = replace(r, fixed_sells={**r.fixed_sells, **rounded.sell_fixed},
-                        fixed_buys={**r.fixed_buys, **rounded.buy_fixed})
+        fixed = replace(
+            r,
+            fixed_sells={**r.fixed_sells, **rounded.sell_fixed},
+            fixed_buys={**r.fixed_buys, **rounded.buy_fixed},
+        )
         current, r = _solve_with_rules(p, mode, time_limit_s, fixed)
         if current.status not in ("optimal", "time_limit"):
             return None

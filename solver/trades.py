@@ -27,8 +27,9 @@ def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> H
     return replace(h, accounts=tuple(accounts), recent_trades=h.recent_trades + tuple(trades))
 
 
-def _apply_to_account(h: Household, account: Account, orders: list[Order], cost_rate: float,
-                      trades: list[RecentTrade]) -> Account:
+def _apply_to_account(
+    h: Household, account: Account, orders: list[Order], cost_rate: float, trades: list[RecentTrade]
+) -> Account:
     relieved: dict[str, float] = {}
     cash = account.cash
     new_lots: list[Lot] = []
@@ -41,8 +42,16 @@ def _apply_to_account(h: Household, account: Account, orders: list[Order], cost_
                 relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
                 gain += rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
             cash += o.est_value * (1.0 - cost_rate)
-            trades.append(RecentTrade(account.account_id, o.symbol, "sell", o.quantity, h.as_of,
-                                      gain if account.type == "taxable" else 0.0))
+            trades.append(
+                RecentTrade(
+                    account.account_id,
+                    o.symbol,
+                    "sell",
+                    o.quantity,
+                    h.as_of,
+                    gain if account.type == "taxable" else 0.0,
+                )
+            )
         else:
             cash -= o.est_value * (1.0 + cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
@@ -56,5 +65,6 @@ def _apply_to_account(h: Household, account: Account, orders: list[Order], cost_
         if sold == 0.0:
             kept.append(lot)
         elif left > QUANTITY_EPS:
-            kept.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * left / lot.quantity))
+            basis = lot.cost_basis * left / lot.quantity
+            kept.append(replace(lot, quantity=left, cost_basis=basis))
     return replace(account, cash=cash, lots=tuple(kept + new_lots))

@@ -33,23 +33,31 @@ SHAPES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="rules",
-                        help="lp: no integer rules needed; rules: wash-sale, whole-share and "
-                             "minimum-trade rules active; large: 6 accounts, 120 securities, "
-                             "2,400 lots")
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="rules",
+        help="lp: no integer rules needed; rules: wash-sale, whole-share and "
+        "minimum-trade rules active; large: 6 accounts, 120 securities, "
+        "2,400 lots",
+    )
     parser.add_argument("--households", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--time-limit", type=float, default=2.0)
-    parser.add_argument("--batch", action="store_true",
-                        help="also time the JSON-in/JSON-out batch path (umh solve --batch)")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="also time the JSON-in/JSON-out batch path (umh solve --batch)",
+    )
 
 
 def lp_only(h: Household) -> Household:
     """The household with every integer rule switched off: fractional shares, no minimum order,
     no harvesting, no recent trades, swaps allowed."""
     securities = {s: replace(sec, fractional=True) for s, sec in h.securities.items()}
-    options = replace(h.options, min_trade_value=0.0, harvest_losses=False,
-                      allow_cross_account_swaps=True)
+    options = replace(
+        h.options, min_trade_value=0.0, harvest_losses=False, allow_cross_account_swaps=True
+    )
     return replace(h, securities=securities, options=options, recent_trades=())
 
 
@@ -80,8 +88,15 @@ def run(args: argparse.Namespace) -> int:
     accounts, n_securities, lots, rules = SHAPES[args.shape]
     rng = np.random.default_rng(args.seed)
     universe = make_universe(n_securities, rng)
-    book = make_book(args.households, universe, rng, n_accounts=accounts, n_lots=lots,
-                     mode="rebalance", drifted=True)
+    book = make_book(
+        args.households,
+        universe,
+        rng,
+        n_accounts=accounts,
+        n_lots=lots,
+        mode="rebalance",
+        drifted=True,
+    )
     if not rules:
         book = [lp_only(h) for h in book]
     solve(book[0], time_limit_s=args.time_limit)  # warm-up: imports, first HiGHS instance
@@ -106,25 +121,36 @@ def run(args: argparse.Namespace) -> int:
             row[1] += sum(o.est_value for o in orders) / value
             row[2] += len(orders)
             row[3] += int(not household_drift(apply_orders(h, orders, k)).out_of_band)
-            row[4] += sum(1 for v in hard_rule_violations(h, orders) if "wash" in v or "30 days"
-                          in v)
+            row[4] += sum(
+                1 for v in hard_rule_violations(h, orders) if "wash" in v or "30 days" in v
+            )
     elapsed = time.perf_counter() - started
     n = len(book)
     print(f"umh bench solve --shape {args.shape} --households {n} --seed {args.seed}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
-    print(f"shape: {accounts} accounts, {n_securities} securities in the universe, {lots} lots; "
-          f"integer rules {'on' if rules else 'off'}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
+    print(
+        f"shape: {accounts} accounts, {n_securities} securities in the universe, {lots} lots; "
+        f"integer rules {'on' if rules else 'off'}"
+    )
     print(f"build ms : {percentiles(build_ms)}")
     print(f"solve ms : {percentiles(total_ms)}  (build included)")
-    print(f"households/s (solve only, one core): {n / (sum(total_ms) / 1000):.0f}; "
-          f"loop incl. baseline {n / elapsed:.0f}/s")
+    print(
+        f"households/s (solve only, one core): {n / (sum(total_ms) / 1000):.0f}; "
+        f"loop incl. baseline {n / elapsed:.0f}/s"
+    )
     print("status mix: " + ", ".join(f"{s} {c}" for s, c in statuses.most_common()))
-    print(f"{'strategy':12} {'tax USD':>14} {'turnover':>9} {'orders':>7} {'in band':>8} "
-          f"{'wash sales':>10}")
+    print(
+        f"{'strategy':12} {'tax USD':>14} {'turnover':>9} {'orders':>7} {'in band':>8} "
+        f"{'wash sales':>10}"
+    )
     for name, (tax, turnover, orders, in_band, wash) in compare.items():
-        print(f"{name:12} {tax:14,.0f} {turnover / n:9.3f} {orders / n:7.1f} "
-              f"{in_band / n:8.1%} {wash:10d}")
+        print(
+            f"{name:12} {tax:14,.0f} {turnover / n:9.3f} {orders / n:7.1f} "
+            f"{in_band / n:8.1%} {wash:10d}"
+        )
     if args.batch:
         bench_batch(book)
     return 0

@@ -15,16 +15,30 @@ import orjson
 from schemas import Issue, RebalanceResult, ValidationError, loads, parse_household, result_to_json
 from solver import rebalance_id, solve
 
-EXIT_CODES = {"rebalanced": 0, "no_action": 0, "band_unreachable": 0, "infeasible": 1,
-              "solver_error": 1, "invalid_input": 2}
+EXIT_CODES = {
+    "rebalanced": 0,
+    "no_action": 0,
+    "band_unreachable": 0,
+    "infeasible": 1,
+    "solver_error": 1,
+    "invalid_input": 2,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a household/v1 JSON file, or - for standard input")
-    parser.add_argument("--batch", action="store_true",
-                        help="FILE is JSON Lines: one snapshot a line in, one result a line out")
-    parser.add_argument("--time-limit", type=float, default=2.0, metavar="SECONDS",
-                        help="solver time limit per household (default 2)")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="FILE is JSON Lines: one snapshot a line in, one result a line out",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="solver time limit per household (default 2)",
+    )
     parser.add_argument("--pretty", action="store_true", help="indent the JSON output")
 
 
@@ -34,8 +48,14 @@ def invalid_result(raw: Any, issues: tuple[Issue, ...]) -> RebalanceResult:
     hid = obj.get("household_id") if isinstance(obj.get("household_id"), str) else ""
     as_of = obj.get("as_of") if isinstance(obj.get("as_of"), str) else ""
     rid = f"{hid}:{as_of}:1" if hid and as_of else ""
-    return RebalanceResult(household_id=hid, as_of=None, rebalance_id=rid, status="invalid_input",
-                           errors=issues, messages=(f"{len(issues)} problem(s) in the input",))
+    return RebalanceResult(
+        household_id=hid,
+        as_of=None,
+        rebalance_id=rid,
+        status="invalid_input",
+        errors=issues,
+        messages=(f"{len(issues)} problem(s) in the input",),
+    )
 
 
 def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
@@ -47,9 +67,13 @@ def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
     try:
         return solve(household, time_limit_s=time_limit_s)
     except Exception as exc:  # a solver bug must still answer in the contract's terms
-        return RebalanceResult(household.household_id, household.as_of,
-                               rebalance_id(household, 1), "solver_error",
-                               messages=(f"internal error: {type(exc).__name__}: {exc}",))
+        return RebalanceResult(
+            household.household_id,
+            household.as_of,
+            rebalance_id(household, 1),
+            "solver_error",
+            messages=(f"internal error: {type(exc).__name__}: {exc}",),
+        )
 
 
 def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
@@ -61,7 +85,7 @@ def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
 
 
 def _open(path: str) -> BinaryIO:
-    return sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    return sys.stdin.buffer if path == "-" else open(path, "rb")
 
 
 def run(args: argparse.Namespace) -> int:
