@@ -129,7 +129,9 @@ class Household:
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_security(r: Reader, raw: Any, path: str, symbol: str, *, price_required: bool) -> Security:
+def parse_security(
+    r: Reader, raw: Any, path: str, symbol: str, *, price_required: bool
+) -> Security:
     obj = r.obj(raw, path)
     price = r.number(obj, "price", path, None, exclusive_minimum=0.0, nullable=not price_required)
     asset_class = obj.get("asset_class")
@@ -143,14 +145,19 @@ def parse_security(r: Reader, raw: Any, path: str, symbol: str, *, price_require
         else:
             r.fail(join(path, "asset_class"), "must be a non-empty string")
     elif exposures_raw is not None:
+        before = len(r.issues)
         exposures = parse_weights(r, exposures_raw, join(path, "exposures"))
-        if exposures and abs(sum(exposures.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
+        if not exposures and len(r.issues) == before:
+            r.fail(join(path, "exposures"), "must name at least one asset class")
+        elif len(r.issues) == before and abs(sum(exposures.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
             r.fail(join(path, "exposures"), f"must sum to 1 (sum is {sum(exposures.values()):.6g})")
     else:
         r.fail(path, "needs asset_class or exposures")
-    wash_group = obj.get("wash_group") or symbol
-    if not isinstance(wash_group, str):
-        r.fail(join(path, "wash_group"), "must be a string")
+    wash_group = obj.get("wash_group")
+    if wash_group is None:
+        wash_group = symbol
+    elif not isinstance(wash_group, str) or not wash_group:
+        r.fail(join(path, "wash_group"), "must be a non-empty string")
         wash_group = symbol
     return Security(
         symbol=symbol,
@@ -259,7 +266,9 @@ def parse_recent_trade(r: Reader, raw: Any, path: str) -> RecentTrade:
     )
 
 
-def parse_securities(r: Reader, raw: Any, path: str, *, price_required: bool) -> dict[str, Security]:
+def parse_securities(
+    r: Reader, raw: Any, path: str, *, price_required: bool
+) -> dict[str, Security]:
     if raw is None:
         return {}
     obj = r.obj(raw, path)
@@ -270,9 +279,13 @@ def parse_securities(r: Reader, raw: Any, path: str, *, price_required: bool) ->
 
 
 def parse_target(r: Reader, raw: Any) -> dict[str, float]:
-    target = parse_weights(r, raw, "target") if raw is not None else {}
     if raw is None:
         r.fail("target", "is required")
+        return {}
+    before = len(r.issues)
+    target = parse_weights(r, raw, "target")
+    if len(r.issues) > before:
+        pass  # a bad weight or a non-object: its own issue says so; the sum would only mislead
     elif not target:
         r.fail("target", "must name at least one asset class")
     elif abs(sum(target.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
@@ -288,6 +301,8 @@ def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
             r.fail(f"accounts[{i}].account_id", f"duplicate account id {account.account_id!r}")
         seen.add(account.account_id)
         for j, lot in enumerate(account.lots):
+            if not lot.symbol:
+                continue  # already reported as missing
             sec = h.securities.get(lot.symbol)
             lpath = f"accounts[{i}].lots[{j}].symbol"
             if sec is None and (prices_required or h.securities):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .errors import Issue, ValidationError
 
 _MISSING = object()
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def join(path: str, key: str | int) -> str:
@@ -59,7 +61,8 @@ class Reader:
         return value
 
     def choice(
-        self, obj: dict[str, Any], key: str, path: str, options: tuple[str, ...], default: str | None
+        self, obj: dict[str, Any], key: str, path: str, options: tuple[str, ...],
+        default: str | None,
     ) -> str:
         value = self.string(obj, key, path, default)
         if value and value not in options:
@@ -140,9 +143,11 @@ class Reader:
         return self.check_day(value, join(path, key))
 
     def check_day(self, value: Any, path: str) -> date:
-        if isinstance(value, str):
+        # Exactly YYYY-MM-DD: fromisoformat alone also takes "20261124" and "2026-W48-1", and a
+        # prefix match took "2026-11-24junk".
+        if isinstance(value, str) and _DAY.fullmatch(value):
             try:
-                return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+                return date.fromisoformat(value)
             except ValueError:
                 pass
         self.fail(path, "must be a date YYYY-MM-DD")
@@ -151,19 +156,21 @@ class Reader:
     def timestamp(self, obj: dict[str, Any], key: str, path: str) -> datetime:
         value = self.field(obj, key, path, required=True)
         if value is _MISSING:
-            return datetime.min.replace(tzinfo=timezone.utc)
+            return datetime.min.replace(tzinfo=UTC)
         if isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
                 if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=timezone.utc)
-                return parsed.astimezone(timezone.utc)
+                    parsed = parsed.replace(tzinfo=UTC)
+                return parsed.astimezone(UTC)
             except ValueError:
                 pass
         self.fail(join(path, key), "must be an ISO-8601 timestamp (2026-11-24T15:30:00Z)")
-        return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
 
-    def array(self, obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> list[Any]:
+    def array(
+        self, obj: dict[str, Any], key: str, path: str, *, required: bool = False
+    ) -> list[Any]:
         value = self.field(obj, key, path, required=required)
         if value is _MISSING or value is None:
             return []
@@ -197,6 +204,14 @@ def format_day(value: date) -> str:
 
 
 def format_timestamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
-    )
+    """UTC with Z; milliseconds when the time has them, microseconds only when needed (lossless)."""
+    micros = value.microsecond
+    if not micros:
+        fraction = ""
+    elif micros % 1000 == 0:
+        fraction = f".{micros // 1000:03d}"
+    else:
+        fraction = f".{micros:06d}"
+    # isoformat, not strftime: %Y does not pad years before 1000 on every platform.
+    utc = value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return utc.isoformat() + fraction + "Z"

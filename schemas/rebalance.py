@@ -114,31 +114,88 @@ def parse_result(raw: Any) -> RebalanceResult:
             est_price=r.real(o, "est_price", path, exclusive_minimum=0.0),
             est_value=r.real(o, "est_value", path, minimum=0.0),
             reason=r.choice(o, "reason", path, REASONS, "rebalance"),
-            lots=tuple(
-                LotRelief(r.string(x, "lot_id", join(join(path, "lots"), j)),
-                          r.real(x, "quantity", join(join(path, "lots"), j), exclusive_minimum=0.0))
-                for j, x in enumerate(r.obj(v, join(join(path, "lots"), k))
-                                      for k, v in enumerate(r.array(o, "lots", path)))
-            ),
+            lots=_lot_reliefs(r, o, path),
         ))
     realized = r.obj(obj.get("realized") or {}, "realized")
     as_of = obj.get("as_of")
+    status = r.choice(obj, "status", "", STATUSES, None)
+    # An invalid_input result may not know the household or have an id to give.
+    ids_optional = status == "invalid_input"
     res = RebalanceResult(
-        household_id=r.string(obj, "household_id", ""),
+        household_id=_identifier(r, obj, "household_id", optional=ids_optional),
         as_of=r.check_day(as_of, "as_of") if as_of is not None else None,
-        rebalance_id=r.string(obj, "rebalance_id", ""),
-        status=r.choice(obj, "status", "", STATUSES, None),
+        rebalance_id=_identifier(r, obj, "rebalance_id", optional=ids_optional),
+        status=status,
         orders=tuple(orders),
-        drift_before={k: float(v) for k, v in (obj.get("drift_before") or {}).items()},
-        drift_after={k: float(v) for k, v in (obj.get("drift_after") or {}).items()},
+        drift_before=_drift(r, obj.get("drift_before"), "drift_before"),
+        drift_after=_drift(r, obj.get("drift_after"), "drift_after"),
         realized=Realized(
             short_term_gain=r.real(realized, "short_term_gain", "realized", 0.0),
             long_term_gain=r.real(realized, "long_term_gain", "realized", 0.0),
             tax_cost=r.real(realized, "tax_cost", "realized", 0.0),
         ),
         turnover=r.real(obj, "turnover", "", 0.0),
-        messages=tuple(str(m) for m in obj.get("messages") or ()),
+        messages=_messages(r, obj.get("messages")),
+        errors=_errors(r, obj.get("errors")),
         solve_ms=r.real(obj, "solve_ms", "", 0.0),
     )
     r.raise_if_any()
     return res
+
+
+def _lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRelief, ...]:
+    out: list[LotRelief] = []
+    for j, raw in enumerate(r.array(obj, "lots", path)):
+        lpath = join(join(path, "lots"), j)
+        item = r.obj(raw, lpath)
+        out.append(LotRelief(r.string(item, "lot_id", lpath),
+                             r.real(item, "quantity", lpath, exclusive_minimum=0.0)))
+    return tuple(out)
+
+
+def _identifier(r: Reader, obj: dict[str, Any], key: str, *, optional: bool) -> str:
+    value = obj.get(key)
+    if optional and (value is None or value == ""):
+        return ""
+    return r.string(obj, key, "")
+
+
+def _drift(r: Reader, raw: Any, path: str) -> dict[str, float]:
+    if raw is None:
+        return {}
+    return {k: r.check_number(v, join(path, k)) for k, v in r.obj(raw, path).items()}
+
+
+def _messages(r: Reader, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("messages", "must be an array of strings")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            r.fail(join("messages", i), "must be a string")
+    return tuple(out)
+
+
+def _errors(r: Reader, raw: Any) -> tuple[Issue, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("errors", "must be an array of {path, message}")
+        return ()
+    out: list[Issue] = []
+    for i, item_raw in enumerate(raw):
+        epath = join("errors", i)
+        item = r.obj(item_raw, epath)
+        path, message = item.get("path"), item.get("message")
+        if not isinstance(path, str):
+            r.fail(join(epath, "path"), "must be a string")
+        if not isinstance(message, str) or not message:
+            r.fail(join(epath, "message"), "must be a non-empty string")
+        if isinstance(path, str) and isinstance(message, str):
+            out.append(Issue(path, message))
+    return tuple(out)

@@ -1,0 +1,456 @@
+"""household/v1: the contract's example, JSON Schema agreement, and parse_household's validation.
+
+Validation must report every problem at once, each with its JSON path, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from schemas import Household, ValidationError, dumps, household_to_json, loads, parse_household
+from schemas.json_schemas import load_schema
+
+EXAMPLE = Path(__file__).parents[1] / "data" / "contract_examples" / "household.v1.json"
+SCHEMA = Draft202012Validator(
+    load_schema("household"), format_checker=Draft202012Validator.FORMAT_CHECKER
+)
+
+
+def contract_example() -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(EXAMPLE.read_text())
+    return value
+
+
+def lot(lot_id: str, symbol: str = "VTI", quantity: Any = 10, **extra: Any) -> dict[str, Any]:
+    return {
+        "lot_id": lot_id,
+        "symbol": symbol,
+        "quantity": quantity,
+        "cost_basis": 2000.0,
+        "acquired": "2023-01-10",
+        **extra,
+    }
+
+
+def make_household(**overrides: Any) -> dict[str, Any]:
+    """A small valid snapshot: two accounts, the second with five lots; overrides replace keys."""
+    raw: dict[str, Any] = {
+        "household_id": "hh-7",
+        "as_of": "2026-11-24",
+        "target": {"us_equity": 0.6, "fixed_income": 0.4},
+        "accounts": [
+            {"account_id": "A", "type": "taxable", "cash": 100.0, "lots": [lot("A-1")]},
+            {
+                "account_id": "B",
+                "type": "tax_deferred",
+                "cash": 0.0,
+                "lots": [lot(f"B-{i}", "BND" if i % 2 else "VTI") for i in range(5)],
+            },
+        ],
+        "securities": {
+            "VTI": {"price": 240.5, "asset_class": "us_equity"},
+            "BND": {"price": 72.0, "asset_class": "fixed_income"},
+        },
+    }
+    raw.update(overrides)
+    return raw
+
+
+def issues_of(raw: Any, **kwargs: Any) -> dict[str, str]:
+    """path -> message for every issue parse_household reports (asserting that it fails)."""
+    with pytest.raises(ValidationError) as info:
+        parse_household(raw, **kwargs)
+    issues = info.value.issues
+    assert issues, "a ValidationError lists its issues"
+    return {i.path: i.message for i in issues}
+
+
+# --------------------------------------------------------------------------- the contract's example
+
+
+def test_contract_example_validates_against_the_json_schema() -> None:
+    SCHEMA.validate(contract_example())
+
+
+def test_contract_example_parses() -> None:
+    h = parse_household(contract_example())
+    assert h.household_id == "hh-0001"
+    assert h.as_of == date(2026, 11, 24)
+    assert h.mode == "rebalance"
+    assert h.target == {"us_equity": 0.45, "intl_equity": 0.15, "fixed_income": 0.37, "cash": 0.03}
+    assert h.bands.overrides["cash"].absolute == 0.02
+    assert h.bands.tolerance("cash", 0.03) == 0.0075  # max(floor, min(0.02, 0.25 * 0.03))
+    assert h.options.harvest_losses is True and h.options.max_realized_gain is None
+    (account,) = h.accounts
+    assert account.type == "taxable" and account.cash == 5000.0
+    assert account.lots[0].acquired == date(2022, 3, 15)
+    assert account.buy_list == {"fixed_income": ("MUB",)}
+    assert account.excluded_symbols == ("XOM",)
+    assert h.securities["VTI"].group == "us-total-market"
+    assert h.securities["VTI"].fractional is False
+    assert h.securities["BAL"].exposures == {"us_equity": 0.6, "fixed_income": 0.4}
+    assert h.securities["BAL"].group == "BAL"  # wash_group defaults to the symbol
+    assert h.recent_trades[0].realized_gain == -1200.0
+
+
+def test_household_to_json_validates_and_parses_back() -> None:
+    h = parse_household(contract_example())
+    encoded = household_to_json(h)
+    SCHEMA.validate(encoded)
+    assert encoded["schema"] == "household/v1"
+    assert parse_household(loads(dumps(encoded))) == h
+
+
+def test_defaults_fill_what_the_snapshot_omits() -> None:
+    h = parse_household(make_household())
+    assert h.mode == "rebalance"
+    assert (h.bands.absolute, h.bands.relative, h.bands.floor) == (0.05, 0.25, 0.005)
+    assert h.accounts[0].cash_needed == 0.0
+    assert h.securities["VTI"].fractional is True
+    SCHEMA.validate(household_to_json(h))
+
+
+def test_securities_may_be_omitted_on_the_households_topic() -> None:
+    raw = make_household()
+    del raw["securities"]
+    assert parse_household(raw, prices_required=False).securities == {}
+    assert set(issues_of(raw)) == {"accounts[0].lots[0].symbol"} | {
+        f"accounts[1].lots[{i}].symbol" for i in range(5)
+    }
+
+
+def test_schema_field_is_optional_but_must_name_household_v1() -> None:
+    assert isinstance(parse_household(make_household()), Household)
+    assert issues_of(make_household(schema="household/v2")) == {
+        "schema": "must be household/v1 (got 'household/v2')"
+    }
+    assert not SCHEMA.is_valid(make_household(schema="household/v2"))
+
+
+# --------------------------------------------------------------------------- validation, one by one
+
+
+def test_the_path_names_the_lot_inside_the_account() -> None:
+    raw = make_household()
+    raw["accounts"][1]["lots"][4]["quantity"] = 0
+    assert issues_of(raw) == {"accounts[1].lots[4].quantity": "must be > 0"}
+    assert not SCHEMA.is_valid(raw)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_reported_where_they_are(bad: float) -> None:
+    raw = make_household(target={"us_equity": bad, "fixed_income": 0.4})
+    raw["accounts"][0]["cash"] = bad
+    raw["accounts"][1]["lots"][2]["cost_basis"] = bad
+    raw["securities"]["BND"]["price"] = bad
+    raw["bands"] = {"absolute": bad}
+    raw["options"] = {"max_realized_gain": bad}
+    assert issues_of(raw) == {
+        "target.us_equity": "must be finite",
+        "accounts[0].cash": "must be finite",
+        "accounts[1].lots[2].cost_basis": "must be finite",
+        "securities.BND.price": "must be finite",
+        "bands.absolute": "must be finite",
+        "options.max_realized_gain": "must be finite",
+    }
+
+
+def test_missing_top_level_fields_are_all_reported() -> None:
+    assert issues_of({}) == {
+        "household_id": "is required",
+        "as_of": "is required",
+        "target": "is required",
+        "accounts": "is required",
+    }
+
+
+def test_null_counts_as_missing_for_a_required_field() -> None:
+    assert issues_of(make_household(household_id=None, as_of=None)) == {
+        "household_id": "is required",
+        "as_of": "is required",
+    }
+
+
+def test_missing_lot_fields_are_all_reported() -> None:
+    raw = make_household()
+    raw["accounts"][1]["lots"][3] = {}
+    assert issues_of(raw) == {
+        f"accounts[1].lots[3].{key}": "is required"
+        for key in ("lot_id", "symbol", "quantity", "cost_basis", "acquired")
+    }
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_an_account_needs_an_id_and_a_type_and_there_must_be_an_account() -> None:
+    raw = make_household()
+    raw["accounts"][0] = {"cash": 10.0}
+    assert issues_of(raw) == {
+        "accounts[0].account_id": "is required",
+        "accounts[0].type": "is required",
+    }
+    assert issues_of(make_household(accounts=[])) == {"accounts": "must list at least one account"}
+
+
+def test_unknown_account_type_and_mode() -> None:
+    raw = make_household(mode="aggressive")
+    raw["accounts"][1]["type"] = "roth"
+    issues = issues_of(raw)
+    assert set(issues) == {"mode", "accounts[1].type"}
+    assert "rebalance, guardrail, monitor" in issues["mode"]
+    assert "taxable, tax_deferred, tax_exempt" in issues["accounts[1].type"]
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_location_names_only_account_types() -> None:
+    raw = make_household(location={"fixed_income": ["tax_deferred", "ira"]})
+    assert set(issues_of(raw)) == {"location.fixed_income[1]"}
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_target_must_sum_to_one() -> None:
+    assert issues_of(make_household(target={"us_equity": 0.6, "fixed_income": 0.5})) == {
+        "target": "weights must sum to 1 (sum is 1.1)"
+    }
+    parse_household(make_household(target={"us_equity": 0.6, "fixed_income": 0.4 + 5e-7}))
+
+
+def test_target_weights_are_not_negative_and_the_target_is_not_empty() -> None:
+    issues = issues_of(make_household(target={"us_equity": 1.2, "fixed_income": -0.2}))
+    assert issues == {"target.fixed_income": "must be >= 0"}  # no misleading sum issue on top
+    assert issues_of(make_household(target={})) == {"target": "must name at least one asset class"}
+    assert issues_of(make_household(target=[0.6, 0.4])) == {"target": "must be an object"}
+
+
+def test_held_security_without_price_or_unknown() -> None:
+    raw = make_household()
+    del raw["securities"]["BND"]["price"]
+    raw["accounts"][0]["lots"].append(lot("A-2", "XYZ"))
+    assert issues_of(raw) == {
+        "securities.BND.price": "is required",
+        "accounts[0].lots[1].symbol": "security 'XYZ' is not in securities",
+    }
+    assert not SCHEMA.is_valid(raw)
+    # Without prices (the households topic) an unpriced security is fine, an unknown one is not.
+    assert issues_of(raw, prices_required=False) == {
+        "accounts[0].lots[1].symbol": "security 'XYZ' is not in securities"
+    }
+
+
+def test_price_must_be_positive() -> None:
+    raw = make_household()
+    raw["securities"]["VTI"]["price"] = 0
+    raw["securities"]["BND"]["price"] = -72.0
+    assert issues_of(raw) == {
+        "securities.VTI.price": "must be > 0",
+        "securities.BND.price": "must be > 0",
+    }
+
+
+def test_duplicate_lot_ids_within_an_account() -> None:
+    raw = make_household()
+    raw["accounts"][1]["lots"][3]["lot_id"] = "B-1"
+    assert issues_of(raw) == {"accounts[1].lots[3].lot_id": "duplicate lot id 'B-1'"}
+
+
+def test_the_same_lot_id_in_two_accounts_is_fine() -> None:
+    raw = make_household()
+    raw["accounts"][0]["lots"][0]["lot_id"] = "B-1"
+    parse_household(raw)
+
+
+def test_duplicate_account_ids() -> None:
+    raw = make_household()
+    raw["accounts"].append({"account_id": "A", "type": "tax_exempt"})
+    assert issues_of(raw) == {"accounts[2].account_id": "duplicate account id 'A'"}
+
+
+def test_exposures_must_sum_to_one() -> None:
+    raw = make_household()
+    raw["securities"]["BAL"] = {"price": 50.0, "exposures": {"us_equity": 0.6, "fixed_income": 0.3}}
+    assert issues_of(raw) == {"securities.BAL.exposures": "must sum to 1 (sum is 0.9)"}
+
+
+def test_exposures_are_weights() -> None:
+    raw = make_household()
+    raw["securities"]["BAL"] = {"price": 50.0, "exposures": {"us_equity": 1.5, "cash": -0.5}}
+    assert issues_of(raw) == {"securities.BAL.exposures.cash": "must be >= 0"}
+    raw["securities"]["BAL"] = {"price": 50.0, "exposures": {}}
+    assert set(issues_of(raw)) == {"securities.BAL.exposures"}
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_asset_class_and_exposures_both_given_or_neither() -> None:
+    raw = make_household()
+    raw["securities"]["BAL"] = {
+        "price": 50.0,
+        "asset_class": "us_equity",
+        "exposures": {"us_equity": 1.0},
+    }
+    raw["securities"]["NIL"] = {"price": 1.0}
+    assert issues_of(raw) == {
+        "securities.BAL": "give either asset_class or exposures, not both",
+        "securities.NIL": "needs asset_class or exposures",
+    }
+    assert not SCHEMA.is_valid(raw)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2026-13-01",
+        "2026-02-30",
+        "24/11/2026",
+        "20261124",
+        "2026-W48-1",
+        "2026-11-24junk",
+        "2026-11-24T00:00:00Z",
+        "",
+        20261124,
+    ],
+)
+def test_dates_that_do_not_parse(bad: Any) -> None:
+    raw = make_household(as_of=bad)
+    raw["accounts"][1]["lots"][0]["acquired"] = bad
+    raw["recent_trades"] = [
+        {"account_id": "A", "symbol": "VTI", "side": "sell", "quantity": 1, "date": bad}
+    ]
+    paths = {"as_of", "accounts[1].lots[0].acquired", "recent_trades[0].date"}
+    assert issues_of(raw) == dict.fromkeys(paths, "must be a date YYYY-MM-DD")
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_wrong_types() -> None:
+    raw = make_household(household_id=7)
+    raw["accounts"][1]["lots"][4]["quantity"] = "120"
+    raw["accounts"][0]["cash"] = True
+    raw["accounts"][0]["excluded_symbols"] = "XOM"
+    raw["options"] = {"harvest_losses": "yes"}
+    raw["securities"]["VTI"]["wash_group"] = 5
+    assert issues_of(raw) == {
+        "household_id": "must be a non-empty string",
+        "accounts[1].lots[4].quantity": "must be a number",
+        "accounts[0].cash": "must be a number",
+        "accounts[0].excluded_symbols": "must be an array of strings",
+        "options.harvest_losses": "must be true or false",
+        "securities.VTI.wash_group": "must be a non-empty string",
+    }
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_negative_cash_and_cash_needed() -> None:
+    raw = make_household()
+    raw["accounts"][0]["cash"] = -1.0
+    raw["accounts"][1]["cash_needed"] = -500.0
+    assert issues_of(raw) == {
+        "accounts[0].cash": "must be >= 0",
+        "accounts[1].cash_needed": "must be >= 0",
+    }
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_many_problems_come_out_together() -> None:
+    raw = make_household(
+        mode="yolo", as_of="2026-11-31", target={"us_equity": 0.7, "fixed_income": 0.4}
+    )
+    raw["accounts"][0]["type"] = "brokerage"
+    raw["accounts"][0]["cash"] = -5.0
+    raw["accounts"][1]["lots"][4]["quantity"] = -3
+    raw["accounts"][1]["lots"][1]["lot_id"] = "B-0"
+    raw["accounts"][1]["lots"][2]["acquired"] = "yesterday"
+    raw["accounts"].append({"account_id": "B", "type": "tax_exempt"})
+    raw["securities"]["VTI"]["price"] = math.nan
+    raw["securities"]["BAL"] = {"price": 10.0, "asset_class": "x", "exposures": {"x": 1.0}}
+    issues = issues_of(raw)
+    assert set(issues) == {
+        "mode",
+        "as_of",
+        "target",
+        "accounts[0].type",
+        "accounts[0].cash",
+        "accounts[1].lots[4].quantity",
+        "accounts[1].lots[1].lot_id",
+        "accounts[1].lots[2].acquired",
+        "accounts[2].account_id",
+        "securities.VTI.price",
+        "securities.BAL",
+    }
+
+
+# --------------------------------------------------------------------------- never a traceback
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        [],
+        "household",
+        3,
+        True,
+        {"accounts": "A"},
+        {"accounts": [None, 3, "x", []]},
+        {"accounts": [{"lots": {"L-1": {}}}]},
+        {"accounts": [{"lots": [None, 1, "x"]}]},
+        {
+            "target": "all equities",
+            "bands": [],
+            "options": 3,
+            "tax": "x",
+            "securities": [],
+            "recent_trades": {},
+            "buy_list": [],
+        },
+        {"bands": {"overrides": {"cash": 0.02}}},
+        {"buy_list": {"us_equity": "VTI"}, "location": {"cash": [1]}},
+        {"securities": {"VTI": None, "BND": {"exposures": [1]}}},
+    ],
+)
+def test_malformed_input_is_a_validation_error(raw: Any) -> None:
+    issues_of(raw)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += paths_of(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += paths_of(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_corruption_of_a_valid_snapshot_fails_cleanly(data: st.DataObject) -> None:
+    raw = copy.deepcopy(contract_example())
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths_of(raw)[1:]))
+        parent = raw
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = data.draw(JSON)
+    try:
+        parse_household(raw)
+    except ValidationError as exc:
+        assert exc.issues
+        assert all(isinstance(i.path, str) and i.message for i in exc.issues)
