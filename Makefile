@@ -31,5 +31,13 @@ unit: venv
 test: venv lint typecheck
 	$(BIN)/pytest -q
 
+# A real Apache Kafka (KRaft, jars from Maven Central) on 127.0.0.1 for integration tests.
+# KAFKA_NODES=1|3 (client ports 19092..), KAFKA_SECURITY=1 adds SASL 19095 / SSL 19096.
+kafka-up:
+	@deploy/kafka/kafka-up.sh
+
+kafka-down:
+	@deploy/kafka/kafka-down.sh
+
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from typing import Any, BinaryIO
 
 import orjson
@@ -46,7 +47,7 @@ def invalid_result(raw: Any, issues: tuple[Issue, ...]) -> RebalanceResult:
     """The `invalid_input` result, naming the household when its id could be read."""
     obj = raw if isinstance(raw, dict) else {}
     hid = obj.get("household_id") if isinstance(obj.get("household_id"), str) else ""
-    as_of = obj.get("as_of") if isinstance(obj.get("as_of"), str) else ""
+    as_of = _valid_day(obj.get("as_of"))
     rid = f"{hid}:{as_of}:1" if hid and as_of else ""
     return RebalanceResult(
         household_id=hid,
@@ -56,6 +57,13 @@ def invalid_result(raw: Any, issues: tuple[Issue, ...]) -> RebalanceResult:
         errors=issues,
         messages=(f"{len(issues)} problem(s) in the input",),
     )
+
+
+def _valid_day(value: Any) -> str:
+    try:
+        return date.fromisoformat(value).isoformat() if isinstance(value, str) else ""
+    except ValueError:
+        return ""
 
 
 def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
