@@ -1,0 +1,299 @@
+"""The Faust app of `umh worker`: topics, the `households` table, agents, the price feed, timers.
+
+Agents are short loops: decode, hand the record to the `Rebalancer`, dead-letter what cannot be
+decoded or applied. Every input topic is keyed by household_id and co-partitioned with the table
+(same partition count, same murmur2 key placement), and every agent runs with concurrency 1
+(faust issue #606: concurrency > 1 can commit past an unprocessed message).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.partitioner import murmur2
+
+from schemas import Issue, ValidationError, loads, parse_household
+from schemas.events import parse_cash_flow, parse_fill
+
+from .dead_letters import dead_letter
+from .metrics import Metrics
+from .prices import PriceFeed
+from .rebalancer import Rebalancer, SolveFn, UnknownHousehold
+from .settings import Settings
+from .state import HouseholdState, state_from_json, state_to_json
+from .topics import TopicNames, ssl_context
+
+log = logging.getLogger(__name__)
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Where the Java and aiokafka default partitioners put a key (murmur2, positive, modulo)."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class TableStore:
+    """The `households` table as the Rebalancer's store, with a decoded cache in front of it.
+
+    Values are `state_to_json` as orjson bytes. Only keys of partitions this worker owns now are
+    visible through `keys()`; the cache is dropped on every revocation.
+    """
+
+    def __init__(self, table: Any, owned: Any, partitions: int) -> None:
+        self.table = table
+        self.owned = owned  # () -> set of owned partition numbers
+        self.partitions = partitions
+        self.cache: dict[str, HouseholdState] = {}
+
+    def get(self, household_id: str) -> HouseholdState | None:
+        state = self.cache.get(household_id)
+        if state is not None:
+            return state
+        raw = self.table.get(household_id.encode())
+        if raw is None:
+            return None
+        state = state_from_json(orjson.loads(raw))
+        self.cache[household_id] = state
+        return state
+
+    def put(self, state: HouseholdState) -> None:
+        self.cache[state.household_id] = state
+        self.table[state.household_id.encode()] = orjson.dumps(state_to_json(state))
+
+    def delete(self, household_id: str) -> None:
+        self.cache.pop(household_id, None)
+        key = household_id.encode()
+        if key in self.table:
+            del self.table[key]
+
+    def ids(self) -> Iterable[str]:
+        owned = self.owned()
+        for key in list(self.table.keys()):
+            hid = key.decode() if isinstance(key, bytes) else str(key)
+            if partition_for(hid, self.partitions) in owned:
+                yield hid
+
+
+@dataclass
+class UmhApp:
+    """The Faust app and the pieces the web routes and tests reach into."""
+
+    app: faust.App
+    settings: Settings
+    rebalancer: Rebalancer
+    store: TableStore
+    feed: PriceFeed
+    metrics: Metrics
+    topics: TopicNames
+    agents: dict[str, Any]
+
+    def household_states(self) -> dict[str, HouseholdState]:
+        """The states of the households this worker owns now (for the operations console)."""
+        out: dict[str, HouseholdState] = {}
+        for hid in self.store.ids():
+            state = self.store.get(hid)
+            if state is not None:
+                out[hid] = state
+        return out
+
+    def healthy(self) -> bool:
+        """Running, past recovery, price feed ready, and owning at least one partition."""
+        app: Any = self.app
+        try:
+            assigned = bool(app.assignor.assigned_actives())
+            recovered = app.tables.recovery.completed.is_set()
+        except Exception:
+            return False
+        return bool(app.started) and assigned and recovered and self.feed.ready.is_set() \
+            and not app.rebalancing
+
+
+def _credentials(settings: Settings) -> Any:
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password,
+            ssl_context=context, mechanism=settings.sasl_mechanism or "PLAIN")
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
+    names = TopicNames.of(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=0,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        datadir=settings.data_dir or tempfile.mkdtemp(prefix=f"umh-{settings.app_id}-"),
+        broker_session_timeout=6.0,  # takeover after a crash; Kafka's minimum by default
+        broker_heartbeat_interval=1.0,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=settings.partitions)
+
+    households = raw_topic(names.households)
+    fills = raw_topic(names.fills)
+    flows = raw_topic(names.cash_flows)
+    out_topics = {n: raw_topic(n) for n in (names.orders, names.drift_alerts, names.dead_letters)}
+    table = app.Table(
+        # bytes keys and values: Faust serialises both "raw", so a key lands in the changelog
+        # partition murmur2 picks for the same bytes on the input topics.
+        f"{settings.topic_prefix}households", key_type=bytes, value_type=bytes,
+        partitions=settings.partitions,
+        use_partitioner=True,  # writes from the tick path, outside stream iteration
+    )
+
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == names.households}
+
+    store = TableStore(table, owned, settings.partitions)
+    metrics = Metrics()
+
+    async def publish(topic: str, key: str | None, value: bytes) -> Any:
+        return await out_topics[topic].send(key=None if key is None else key.encode(),
+                                            value=value)
+
+    rebalancer = Rebalancer(settings, store, publish, metrics, solve=solve)
+
+    async def to_dead_letters(topic: str, partition: int, offset: int, key: bytes | None,
+                              value: bytes | None, error: str) -> None:
+        metrics.dead_letters.inc()
+        log.warning("dead letter topic=%s partition=%d offset=%d key=%s error=%s", topic,
+                    partition, offset, key, error)
+        dl_key, dl_value = dead_letter(topic, partition, offset, key, value, error,
+                                       datetime.now(UTC))
+        # through the rebalancer's publisher, so that agent tests can collect dead letters
+        await rebalancer.publish(names.dead_letters,
+                                 None if dl_key is None else dl_key.decode(errors="replace"),
+                                 dl_value)
+
+    def on_event(topic: str) -> None:
+        metrics.events.labels(topic=topic).inc()
+
+    feed = PriceFeed(settings, rebalancer.on_ticks, rebalancer.on_security, to_dead_letters,
+                     on_event)
+
+    async def guarded(event: Any, handle: Any) -> None:
+        message = event.message
+        on_event(message.topic)
+        key = message.key.decode("utf-8", errors="replace") if message.key else ""
+        try:
+            await handle(key, message.value)
+        except (ValidationError, UnknownHousehold) as exc:
+            await to_dead_letters(message.topic, message.partition, message.offset, message.key,
+                                  message.value, str(exc))
+        except Exception as exc:  # the stream goes on; the message's coordinates are logged
+            log.exception("failed topic=%s partition=%d offset=%d key=%s", message.topic,
+                          message.partition, message.offset, key)
+            await to_dead_letters(message.topic, message.partition, message.offset, message.key,
+                                  message.value, f"internal error: {exc!r}")
+
+    def check_key(key: str, household_id: str) -> None:
+        if key != household_id:
+            raise ValidationError([Issue(
+                "household_id", f"{household_id!r} does not match the message key {key!r}")])
+
+    async def handle_snapshot(key: str, value: bytes | None) -> None:
+        if value is None:
+            await rebalancer.on_delete(key)
+            return
+        household = parse_household(loads(value), prices_required=False)
+        check_key(key, household.household_id)
+        await rebalancer.on_snapshot(household)
+
+    async def handle_fill(key: str, value: bytes | None) -> None:
+        fill = parse_fill(loads(value or b""))
+        check_key(key, fill.household_id)
+        await rebalancer.on_fill(fill)
+
+    async def handle_flow(key: str, value: bytes | None) -> None:
+        flow = parse_cash_flow(loads(value or b""))
+        check_key(key, flow.household_id)
+        await rebalancer.on_cash_flow(flow)
+
+    @app.agent(households, concurrency=1)
+    async def households_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_snapshot)
+
+    @app.agent(fills, concurrency=1)
+    async def fills_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_fill)
+
+    @app.agent(flows, concurrency=1)
+    async def cash_flows_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_flow)
+
+    async def price_feed() -> None:
+        await feed.run()
+
+    async def expire_orders() -> None:
+        if not app.rebalancing:
+            await rebalancer.sweep()
+
+    async def report_lag() -> None:
+        lag = await feed.lag()
+        consumer: Any = app.consumer
+        try:
+            for tp in app.assignor.assigned_actives():
+                high = consumer.highwater(tp)
+                read = consumer._read_offset.get(tp)  # best effort: a private map
+                if high is not None:
+                    lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - ((read or -1) + 1))
+        except Exception:
+            pass
+        for topic, behind in lag.items():
+            metrics.consumer_lag.labels(topic=topic).set(behind)
+
+    async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
+        store.cache.clear()
+        rebalancer.forget(rebalancer.household_ids())
+
+    @table.on_recover
+    async def on_recovered() -> None:
+        store.cache.clear()
+        rebalancer.rebuild()
+
+    async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
+        rebalancer.close()
+
+    # Registered by call, not by decorator: Faust's decorators are untyped.
+    wiring: Any = app
+    wiring.task(price_feed)
+    wiring.timer(interval=max(0.2, min(1.0, settings.order_ttl_s / 3)))(expire_orders)
+    wiring.timer(interval=5.0)(report_lag)
+    wiring.on_partitions_revoked.connect(on_revoked)
+    wiring.on_before_shutdown.connect(on_shutdown)
+
+    umh = UmhApp(app, settings, rebalancer, store, feed, metrics, names,
+                 {"households": households_agent, "fills": fills_agent,
+                  "cash-flows": cash_flows_agent})
+    from .web import register
+
+    register(umh)
+    return umh

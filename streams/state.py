@@ -1,0 +1,487 @@
+"""A household's streaming state and the pure functions that change it: fills, flows, snapshots.
+
+No Kafka, no Faust, no clock: every time arrives as an argument (event time from the message,
+wall time only for the order TTL). The Faust table stores `state_to_json(state)`; the agents call
+these functions and nothing else decides what a fill or a cash flow does to a household.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from schemas import (
+    Account,
+    Household,
+    Issue,
+    Lot,
+    RebalanceResult,
+    RecentTrade,
+    Security,
+    ValidationError,
+    household_to_json,
+    parse_household,
+    parse_result,
+    result_to_json,
+)
+from schemas.events import CashFlow, Fill
+from schemas.household import parse_securities, security_to_json
+from schemas.reader import Reader
+from solver.tolerances import QUANTITY_EPS, USD_EPS
+
+#: Trades are remembered this long by event time (the wash-sale window is 30 days).
+TRADE_MEMORY_DAYS = 31
+#: Applied fill and flow ids are remembered this long by event time, and at most this many.
+ID_MEMORY_DAYS = 40
+ID_MEMORY_MAX = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRebalance:
+    """Orders published and waiting for fills. `filled` maps order_id -> quantity filled so far."""
+
+    result: RebalanceResult
+    opened_at_s: float  # wall clock (time.time()) when published: the TTL is operational
+    filled: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(
+            self.filled.get(o.order_id, 0.0) >= o.quantity - QUANTITY_EPS
+            for o in self.result.orders
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWithdrawal:
+    flow_id: str
+    account_id: str
+    amount: float
+    requested: date
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdState:
+    """The last snapshot with every later fill and cash flow applied, plus the stream's memory.
+
+    `household` keeps its securities' classifications; its prices live in `prices`.
+    `trades` are the trades this stream saw as fills (event time); the snapshot's own
+    `recent_trades` stay in `household`. `band_state` is the last alerted breach (for de-dup).
+    """
+
+    household: Household
+    prices: dict[str, float] = field(default_factory=dict)
+    open_rebalance: OpenRebalance | None = None
+    last_rebalance: RebalanceResult | None = None
+    # id -> the latest event day when it was applied (so a late event is remembered long enough)
+    applied_fills: dict[str, date] = field(default_factory=dict)
+    applied_flows: dict[str, date] = field(default_factory=dict)
+    trades: tuple[RecentTrade, ...] = ()
+    pending_withdrawals: dict[str, PendingWithdrawal] = field(default_factory=dict)
+    band_state: str | None = None
+    sequence: int = 0
+    event_day: date = date.min
+
+    @property
+    def household_id(self) -> str:
+        return self.household.household_id
+
+    @property
+    def held_symbols(self) -> frozenset[str]:
+        return frozenset(lot.symbol for a in self.household.accounts for lot in a.lots)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _strip_prices(h: Household) -> tuple[Household, dict[str, float]]:
+    prices = {s: sec.price for s, sec in h.securities.items() if sec.price is not None}
+    securities = {s: replace(sec, price=None) for s, sec in h.securities.items()}
+    return replace(h, securities=securities), prices
+
+
+def from_snapshot(household: Household, previous: HouseholdState | None) -> HouseholdState:
+    """A snapshot replaces holdings, cash and configuration; the stream's memory is kept.
+
+    Kept from `previous`: prices not in the snapshot, remembered trades (loss memory), applied
+    ids, pending withdrawal requests, the open and last rebalance, band state and sequence.
+    """
+    stripped, prices = _strip_prices(household)
+    if previous is None:
+        return HouseholdState(household=stripped, prices=prices, event_day=household.as_of)
+    return replace(
+        previous,
+        household=stripped,
+        prices={**previous.prices, **prices},
+        event_day=max(previous.event_day, household.as_of),
+    )
+
+
+def with_prices(state: HouseholdState, prices: Mapping[str, float]) -> HouseholdState:
+    """Remember the latest prices of the symbols this household holds (for a warm restart)."""
+    relevant = {s: p for s, p in prices.items() if s in state.held_symbols}
+    if all(state.prices.get(s) == p for s, p in relevant.items()):
+        return state
+    return replace(state, prices={**state.prices, **relevant})
+
+
+# --------------------------------------------------------------------------- fills
+
+
+def _account(state: HouseholdState, account_id: str, household_id: str) -> Account:
+    issues: list[Issue] = []
+    if household_id != state.household_id:
+        issues.append(Issue("household_id", f"does not match the key {state.household_id!r}"))
+    account = state.household.account(account_id)
+    if account is None:
+        issues.append(Issue("account_id", f"unknown account {account_id!r} in household "
+                                          f"{state.household_id!r}"))
+    if issues or account is None:
+        raise ValidationError(issues)
+    return account
+
+
+def _replace_account(h: Household, account: Account) -> Household:
+    return replace(h, accounts=tuple(
+        account if a.account_id == account.account_id else a for a in h.accounts))
+
+
+def _prune_ids(ids: dict[str, date], today: date) -> dict[str, date]:
+    horizon = today - timedelta(days=ID_MEMORY_DAYS)
+    kept = {k: d for k, d in ids.items() if d >= horizon}
+    if len(kept) > ID_MEMORY_MAX:
+        kept = dict(sorted(kept.items(), key=lambda kv: kv[1])[-ID_MEMORY_MAX:])
+    return kept
+
+
+def _prune_trades(trades: Iterable[RecentTrade], today: date) -> tuple[RecentTrade, ...]:
+    horizon = today - timedelta(days=TRADE_MEMORY_DAYS)
+    return tuple(t for t in trades if t.date >= horizon)
+
+
+def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float], ...]:
+    for result in (state.open_rebalance.result if state.open_rebalance else None,
+                   state.last_rebalance):
+        if result is None:
+            continue
+        for order in result.orders:
+            if order.order_id == order_id:
+                return tuple((x.lot_id, x.quantity) for x in order.lots)
+    return ()
+
+
+def _relief_plan(state: HouseholdState, account: Account, fill: Fill) -> dict[str, float]:
+    """lot_id -> quantity to relieve for a sell fill (fill's lots, else order's, else HIFO)."""
+    held = {lot.lot_id: lot for lot in account.lots if lot.symbol == fill.symbol}
+    total_held = sum(lot.quantity for lot in held.values())
+    if fill.quantity > total_held + QUANTITY_EPS:
+        raise ValidationError([Issue("quantity", (
+            f"sells {fill.quantity:g} {fill.symbol} but account {account.account_id!r} holds "
+            f"{total_held:g}"))])
+    plan: dict[str, float] = {}
+    if fill.lots:
+        issues: list[Issue] = []
+        for i, relief in enumerate(fill.lots):
+            lot = held.get(relief.lot_id)
+            if lot is None:
+                issues.append(Issue(f"lots[{i}].lot_id", f"no {fill.symbol} lot {relief.lot_id!r} "
+                                                          f"in account {account.account_id!r}"))
+            elif relief.quantity > lot.quantity + QUANTITY_EPS:
+                issues.append(Issue(f"lots[{i}].quantity",
+                                    f"lot {relief.lot_id!r} holds only {lot.quantity:g}"))
+            else:
+                plan[relief.lot_id] = plan.get(relief.lot_id, 0.0) + relief.quantity
+        if abs(sum(x.quantity for x in fill.lots) - fill.quantity) > QUANTITY_EPS:
+            issues.append(Issue("lots", "the lots' quantities must sum to the fill's quantity"))
+        if issues:
+            raise ValidationError(issues)
+        return plan
+    remaining = fill.quantity
+    for lot_id, named in _order_lots(state, fill.order_id):
+        lot = held.get(lot_id)
+        if lot is None or remaining <= QUANTITY_EPS:
+            continue
+        take = min(named, lot.quantity, remaining)
+        plan[lot_id] = plan.get(lot_id, 0.0) + take
+        remaining -= take
+    by_cost = sorted(held.values(), key=lambda lot: (-lot.cost_basis / lot.quantity, lot.lot_id))
+    for lot in by_cost:
+        if remaining <= QUANTITY_EPS:
+            break
+        take = min(lot.quantity - plan.get(lot.lot_id, 0.0), remaining)
+        if take > 0:
+            plan[lot.lot_id] = plan.get(lot.lot_id, 0.0) + take
+            remaining -= take
+    return plan
+
+
+def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]:
+    """Apply one fill; `(state, False)` when its fill_id was applied before.
+
+    A buy adds lot `fill_id` acquired on the fill's date at cost quantity*price and takes that
+    from cash; a sell relieves lots (the fill's, else its order's, else highest cost per share
+    first), adds the proceeds to cash and records the realized gain. Raises ValidationError for
+    an unknown account or a sell of more than is held (no state change).
+    """
+    if fill.fill_id in state.applied_fills:
+        return state, False
+    account = _account(state, fill.account_id, fill.household_id)
+    day = fill.ts.date()
+    value = fill.quantity * fill.price
+    realized: float | None = None
+    if fill.side == "buy":
+        lot = Lot(fill.fill_id, fill.symbol, fill.quantity, value, day)
+        account = replace(account, cash=account.cash - value, lots=(*account.lots, lot))
+    else:
+        plan = _relief_plan(state, account, fill)
+        lots: list[Lot] = []
+        basis = 0.0
+        for lot in account.lots:
+            take = plan.get(lot.lot_id, 0.0)
+            if take <= 0.0:
+                lots.append(lot)
+                continue
+            share = min(1.0, take / lot.quantity)
+            basis += lot.cost_basis * share
+            left = lot.quantity - take
+            if left > QUANTITY_EPS:
+                lots.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * (1.0 - share)))
+        realized = value - basis
+        account = replace(account, cash=account.cash + value, lots=tuple(lots))
+    trade = RecentTrade(fill.account_id, fill.symbol, fill.side, fill.quantity, day, realized)
+    today = max(state.event_day, day)
+    open_rb = state.open_rebalance
+    last_rb = state.last_rebalance
+    if open_rb is not None and any(o.order_id == fill.order_id for o in open_rb.result.orders):
+        filled = {**open_rb.filled,
+                  fill.order_id: open_rb.filled.get(fill.order_id, 0.0) + fill.quantity}
+        open_rb = replace(open_rb, filled=filled)
+        if open_rb.complete:
+            last_rb = open_rb.result
+            open_rb = None
+    prices = state.prices if fill.symbol in state.prices else {**state.prices,
+                                                                fill.symbol: fill.price}
+    return replace(
+        state,
+        household=_replace_account(state.household, account),
+        prices=prices,
+        open_rebalance=open_rb,
+        last_rebalance=last_rb,
+        applied_fills=_prune_ids({**state.applied_fills, fill.fill_id: today}, today),
+        trades=_prune_trades((*state.trades, trade), today),
+        event_day=today,
+    ), True
+
+
+# --------------------------------------------------------------------------- cash flows
+
+
+def apply_cash_flow(state: HouseholdState, flow: CashFlow) -> tuple[HouseholdState, bool]:
+    """Apply one cash flow; `(state, False)` when its flow_id was applied before.
+
+    `deposit`: cash grows. `withdrawal_request`: the account's cash_needed grows and the request
+    is remembered by flow_id. `withdrawal`: cash shrinks; if it `settles` a remembered request,
+    that request's cash_needed goes too (a settle naming an unknown request moves cash only).
+    """
+    if flow.flow_id in state.applied_flows:
+        return state, False
+    account = _account(state, flow.account_id, flow.household_id)
+    day = flow.ts.date()
+    household = state.household
+    pending = state.pending_withdrawals
+    if flow.kind == "deposit":
+        household = _replace_account(household, replace(account, cash=account.cash + flow.amount))
+    elif flow.kind == "withdrawal_request":
+        household = _replace_account(
+            household, replace(account, cash_needed=account.cash_needed + flow.amount))
+        pending = {**pending, flow.flow_id: PendingWithdrawal(
+            flow.flow_id, flow.account_id, flow.amount, day)}
+    else:
+        household = _replace_account(household, replace(account, cash=account.cash - flow.amount))
+        request = pending.get(flow.settles) if flow.settles else None
+        if request is not None:
+            pending = {k: v for k, v in pending.items() if k != request.flow_id}
+            target = household.account(request.account_id)
+            if target is not None:
+                needed = max(0.0, target.cash_needed - request.amount)
+                household = _replace_account(household, replace(
+                    target, cash_needed=0.0 if needed < USD_EPS else needed))
+    today = max(state.event_day, day)
+    return replace(
+        state,
+        household=household,
+        pending_withdrawals=pending,
+        applied_flows=_prune_ids({**state.applied_flows, flow.flow_id: today}, today),
+        event_day=today,
+    ), True
+
+
+# --------------------------------------------------------------------------- rebalances
+
+
+def next_sequence(state: HouseholdState) -> int:
+    """The sequence number the next solve uses (rebalance_id = household:as_of:sequence)."""
+    return state.sequence + 1
+
+
+def open_rebalance(
+    state: HouseholdState, result: RebalanceResult, opened_at_s: float
+) -> HouseholdState:
+    """Remember published orders as the household's one open rebalance."""
+    sequence = int(result.rebalance_id.rsplit(":", 1)[-1]) if result.rebalance_id else 0
+    return replace(
+        state,
+        open_rebalance=OpenRebalance(result, opened_at_s, {}),
+        sequence=max(sequence, state.sequence + 1),
+    )
+
+
+def open_rebalance_expired(state: HouseholdState, now_s: float, ttl_s: float) -> bool:
+    return state.open_rebalance is not None and now_s - state.open_rebalance.opened_at_s >= ttl_s
+
+
+def expire_open_rebalance(state: HouseholdState) -> HouseholdState:
+    """Forget the open rebalance (its orders expired); it becomes the last rebalance."""
+    if state.open_rebalance is None:
+        return state
+    return replace(state, open_rebalance=None, last_rebalance=state.open_rebalance.result)
+
+
+def with_band_state(state: HouseholdState, band_state: str | None) -> HouseholdState:
+    return state if state.band_state == band_state else replace(state, band_state=band_state)
+
+
+# --------------------------------------------------------------------------- the solver's view
+
+
+def referenced_symbols(h: Household) -> frozenset[str]:
+    """Symbols the solver needs to know: held, on any buy list, or recently traded."""
+    out = {lot.symbol for a in h.accounts for lot in a.lots}
+    for lists in (h.buy_list, *(a.buy_list for a in h.accounts)):
+        for symbols in lists.values():
+            out.update(symbols)
+    out.update(t.symbol for t in h.recent_trades)
+    return frozenset(out)
+
+
+def to_household(
+    state: HouseholdState,
+    as_of: date | None = None,
+    *,
+    securities: Mapping[str, Security] | None = None,
+    prices: Mapping[str, float] | None = None,
+) -> Household:
+    """The household as the solver sees it on `as_of` (default: the latest event date).
+
+    Securities: the security master's records (`securities`) for the symbols the household
+    references, overridden by the snapshot's own. Prices: the state's, overridden by `prices`
+    (the live ticks). Recent trades: the snapshot's plus the remembered fills, last 30 days by
+    event time.
+    """
+    h = state.household
+    day = as_of or state.event_day
+    merged: dict[str, Security] = {}
+    if securities:
+        for symbol in referenced_symbols(h):
+            sec = securities.get(symbol)
+            if sec is not None:
+                merged[symbol] = sec
+    merged.update(h.securities)
+    live = prices or {}
+    priced: dict[str, Security] = {}
+    for symbol, sec in merged.items():
+        price = live.get(symbol, state.prices.get(symbol, sec.price))
+        priced[symbol] = replace(sec, price=price)
+    horizon = day - timedelta(days=TRADE_MEMORY_DAYS - 1)
+    trades = tuple(t for t in (*h.recent_trades, *state.trades) if horizon <= t.date <= day)
+    return replace(h, as_of=day, securities=priced, recent_trades=trades)
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def _day(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def _trade_json(t: RecentTrade) -> dict[str, Any]:
+    return {"account_id": t.account_id, "symbol": t.symbol, "side": t.side,
+            "quantity": t.quantity, "date": t.date.isoformat(), "realized_gain": t.realized_gain}
+
+
+def state_to_json(state: HouseholdState) -> dict[str, Any]:
+    """A JSON-able dict for the Faust table (orjson); `state_from_json` inverts it."""
+    household = household_to_json(replace(state.household, securities={}))
+    # Cash can go below zero between a buy fill and its funding sell fill; household/v1 cannot
+    # say that, so the true balances ride alongside.
+    cash = {a.account_id: a.cash for a in state.household.accounts if a.cash < 0}
+    for account in household["accounts"]:
+        account["cash"] = max(0.0, account["cash"])
+    opened = state.open_rebalance
+    return {
+        "v": 1,
+        "household": household,
+        "cash": cash,
+        "securities": {s: security_to_json(sec) for s, sec in state.household.securities.items()},
+        "prices": state.prices,
+        "open_rebalance": None if opened is None else {
+            "result": result_to_json(opened.result),
+            "opened_at_s": opened.opened_at_s,
+            "filled": opened.filled,
+        },
+        "last_rebalance": (None if state.last_rebalance is None
+                           else result_to_json(state.last_rebalance)),
+        "applied_fills": {k: d.isoformat() for k, d in state.applied_fills.items()},
+        "applied_flows": {k: d.isoformat() for k, d in state.applied_flows.items()},
+        "trades": [_trade_json(t) for t in state.trades],
+        "pending_withdrawals": {
+            k: {"account_id": p.account_id, "amount": p.amount,
+                "requested": p.requested.isoformat()}
+            for k, p in state.pending_withdrawals.items()
+        },
+        "band_state": state.band_state,
+        "sequence": state.sequence,
+        "event_day": state.event_day.isoformat(),
+    }
+
+
+def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
+    household = parse_household(raw["household"], prices_required=False)
+    r = Reader()
+    securities = parse_securities(r, raw.get("securities"), "securities", price_required=False)
+    r.raise_if_any()
+    household = replace(household, securities=securities)
+    cash = raw.get("cash") or {}
+    if cash:
+        household = replace(household, accounts=tuple(
+            replace(a, cash=float(cash[a.account_id])) if a.account_id in cash else a
+            for a in household.accounts))
+    opened = raw.get("open_rebalance")
+    return HouseholdState(
+        household=household,
+        prices={k: float(v) for k, v in (raw.get("prices") or {}).items()},
+        open_rebalance=None if opened is None else OpenRebalance(
+            result=parse_result(opened["result"]),
+            opened_at_s=float(opened["opened_at_s"]),
+            filled={k: float(v) for k, v in (opened.get("filled") or {}).items()},
+        ),
+        last_rebalance=(None if raw.get("last_rebalance") is None
+                        else parse_result(raw["last_rebalance"])),
+        applied_fills={k: _day(v) for k, v in (raw.get("applied_fills") or {}).items()},
+        applied_flows={k: _day(v) for k, v in (raw.get("applied_flows") or {}).items()},
+        trades=tuple(
+            RecentTrade(t["account_id"], t["symbol"], t["side"], float(t["quantity"]),
+                        _day(t["date"]),
+                        None if t.get("realized_gain") is None else float(t["realized_gain"]))
+            for t in raw.get("trades") or ()
+        ),
+        pending_withdrawals={
+            k: PendingWithdrawal(k, p["account_id"], float(p["amount"]), _day(p["requested"]))
+            for k, p in (raw.get("pending_withdrawals") or {}).items()
+        },
+        band_state=raw.get("band_state"),
+        sequence=int(raw.get("sequence") or 0),
+        event_day=_day(raw.get("event_day") or date.min.isoformat()),
+    )

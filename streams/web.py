@@ -1,0 +1,29 @@
+"""HTTP routes of the worker, all in one module: `/metrics`, `/healthz` (and later the console API).
+
+The operations console reads this worker's household states through `UmhApp.household_states()`
+and `UmhApp.rebalancer.state(household_id)`; add its routes in `register` below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from .app import UmhApp
+
+
+def register(umh: UmhApp) -> None:
+    app = umh.app
+    if not umh.settings.web_enabled:
+        return
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(umh.metrics.render(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        ok = umh.healthy()
+        return web.json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)

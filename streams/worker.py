@@ -1,0 +1,60 @@
+"""`umh worker`: one streaming worker against the Kafka named by `UMH_BROKER`.
+
+Reads the settings (a bad `UMH_*` stops it with a message naming the variable), creates the
+topics it needs, then runs the Faust worker until SIGINT/SIGTERM. Workers with the same
+`UMH_APP_ID` share the partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .settings import ConfigError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loglevel", default="info",
+                        choices=("debug", "info", "warning", "error"),
+                        help="log level (default info)")
+    parser.add_argument("--no-create-topics", action="store_true",
+                        help="do not create missing topics (they must exist)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"umh worker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.loglevel.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.info("starting worker %r", settings)
+    if not args.no_create_topics:
+        from .topics import ensure_topics
+
+        try:
+            asyncio.run(ensure_topics(settings))
+        except Exception as exc:
+            print(f"umh worker: cannot create topics on {settings.bootstrap}: {exc}",
+                  file=sys.stderr)
+            return 1
+
+    import faust
+
+    from .app import create_app
+
+    umh = create_app(settings)
+    worker = faust.Worker(umh.app, loglevel=args.loglevel, quiet=True,
+                          override_logging=False)
+    # mode's Worker installs the SIGINT/SIGTERM handlers and stops the app cleanly on them;
+    # execute_from_commandline exits the process with the worker's status.
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0

@@ -1,0 +1,137 @@
+"""Each agent with Faust's `agent.test_context()`: decode, apply, publish, dead-letter.
+
+The table and the output topics are replaced by in-memory fakes (the real ones are exercised by
+tests/integration); the solver is a fake that returns orders for whatever it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas import Household, Order, RebalanceResult
+from streams.app import UmhApp, create_app
+from streams.settings import Settings
+from streams.state import HouseholdState
+
+SNAPSHOT: dict[str, Any] = {
+    "household_id": "hh-1", "as_of": "2026-11-24",
+    "target": {"us_equity": 0.6, "fixed_income": 0.4},
+    "buy_list": {"us_equity": ["VTI"], "fixed_income": ["BND"]},
+    "accounts": [{"account_id": "hh-1-IRA", "type": "tax_deferred", "cash": 0.0, "lots": [
+        {"lot_id": "L-1", "symbol": "VTI", "quantity": 80, "cost_basis": 5000.0,
+         "acquired": "2020-01-02"},
+        {"lot_id": "L-2", "symbol": "BND", "quantity": 20, "cost_basis": 2000.0,
+         "acquired": "2020-01-02"}]}],
+    "securities": {"VTI": {"price": 100.0, "asset_class": "us_equity"},
+                   "BND": {"price": 100.0, "asset_class": "fixed_income"}},
+}
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, HouseholdState] = {}
+
+    def get(self, household_id: str) -> HouseholdState | None:
+        return self.data.get(household_id)
+
+    def put(self, state: HouseholdState) -> None:
+        self.data[state.household_id] = state
+
+    def delete(self, household_id: str) -> None:
+        self.data.pop(household_id, None)
+
+    def ids(self) -> Iterable[str]:
+        return list(self.data)
+
+
+def fake_solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+    rid = f"{h.household_id}:{h.as_of}:{sequence}"
+    orders = (
+        Order(f"{rid}:0", "hh-1-IRA", "VTI", "sell", 20, 100, 2000, "rebalance", ()),
+        Order(f"{rid}:1", "hh-1-IRA", "BND", "buy", 20, 100, 2000, "rebalance"),
+    )
+    return RebalanceResult(h.household_id, h.as_of, rid, "rebalanced", orders)
+
+
+@pytest.fixture
+async def umh() -> AsyncIterator[tuple[UmhApp, list[tuple[str, str | None, dict[str, Any]]]]]:
+    u = create_app(Settings(web_port=0, topic_prefix="agent."), solve=fake_solve)
+    u.app.finalize()
+    u.app.flow_control.resume()
+    sent: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    async def publish(topic: str, key: str | None, value: bytes) -> None:
+        sent.append((topic, key, orjson.loads(value)))
+
+    u.rebalancer.store = DictStore()
+    u.rebalancer.publish = publish
+    u.rebalancer.unknown_grace_s = 0.0  # dead-letter unknown households at once
+    yield u, sent
+    u.rebalancer.close()
+
+
+def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
+    return [t for t, _k, _v in sent]
+
+
+async def test_snapshot_out_of_band_publishes_orders_and_alert(umh: Any) -> None:
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
+    rb = sent[0][2]
+    assert rb["rebalance_id"] == "hh-1:2026-11-24:1" and sent[0][1] == "hh-1"
+    assert sent[1][2]["action"] == "rebalance_submitted"
+    state = u.rebalancer.store.get("hh-1")
+    assert state.open_rebalance is not None and state.sequence == 1
+
+
+async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) -> None:
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    rb = sent[0][2]
+    async with u.agents["fills"].test_context() as agent:
+        for _ in range(2):
+            for i, o in enumerate(rb["orders"]):
+                await agent.put(orjson.dumps({
+                    "fill_id": f"f{i}", "order_id": o["order_id"], "household_id": "hh-1",
+                    "account_id": o["account_id"], "symbol": o["symbol"], "side": o["side"],
+                    "quantity": o["quantity"], "price": 100.0, "ts": "2026-11-25T15:00:00Z"}),
+                    key=b"hh-1")
+    state = u.rebalancer.store.get("hh-1")
+    assert state.open_rebalance is None and state.last_rebalance.rebalance_id == rb["rebalance_id"]
+    assert set(state.applied_fills) == {"f0", "f1"}
+    assert topics(sent)[:2] == ["agent.orders", "agent.drift-alerts"]
+    assert "agent.orders" not in topics(sent)[2:], sent[2:]  # back in band: no new orders
+
+
+async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
+    u, sent = umh
+    async with u.agents["cash-flows"].test_context() as agent:
+        await agent.put(b"{oops", key=b"hh-1")
+        await agent.put(orjson.dumps({"flow_id": "c", "household_id": "hh-1",
+                                      "account_id": "hh-1-IRA", "kind": "deposit",
+                                      "amount": 10.0, "ts": "2026-11-25T15:00:00Z"}), key=b"hh-1")
+    assert topics(sent) == ["agent.dead-letters", "agent.dead-letters"]
+    assert sent[0][2]["value"] == "{oops" and "JSON" in sent[0][2]["error"]
+    assert "unknown household" in sent[1][2]["error"]
+    balanced = {**SNAPSHOT, "accounts": [{**SNAPSHOT["accounts"][0], "lots": [
+        {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
+        {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40}]}]}
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+    async with u.agents["cash-flows"].test_context() as agent:
+        await agent.put(orjson.dumps({"flow_id": "w", "household_id": "hh-1",
+                                      "account_id": "hh-1-IRA", "kind": "withdrawal_request",
+                                      "amount": 500.0, "ts": "2026-11-25T15:00:00Z"}),
+                        key=b"hh-1")
+    state = u.rebalancer.store.get("hh-1")
+    assert state.household.accounts[0].cash_needed == 500.0
+    assert topics(sent)[2:] == ["agent.orders", "agent.drift-alerts"]  # cash needed: a solve
+    assert state.open_rebalance is not None and state.event_day == date(2026, 11, 25)

@@ -1,0 +1,261 @@
+"""Household streaming state: fills, cash flows, snapshots, expiry, serialisation (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import (
+    LotRelief,
+    Order,
+    RebalanceResult,
+    ValidationError,
+    parse_household,
+)
+from schemas.events import CashFlow, Fill
+from streams.state import (
+    HouseholdState,
+    apply_cash_flow,
+    apply_fill,
+    expire_open_rebalance,
+    from_snapshot,
+    open_rebalance,
+    open_rebalance_expired,
+    state_from_json,
+    state_to_json,
+    to_household,
+)
+
+TS = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
+
+
+def make_snapshot(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "household_id": "hh-1",
+        "as_of": "2026-11-24",
+        "target": {"us_equity": 0.6, "fixed_income": 0.37, "cash": 0.03},
+        "buy_list": {"us_equity": ["VTI", "ITOT"], "fixed_income": ["BND"]},
+        "accounts": [
+            {"account_id": "hh-1-TAX", "type": "taxable", "cash": 1000.0, "lots": [
+                {"lot_id": "L-1", "symbol": "VTI", "quantity": 10, "cost_basis": 2000.0,
+                 "acquired": "2022-01-03"},
+                {"lot_id": "L-2", "symbol": "VTI", "quantity": 10, "cost_basis": 3000.0,
+                 "acquired": "2025-01-03"},
+            ]},
+            {"account_id": "hh-1-IRA", "type": "tax_deferred", "cash": 500.0, "lots": [
+                {"lot_id": "L-3", "symbol": "BND", "quantity": 50, "cost_basis": 3600.0,
+                 "acquired": "2021-05-01"},
+            ]},
+        ],
+        "securities": {
+            "VTI": {"price": 250.0, "asset_class": "us_equity"},
+            "BND": {"price": 72.0, "asset_class": "fixed_income"},
+        },
+        "recent_trades": [],
+    }
+    raw.update(overrides)
+    return raw
+
+
+def make_state(**overrides: Any) -> HouseholdState:
+    return from_snapshot(parse_household(make_snapshot(**overrides), prices_required=False), None)
+
+
+def fill(fill_id: str = "f1", side: str = "buy", qty: float = 2.0, price: float = 250.0,
+         symbol: str = "VTI", account: str = "hh-1-TAX", order_id: str = "o1",
+         ts: datetime = TS, lots: tuple[LotRelief, ...] = ()) -> Fill:
+    return Fill(fill_id, order_id, "hh-1", account, symbol, side, qty, price, ts, lots)
+
+
+def flow(flow_id: str, kind: str, amount: float, settles: str | None = None,
+         account: str = "hh-1-TAX") -> CashFlow:
+    return CashFlow(flow_id, "hh-1", account, kind, amount, TS, settles)
+
+
+def value(state: HouseholdState, prices: dict[str, float]) -> float:
+    h = state.household
+    return sum(a.cash + sum(lot.quantity * prices[lot.symbol] for lot in a.lots)
+               for a in h.accounts)
+
+
+def lots(state: HouseholdState, account: str = "hh-1-TAX") -> dict[str, float]:
+    acc = state.household.account(account)
+    assert acc is not None
+    return {lot.lot_id: lot.quantity for lot in acc.lots}
+
+
+def test_snapshot_strips_prices_into_state() -> None:
+    s = make_state()
+    assert s.prices == {"VTI": 250.0, "BND": 72.0}
+    assert all(sec.price is None for sec in s.household.securities.values())
+    h = to_household(s, prices={"VTI": 260.0})
+    assert h.securities["VTI"].price == 260.0 and h.securities["BND"].price == 72.0
+
+
+def test_buy_fill_adds_lot_and_takes_cash() -> None:
+    s, changed = apply_fill(make_state(), fill(qty=2, price=250))
+    assert changed
+    acc = s.household.account("hh-1-TAX")
+    assert acc is not None and acc.cash == pytest.approx(500.0)
+    lot = acc.lots[-1]
+    assert (lot.lot_id, lot.quantity, lot.cost_basis, lot.acquired) == (
+        "f1", 2.0, 500.0, date(2026, 11, 24))
+    again, changed = apply_fill(s, fill(qty=2, price=250))
+    assert not changed and again == s
+
+
+def test_sell_fill_highest_cost_first_and_records_gain() -> None:
+    s, _ = apply_fill(make_state(), fill(side="sell", qty=12, price=280))
+    assert lots(s) == {"L-1": 8.0}
+    assert s.trades[-1].realized_gain == pytest.approx(12 * 280 - 3000 - 400)
+    acc = s.household.account("hh-1-TAX")
+    assert acc is not None and acc.cash == pytest.approx(1000 + 12 * 280)
+
+
+def test_sell_fill_uses_named_lots_then_order_lots() -> None:
+    s, _ = apply_fill(make_state(), fill(side="sell", qty=3, lots=(LotRelief("L-1", 3),)))
+    assert lots(s) == {"L-1": 7.0, "L-2": 10.0}
+    order = Order("hh-1:2026-11-24:1:0", "hh-1-TAX", "VTI", "sell", 4, 250, 1000, "rebalance",
+                  (LotRelief("L-1", 4),))
+    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
+                             (order,))
+    s = open_rebalance(make_state(), result, opened_at_s=100.0)
+    assert s.sequence == 1
+    s, _ = apply_fill(s, fill(side="sell", qty=4, order_id=order.order_id))
+    assert lots(s) == {"L-1": 6.0, "L-2": 10.0}
+    assert s.open_rebalance is None and s.last_rebalance == result
+
+
+def test_partial_fills_keep_rebalance_open_until_complete() -> None:
+    order = Order("r:0", "hh-1-IRA", "BND", "buy", 10, 72, 720, "rebalance")
+    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
+                             (order,))
+    s = open_rebalance(make_state(), result, 0.0)
+    s, _ = apply_fill(s, fill("a", qty=4, price=72, symbol="BND", account="hh-1-IRA",
+                              order_id="r:0"))
+    assert s.open_rebalance is not None and s.open_rebalance.filled == {"r:0": 4.0}
+    s, _ = apply_fill(s, fill("b", qty=6, price=72, symbol="BND", account="hh-1-IRA",
+                              order_id="r:0"))
+    assert s.open_rebalance is None
+
+
+def test_bad_fills_raise_without_change() -> None:
+    s = make_state()
+    with pytest.raises(ValidationError):
+        apply_fill(s, fill(account="nope"))
+    with pytest.raises(ValidationError):
+        apply_fill(s, fill(side="sell", qty=21))
+    with pytest.raises(ValidationError):
+        apply_fill(s, fill(side="sell", qty=2, lots=(LotRelief("L-3", 2),)))
+
+
+def test_cash_flows() -> None:
+    s, _ = apply_cash_flow(make_state(), flow("d", "deposit", 100))
+    acc = s.household.account("hh-1-TAX")
+    assert acc is not None and acc.cash == 1100
+    s, _ = apply_cash_flow(s, flow("r", "withdrawal_request", 400))
+    acc = s.household.account("hh-1-TAX")
+    assert acc is not None and acc.cash_needed == 400 and "r" in s.pending_withdrawals
+    same, changed = apply_cash_flow(s, flow("r", "withdrawal_request", 400))
+    assert not changed and same == s
+    s, _ = apply_cash_flow(s, flow("w", "withdrawal", 400, settles="r"))
+    acc = s.household.account("hh-1-TAX")
+    assert acc is not None and acc.cash == 700 and acc.cash_needed == 0
+    assert not s.pending_withdrawals
+    with pytest.raises(ValidationError):
+        apply_cash_flow(s, flow("x", "deposit", 1, account="other"))
+
+
+def test_snapshot_keeps_memory() -> None:
+    s, _ = apply_fill(make_state(), fill(side="sell", qty=10, price=200))  # a loss on L-2
+    s, _ = apply_cash_flow(s, flow("r", "withdrawal_request", 50))
+    new = parse_household(make_snapshot(as_of="2026-11-25"), prices_required=False)
+    s2 = from_snapshot(new, s)
+    assert lots(s2) == {"L-1": 10.0, "L-2": 10.0}  # holdings replaced
+    assert s2.trades == s.trades and s2.applied_fills == s.applied_fills
+    assert "r" in s2.pending_withdrawals and s2.event_day == date(2026, 11, 25)
+    h = to_household(s2)
+    assert [t.realized_gain for t in h.recent_trades] == [pytest.approx(-1000.0)]
+    # 30 days by event time: a buy 30 days after the sale is still in the window, 31 is not
+    assert to_household(s2, date(2026, 12, 24)).recent_trades
+    assert not to_household(s2, date(2026, 12, 25)).recent_trades
+
+
+def test_expiry_by_wall_clock() -> None:
+    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced", ())
+    s = open_rebalance(make_state(), result, opened_at_s=1000.0)
+    assert not open_rebalance_expired(s, 1899.0, 900)
+    assert open_rebalance_expired(s, 1900.0, 900)
+    s = expire_open_rebalance(s)
+    assert s.open_rebalance is None and s.last_rebalance == result and s.sequence == 1
+
+
+def test_serialisation_round_trip() -> None:
+    order = Order("r:0", "hh-1-TAX", "VTI", "sell", 4, 250, 1000, "rebalance",
+                  (LotRelief("L-1", 4),))
+    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
+                             (order,), drift_before={"cash": 0.1})
+    s = open_rebalance(make_state(), result, 5.0)
+    s, _ = apply_fill(s, fill("b1", qty=10, price=250, symbol="ITOT"))  # cash goes negative
+    s, _ = apply_fill(s, fill("s1", side="sell", qty=1, order_id="r:0"))
+    s, _ = apply_cash_flow(s, flow("r", "withdrawal_request", 50))
+    s = replace(s, band_state="us_equity|rebalance_submitted")
+    raw = orjson.loads(orjson.dumps(state_to_json(s)))
+    assert state_from_json(raw) == s
+
+
+sides = st.sampled_from(["buy", "sell"])
+events = st.lists(
+    st.tuples(sides, st.sampled_from(["VTI", "BND"]), st.integers(1, 30),
+              st.floats(10, 500, allow_nan=False), st.integers(0, 60)),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events)
+def test_fills_conserve_value_and_are_idempotent(evs: list[tuple[str, str, int, float, int]]
+                                                 ) -> None:
+    s = make_state()
+    for i, (side, symbol, qty, price, days) in enumerate(evs):
+        account = "hh-1-TAX" if symbol == "VTI" else "hh-1-IRA"
+        f = fill(f"f{i}", side, float(qty), price, symbol, account,
+                 ts=TS + timedelta(days=days))
+        prices = {"VTI": 250.0, "BND": 72.0, symbol: price}
+        before = value(s, prices)
+        try:
+            after_state, changed = apply_fill(s, f)
+        except ValidationError:
+            assert side == "sell"
+            continue
+        assert changed
+        assert value(after_state, prices) == pytest.approx(before, rel=1e-9, abs=1e-6)
+        again, changed = apply_fill(after_state, f)
+        assert not changed and again == after_state
+        s = after_state
+    assert all(lot.quantity > 0 for a in s.household.accounts for lot in a.lots)
+
+
+def test_batch_drift_agrees_with_household_drift() -> None:
+    import numpy as np
+
+    from solver.drift import household_drift
+    from streams.book import batch_drift, book_row
+
+    states = [make_state(), make_state(household_id="hh-2", target={"us_equity": 0.5,
+                                                                    "fixed_income": 0.5})]
+    prices = {"VTI": 310.0, "BND": 70.0}
+    rows = [book_row(to_household(s, prices=prices)) for s in states]
+    assert all(r is not None for r in rows)
+    batch = batch_drift([r for r in rows if r is not None], prices)
+    for i, s in enumerate(states):
+        ref = household_drift(to_household(s, prices=prices))
+        k = len(ref.classes)
+        assert np.allclose(batch.weight[i, :k], ref.weight)
+        assert batch.out_of_band(i) == ref.out_of_band
