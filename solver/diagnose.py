@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schemas import Household
+from schemas import CASH, Household
 
 from .drift import DriftReport
 from .problem import HouseholdProblem, recent_wash_groups
@@ -47,7 +47,15 @@ def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:
             f"class {c} cannot reach its band: weight {after.weight[i]:.4f} against target "
             f"{after.target[i]:.4f} +/- {tol:.4f}"
         )
-        if drift < 0:
+        if c == CASH:
+            why = (
+                "raising it would break min_trade_value, whole shares, max_realized_gain or the "
+                "wash-sale rules"
+                if drift < 0
+                else "too little may be bought with it (buy_list, no_buy_asset_classes, "
+                "excluded_symbols, wash-sale blocks, min_trade_value or whole shares)"
+            )
+        elif drift < 0:
             buyable = bool(np.any(p.buy_exposure[:, i] > 0)) if len(p.buy_symbols) else False
             why = (
                 "no account may buy it (buy_list, no_buy_asset_classes, excluded_symbols or a "

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import CASH_MARGIN_USD, SOLVER_FEAS_TOL
+from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL
 
 # Objective weights (per unit of household value traded or drifted); their order is the
 # contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
@@ -266,7 +266,10 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     # Rule 6: the tax budget on net realized gains.
     if opts.max_realized_gain is not None:
         taxable = np.flatnonzero(p.lot_gain_frac != 0)
-        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF, opts.max_realized_gain / p.value_usd)
+        # A few cents of headroom, so that rounding sells up cannot tip the budget over.
+        cap = opts.max_realized_gain
+        cap = cap - GAIN_MARGIN_USD if cap >= GAIN_MARGIN_USD else min(cap, 0.0)
+        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF, cap / p.value_usd)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)

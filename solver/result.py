@@ -18,6 +18,10 @@ def _qty(q: float) -> float:
     return r if abs(q - r) < 1e-9 else round(q, QUANTITY_DECIMALS)
 
 
+def _lot_qty(sold: float, held: float) -> float:
+    return held if abs(sold - held) < QUANTITY_EPS else min(_qty(sold), held)
+
+
 def build_orders(
     p: HouseholdProblem,
     sell_sh: FloatArray,
@@ -35,7 +39,6 @@ def build_orders(
         sells[(int(p.lot_account[i]), p.lot_symbols[i])].append(int(i))
     for (a, symbol), lots in sorted(sells.items(), key=lambda kv: (p.accounts[kv[0][0]], kv[0][1])):
         idx = np.array(lots)
-        qty = float(sell_sh[idx].sum())
         price = float(p.lot_price[idx[0]])
         if bool(np.all(p.lot_screened[idx])):
             reason = "screen"
@@ -46,8 +49,24 @@ def build_orders(
             reason = "raise_cash"
         else:
             reason = "rebalance"
-        relief = tuple(LotRelief(p.lot_ids[i], _qty(float(sell_sh[i]))) for i in lots)
-        drafts.append((0, p.accounts[a], a, symbol, _qty(qty), price, reason, relief))
+        # A whole lot is relieved at its exact quantity (custodians report up to 7+ decimals).
+        relief = tuple(
+            LotRelief(p.lot_ids[i], _lot_qty(float(sell_sh[i]), float(p.lot_quantity[i])))
+            for i in lots
+        )
+        total = round(sum(r.quantity for r in relief), 9)
+        drafts.append(
+            (
+                0,
+                p.accounts[a],
+                a,
+                symbol,
+                _qty(total) if abs(total - _qty(total)) < 1e-9 else total,
+                price,
+                reason,
+                relief,
+            )
+        )
     for j in np.flatnonzero(buy_sh > QUANTITY_EPS):
         a = int(p.buy_account[j])
         if int(p.buy_class[j]) in harvested_classes:

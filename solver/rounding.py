@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import DUST_USD, QUANTITY_DECIMALS, QUANTITY_EPS, ROUNDING_NOISE_USD
@@ -76,5 +77,33 @@ def _drop_small_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatAr
         order, weights=(np.abs(sell_sh - p.lot_quantity) >= QUANTITY_EPS).astype(float), minlength=n
     )
     drop = (value < minimum) & ~((short == 0) & (value > 0))
+    shortfall = p.account_free_cash < 0
+    for position in np.flatnonzero(drop & (value > 0)):
+        lots = np.flatnonzero(order == position)
+        if shortfall[p.lot_account[lots[0]]]:
+            # Cash must be raised here: sell up to the minimum (or the whole position) rather
+            # than drop a sell the withdrawal depends on.
+            _raise_to_minimum(p, sell_sh, lots, minimum)
+            drop[position] = False
     sell_sh[drop[order]] = 0.0
     buy_sh[buy_sh * p.buy_price < minimum] = 0.0
+
+
+def _raise_to_minimum(
+    p: HouseholdProblem, sell_sh: FloatArray, lots: NDArray[np.int64], minimum: float
+) -> None:
+    """Grow one position's sell to `minimum` dollars (whole position at most), filling the lots
+    the model chose first; whole-share lots stay whole."""
+    need = minimum - float((sell_sh[lots] * p.lot_price[lots]).sum())
+    for i in sorted(lots, key=lambda i: -sell_sh[i]):
+        if need <= 0:
+            break
+        room = p.lot_quantity[i] - sell_sh[i]
+        extra = min(room, need / p.lot_price[i])
+        extra = (
+            min(room, np.ceil(extra - 1e-9))
+            if p.lot_whole_shares[i]
+            else min(room, np.ceil(extra * _SCALE - 1e-6) / _SCALE)
+        )
+        sell_sh[i] += extra
+        need -= extra * p.lot_price[i]

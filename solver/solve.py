@@ -114,11 +114,15 @@ def _solve_with_rules(
         base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
     )
     mip = solve_model(p, mode, exact, min(time_limit_s, MIP_TIME_LIMIT_S))
-    clean = mip.status in ("optimal", "time_limit") and not any(_conflicts(p, mip))
+    mip_ok = mip.status in ("optimal", "time_limit") and not wash_conflicts(p, mip.sells, mip.buys)
     greedy_ok = solution.status in ("optimal", "time_limit") and not any(_conflicts(p, solution))
-    if clean and (not greedy_ok or mip.objective < solution.objective - 1e-12):
-        # Keep the MIP's choices as bounds, so that the rounding re-solves stay LPs.
-        return mip, _forbid_smaller_sides(p, mip, base, groups, classes)
+    # The MIP may keep a swap the hard rules force (its penalty is below the bands'); the greedy
+    # way cannot, so the MIP wins whenever its objective is lower.
+    if mip_ok and (not greedy_ok or mip.objective < solution.objective - 1e-12):
+        # Keep the MIP's choices as bounds, so that the rounding re-solves stay LPs; a class
+        # whose swap the MIP kept stays free.
+        kept = swap_conflicts(p, mip.sells, mip.buys)
+        return mip, _forbid_smaller_sides(p, mip, base, groups, classes - kept)
     return solution, r
 
 

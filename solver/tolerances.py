@@ -13,6 +13,8 @@ BAND_EPS = 1e-7
 USD_EPS = 1e-6
 # Cash the model leaves unspent in an account beyond cash_needed, against solver tolerances.
 CASH_MARGIN_USD = 0.05
+# Headroom the model keeps under max_realized_gain, for the same reason.
+GAIN_MARGIN_USD = 0.05
 # Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
 QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
