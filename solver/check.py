@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from schemas import Household, Order
+from schemas import Account, Household, Lot, Order
 
-from .problem import long_term_after, recent_wash_groups
+from .problem import recent_wash_groups
 from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
 
 
@@ -56,7 +56,7 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     return problems
 
 
-def _sells_whole_lots(lots: tuple, o: Order) -> bool:  # type: ignore[type-arg]
+def _sells_whole_lots(lots: tuple[Lot, ...], o: Order) -> bool:
     held = {lot.lot_id: lot.quantity for lot in lots}
     return all(
         abs(held.get(r.lot_id, -1.0) - r.quantity) < QUANTITY_EPS
@@ -67,9 +67,9 @@ def _sells_whole_lots(lots: tuple, o: Order) -> bool:  # type: ignore[type-arg]
 
 def _check_sell(
     h: Household,
-    account,
+    account: Account,
     o: Order,
-    problems: list[str],  # type: ignore[no-untyped-def]
+    problems: list[str],
     loss_groups: set[str],
 ) -> float:
     lots = {lot.lot_id: lot for lot in account.lots}
@@ -88,13 +88,12 @@ def _check_sell(
             gain += lot_gain
             if lot_gain < -CHECK_TOL_USD:
                 loss_groups.add(h.securities[o.symbol].group)
-        _ = long_term_after  # holding periods do not affect the hard rules
     if abs(total - o.quantity) > QUANTITY_EPS * max(1.0, o.quantity):
         problems.append(f"{o.order_id}: lot quantities do not sum to the order's")
     return gain
 
 
-def _check_buy(h: Household, account, o: Order, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _check_buy(h: Household, account: Account, o: Order, problems: list[str]) -> None:
     sec = h.securities[o.symbol]
     lists = {**h.buy_list, **account.buy_list}
     listed = any(
