@@ -10,8 +10,8 @@ from collections import defaultdict
 
 from schemas import Account, Household, Lot, Order
 
-from .problem import recent_wash_groups
 from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
+from .wash import recent_wash_groups
 
 
 def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:

@@ -7,7 +7,8 @@ import numpy as np
 from schemas import CASH, Household
 
 from .drift import DriftReport
-from .problem import HouseholdProblem, recent_wash_groups
+from .problem import HouseholdProblem
+from .wash import recent_wash_groups
 
 
 def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from schemas import CASH, Household
 
 from .tolerances import BAND_EPS, USD_EPS, WEIGHT_DECIMALS
+from .wash import recent_wash_groups
 
 FloatArray = NDArray[np.float64]
 
@@ -128,16 +129,19 @@ def cash_shortfalls(h: Household) -> dict[str, float]:
 
 
 def harvestable_lots(h: Household) -> tuple[tuple[str, str], ...]:
-    """(account_id, lot_id) of taxable lots whose unrealized loss reaches harvest_min_loss."""
+    """(account_id, lot_id) of taxable lots whose unrealized loss reaches harvest_min_loss and
+    that may be sold at a loss now (no buy of their wash group in the last 30 days, rule 4b)."""
     if not h.options.harvest_losses:
         return ()
+    _, bought = recent_wash_groups(h)
     out: list[tuple[str, str]] = []
     for a in h.accounts:
         if a.type != "taxable":
             continue
         for lot in a.lots:
-            price = h.securities[lot.symbol].price
-            if price is None:
+            sec = h.securities[lot.symbol]
+            price = sec.price
+            if price is None or sec.group in bought:
                 continue
             loss = lot.cost_basis - lot.quantity * price
             if loss >= max(h.options.harvest_min_loss, USD_EPS):

@@ -6,7 +6,8 @@ accounts a; E are exposures, k the transaction-cost rate:
     w_c   = w0_c + sum_j E_jc b_j - sum_l E_lc s_l
             + [c = cash] (sum_l s_l - sum_j b_j)           class weight after (costs: see below)
     minimise   P_band   sum_c u_c                        bands (hard when feasible)
-             + lambda   sum_c d_c                        toward target (rebalance mode only)
+             + lambda   sum_c d_c                        toward target (rebalance mode only;
+                                                         a harvest alone only holds the start)
              + sum_l tax_l s_l                           tax: rate_l * gain_l, harvest credit
              + sum (k + p_turn) (s + b) + p_taxable (trades in taxable accounts)
              + p_loc * location rank_j b_j + p_list * buy-list rank_j b_j
@@ -189,7 +190,7 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
 
     # Sells: the tax cost (or harvest credit) per unit, trading costs, screens.
     tax = p.lot_tax_rate * p.lot_gain_frac
-    harvest_credit = p.lot_harvestable & (mode == "rebalance")
+    harvest_credit = p.lot_harvestable & (mode in ("rebalance", "harvest"))
     tax = np.where((tax < 0) & ~harvest_credit, 0.0, tax)
     sell_cost = (
         tax
@@ -225,7 +226,7 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
     d = (
         b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
-        if mode == "rebalance"
+        if mode in ("rebalance", "harvest")
         else None
     )
 
@@ -241,6 +242,9 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     trade_cols = np.concatenate((s, bcols))
     tol = p.drift.tolerance * (1.0 - BAND_MARGIN)
     gap = p.drift.target - p.drift.weight  # t_c - w0_c
+    # In "harvest" mode (a harvest is the only reason to trade) nothing rewards moving toward
+    # target; only moving further away from it costs, so the harvest buys its replacement.
+    held = np.abs(gap) if mode == "harvest" else np.zeros(n_cls)
     for c in range(n_cls):
         coef = np.concatenate((sell_w[c], buy_w[c]))
         cols = np.concatenate((trade_cols, [u[c]]))
@@ -248,8 +252,8 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
         b.add_row(cols, np.concatenate((coef, [1.0])), gap[c] - tol[c], INF)
         if d is not None:
             cols = np.concatenate((trade_cols, [d[c]]))
-            b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c])
-            b.add_row(cols, np.concatenate((coef, [1.0])), gap[c], INF)
+            b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c] + held[c])
+            b.add_row(cols, np.concatenate((coef, [1.0])), gap[c] - held[c], INF)
 
     # Rule 1: every account keeps its cash_needed (and a few cents more, so that the solver's
     # feasibility tolerance, scaled by V, can never eat into it).

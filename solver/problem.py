@@ -7,7 +7,7 @@ investable value V, so that the model is well scaled whatever the household's si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,12 +16,11 @@ from schemas import CASH, Household, Security
 
 from .drift import DriftReport, household_drift
 from .tolerances import USD_EPS
+from .wash import recent_wash_groups
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
-
-WASH_WINDOW = timedelta(days=30)
 
 
 def long_term_after(acquired: date) -> date:
@@ -97,28 +96,6 @@ class HouseholdProblem:
     @property
     def cash_index(self) -> int:
         return self.classes.index(CASH)
-
-
-def recent_wash_groups(h: Household) -> tuple[set[str], set[str]]:
-    """(groups sold at a loss in a taxable account, groups bought anywhere) in the last 30 days.
-
-    A taxable sale whose `realized_gain` is unknown counts as a loss: the conservative reading.
-    """
-    types = {a.account_id: a.type for a in h.accounts}
-    sold_at_loss: set[str] = set()
-    bought: set[str] = set()
-    for t in h.recent_trades:
-        if abs((h.as_of - t.date).days) > WASH_WINDOW.days:
-            continue
-        sec = h.securities.get(t.symbol)
-        group = sec.group if sec is not None else t.symbol
-        if t.side == "buy":
-            bought.add(group)
-        elif types.get(t.account_id, "taxable") == "taxable" and (
-            t.realized_gain is None or t.realized_gain < 0
-        ):
-            sold_at_loss.add(group)
-    return sold_at_loss, bought
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,12 +73,13 @@ def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
     if reasons:
         return replace(base, status="infeasible", messages=reasons)
     p = build_problem(h, report)
-    solution, restrictions = _solve_with_rules(p, h.mode, time_limit_s)
+    mode = "harvest" if why == ("harvest",) else h.mode
+    solution, restrictions = _solve_with_rules(p, mode, time_limit_s)
     if solution.status == "infeasible":
         return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
     if solution.status == "error":
         return replace(base, status="solver_error", messages=(f"HiGHS returned {solution.detail}",))
-    return _finish(p, base, rid, why, solution, restrictions, time_limit_s)
+    return _finish(p, base, rid, why, solution, restrictions, time_limit_s, mode)
 
 
 def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,7 +101,7 @@ def _solve_with_rules(
     classes: set[int] = set()
     for _ in range(MAX_LAZY_ROUNDS):
         if solution.status not in ("optimal", "time_limit"):
-            return solution, r
+            break  # the greedy choice made the rules unsatisfiable: the MIP decides
         new_groups, new_classes = _conflicts(p, solution)
         if not new_groups and not new_classes:
             break
@@ -113,9 +114,15 @@ def _solve_with_rules(
     exact = replace(
         base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
     )
-    mip = solve_model(p, mode, exact, min(time_limit_s, MIP_TIME_LIMIT_S))
-    mip_ok = mip.status in ("optimal", "time_limit") and not wash_conflicts(p, mip.sells, mip.buys)
     greedy_ok = solution.status in ("optimal", "time_limit") and not any(_conflicts(p, solution))
+    # Without a greedy answer to fall back on, the MIP gets the whole time limit.
+    budget = min(time_limit_s, MIP_TIME_LIMIT_S) if greedy_ok else time_limit_s
+    mip = solve_model(p, mode, exact, budget)
+    if mip.status == "infeasible" and not greedy_ok:
+        return mip, exact
+    if mip.status == "error" and not greedy_ok:
+        return mip, exact
+    mip_ok = mip.status in ("optimal", "time_limit") and not wash_conflicts(p, mip.sells, mip.buys)
     # The MIP may keep a swap the hard rules force (its penalty is below the bands'); the greedy
     # way cannot, so the MIP wins whenever its objective is lower.
     if mip_ok and (not greedy_ok or mip.objective < solution.objective - 1e-12):
@@ -195,6 +202,7 @@ def _finish(
     solution: Solution,
     restrictions: Restrictions,
     time_limit_s: float,
+    mode: str,
 ) -> RebalanceResult:
     h = p.household
     messages: list[str] = list(p.notes)
@@ -203,7 +211,7 @@ def _finish(
     orders: tuple[Order, ...] = ()
     sell_sh = np.zeros(len(p.lot_ids))
     for sells_up in (True, False):
-        attempt = _round_and_resolve(p, h.mode, solution, restrictions, time_limit_s, sells_up)
+        attempt = _round_and_resolve(p, mode, solution, restrictions, time_limit_s, sells_up)
         if attempt is None:
             continue
         sell_sh, buy_sh = attempt
