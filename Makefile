@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SECONDS ?= 60
+DEMO_SECONDS ?= 60
 
 .PHONY: venv demo test lint typecheck unit integration kafka-up kafka-down clean
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/umh demo --seconds $(SECONDS)
+	$(BIN)/umh demo --seconds $(DEMO_SECONDS)
 
 lint: venv
 	$(BIN)/ruff check .

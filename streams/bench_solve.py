@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
         f"{'strategy':12} {'tax USD':>14} {'turnover':>9} {'orders':>7} {'in band':>8} "
         f"{'wash sales':>10}"
     )
-    for name, (tax, turnover, orders, in_band, wash) in compare.items():
+    for name, (tax, turnover, n_orders, in_band, wash) in compare.items():
         print(
-            f"{name:12} {tax:14,.0f} {turnover / n:9.3f} {orders / n:7.1f} "
+            f"{name:12} {tax:14,.0f} {turnover / n:9.3f} {n_orders / n:7.1f} "
             f"{in_band / n:8.1%} {wash:10d}"
         )
     if args.batch:

@@ -46,12 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def invalid_result(raw: Any, issues: tuple[Issue, ...]) -> RebalanceResult:
     """The `invalid_input` result, naming the household when its id could be read."""
     obj = raw if isinstance(raw, dict) else {}
-    hid = obj.get("household_id") if isinstance(obj.get("household_id"), str) else ""
+    raw_id = obj.get("household_id")
+    hid = raw_id if isinstance(raw_id, str) else ""
     as_of = _valid_day(obj.get("as_of"))
     rid = f"{hid}:{as_of}:1" if hid and as_of else ""
     return RebalanceResult(
         household_id=hid,
-        as_of=None,
+        as_of=date.fromisoformat(as_of) if as_of else None,
         rebalance_id=rid,
         status="invalid_input",
         errors=issues,
