@@ -119,10 +119,12 @@ def parse_lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRel
     for i, raw in enumerate(r.array(obj, "lots", path)):
         lpath = join(join(path, "lots"), i)
         item = r.obj(raw, lpath)
-        out.append(LotRelief(
-            lot_id=r.string(item, "lot_id", lpath),
-            quantity=r.real(item, "quantity", lpath, exclusive_minimum=0.0),
-        ))
+        out.append(
+            LotRelief(
+                lot_id=r.string(item, "lot_id", lpath),
+                quantity=r.real(item, "quantity", lpath, exclusive_minimum=0.0),
+            )
+        )
     return tuple(out)
 
 
@@ -182,12 +184,14 @@ def parse_drift_alert(raw: Any) -> DriftAlert:
     for i, item_raw in enumerate(r.array(obj, "breaches", "", required=True)):
         path = f"breaches[{i}]"
         item = r.obj(item_raw, path)
-        breaches.append(Breach(
-            asset_class=r.string(item, "asset_class", path),
-            weight=r.real(item, "weight", path),
-            target=r.real(item, "target", path, minimum=0.0),
-            tolerance=r.real(item, "tolerance", path, minimum=0.0),
-        ))
+        breaches.append(
+            Breach(
+                asset_class=r.string(item, "asset_class", path),
+                weight=r.real(item, "weight", path),
+                target=r.real(item, "target", path, minimum=0.0),
+                tolerance=r.real(item, "tolerance", path, minimum=0.0),
+            )
+        )
     out = DriftAlert(
         household_id=r.string(obj, "household_id", ""),
         ts=r.timestamp(obj, "ts", ""),
@@ -226,8 +230,12 @@ def parse_dead_letter(raw: Any) -> DeadLetter:
 
 
 def price_to_json(p: Price) -> dict[str, Any]:
-    return {"schema": "price/v1", "symbol": p.symbol, "price": p.price,
-            "ts": format_timestamp(p.ts)}
+    return {
+        "schema": "price/v1",
+        "symbol": p.symbol,
+        "price": p.price,
+        "ts": format_timestamp(p.ts),
+    }
 
 
 def fill_to_json(f: Fill) -> dict[str, Any]:
@@ -276,8 +284,12 @@ def drift_alert_to_json(a: DriftAlert) -> dict[str, Any]:
         "ts": format_timestamp(a.ts),
         "max_abs_drift": a.max_abs_drift,
         "breaches": [
-            {"asset_class": b.asset_class, "weight": b.weight, "target": b.target,
-             "tolerance": b.tolerance}
+            {
+                "asset_class": b.asset_class,
+                "weight": b.weight,
+                "target": b.target,
+                "tolerance": b.tolerance,
+            }
             for b in a.breaches
         ],
         "action": a.action,

@@ -216,8 +216,9 @@ def parse_options(r: Reader, raw: Any, path: str) -> Options:
         harvest_losses=r.boolean(obj, "harvest_losses", path, False),
         harvest_min_loss=r.real(obj, "harvest_min_loss", path, 500.0, minimum=0.0),
         max_realized_gain=r.number(obj, "max_realized_gain", path, None, nullable=True),
-        transaction_cost_bps=r.real(obj, "transaction_cost_bps", path, 0.0, minimum=0.0,
-                                    maximum=10_000.0),
+        transaction_cost_bps=r.real(
+            obj, "transaction_cost_bps", path, 0.0, minimum=0.0, maximum=10_000.0
+        ),
     )
 
 
@@ -234,8 +235,10 @@ def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
 
 def parse_account(r: Reader, raw: Any, path: str) -> Account:
     obj = r.obj(raw, path)
-    lots = tuple(parse_lot(r, lot, join(join(path, "lots"), i))
-                 for i, lot in enumerate(r.array(obj, "lots", path)))
+    lots = tuple(
+        parse_lot(r, lot, join(join(path, "lots"), i))
+        for i, lot in enumerate(r.array(obj, "lots", path))
+    )
     seen: set[str] = set()
     for i, lot in enumerate(lots):
         if lot.lot_id and lot.lot_id in seen:
@@ -248,8 +251,9 @@ def parse_account(r: Reader, raw: Any, path: str) -> Account:
         cash_needed=r.real(obj, "cash_needed", path, 0.0, minimum=0.0),
         lots=lots,
         buy_list=parse_lists(r, obj.get("buy_list"), join(path, "buy_list")),
-        no_buy_asset_classes=r.strings(obj.get("no_buy_asset_classes"),
-                                       join(path, "no_buy_asset_classes")),
+        no_buy_asset_classes=r.strings(
+            obj.get("no_buy_asset_classes"), join(path, "no_buy_asset_classes")
+        ),
         excluded_symbols=r.strings(obj.get("excluded_symbols"), join(path, "excluded_symbols")),
     )
 
@@ -334,10 +338,13 @@ def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
         location=parse_location(r, obj.get("location")),
         options=parse_options(r, obj.get("options"), "options"),
         accounts=tuple(parse_account(r, a, f"accounts[{i}]") for i, a in enumerate(accounts_raw)),
-        securities=parse_securities(r, obj.get("securities"), "securities",
-                                    price_required=prices_required),
-        recent_trades=tuple(parse_recent_trade(r, t, f"recent_trades[{i}]")
-                            for i, t in enumerate(r.array(obj, "recent_trades", ""))),
+        securities=parse_securities(
+            r, obj.get("securities"), "securities", price_required=prices_required
+        ),
+        recent_trades=tuple(
+            parse_recent_trade(r, t, f"recent_trades[{i}]")
+            for i, t in enumerate(r.array(obj, "recent_trades", ""))
+        ),
     )
     check_references(r, household, prices_required=prices_required)
     r.raise_if_any()
@@ -382,10 +389,15 @@ def security_to_json(sec: Security) -> dict[str, Any]:
 def household_to_json(h: Household) -> dict[str, Any]:
     """The `household/v1` object for a Household; parse_household(household_to_json(h)) == h."""
     bands: dict[str, Any] = {
-        "absolute": h.bands.absolute, "relative": h.bands.relative, "floor": h.bands.floor,
+        "absolute": h.bands.absolute,
+        "relative": h.bands.relative,
+        "floor": h.bands.floor,
         "overrides": {
-            c: {k: v for k, v in (("absolute", o.absolute), ("relative", o.relative),
-                                  ("floor", o.floor)) if v is not None}
+            c: {
+                k: v
+                for k, v in (("absolute", o.absolute), ("relative", o.relative), ("floor", o.floor))
+                if v is not None
+            }
             for c, o in h.bands.overrides.items()
         },
     }
@@ -411,9 +423,14 @@ def household_to_json(h: Household) -> dict[str, Any]:
         "accounts": [account_to_json(a) for a in h.accounts],
         "securities": {s: security_to_json(sec) for s, sec in h.securities.items()},
         "recent_trades": [
-            {"account_id": t.account_id, "symbol": t.symbol, "side": t.side,
-             "quantity": t.quantity, "date": format_day(t.date),
-             **({"realized_gain": t.realized_gain} if t.realized_gain is not None else {})}
+            {
+                "account_id": t.account_id,
+                "symbol": t.symbol,
+                "side": t.side,
+                "quantity": t.quantity,
+                "date": format_day(t.date),
+                **({"realized_gain": t.realized_gain} if t.realized_gain is not None else {}),
+            }
             for t in h.recent_trades
         ],
     }
@@ -426,8 +443,13 @@ def account_to_json(a: Account) -> dict[str, Any]:
         "cash": a.cash,
         "cash_needed": a.cash_needed,
         "lots": [
-            {"lot_id": lot.lot_id, "symbol": lot.symbol, "quantity": lot.quantity,
-             "cost_basis": lot.cost_basis, "acquired": format_day(lot.acquired)}
+            {
+                "lot_id": lot.lot_id,
+                "symbol": lot.symbol,
+                "quantity": lot.quantity,
+                "cost_basis": lot.cost_basis,
+                "acquired": format_day(lot.acquired),
+            }
             for lot in a.lots
         ],
         "buy_list": {c: list(s) for c, s in a.buy_list.items()},

@@ -61,7 +61,11 @@ class Reader:
         return value
 
     def choice(
-        self, obj: dict[str, Any], key: str, path: str, options: tuple[str, ...],
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        options: tuple[str, ...],
         default: str | None,
     ) -> str:
         value = self.string(obj, key, path, default)
@@ -122,8 +126,14 @@ class Reader:
             self.fail(path, f"must be <= {maximum:g}")
         return number
 
-    def real(self, obj: dict[str, Any], key: str, path: str, default: float | None = None,
-             **bounds: float) -> float:
+    def real(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        default: float | None = None,
+        **bounds: float,
+    ) -> float:
         value = self.number(obj, key, path, default, **bounds)  # type: ignore[arg-type]
         return 0.0 if value is None else value
 

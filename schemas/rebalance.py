@@ -9,8 +9,14 @@ from typing import Any
 from .errors import Issue
 from .reader import Reader, format_day, join
 
-STATUSES = ("rebalanced", "no_action", "band_unreachable", "infeasible", "invalid_input",
-            "solver_error")
+STATUSES = (
+    "rebalanced",
+    "no_action",
+    "band_unreachable",
+    "infeasible",
+    "invalid_input",
+    "solver_error",
+)
 REASONS = ("rebalance", "tax_loss_harvest", "raise_cash", "invest_cash", "screen")
 
 
@@ -105,17 +111,19 @@ def parse_result(raw: Any) -> RebalanceResult:
     for i, raw_order in enumerate(r.array(obj, "orders", "")):
         path = f"orders[{i}]"
         o = r.obj(raw_order, path)
-        orders.append(Order(
-            order_id=r.string(o, "order_id", path),
-            account_id=r.string(o, "account_id", path),
-            symbol=r.string(o, "symbol", path),
-            side=r.choice(o, "side", path, ("buy", "sell"), None),
-            quantity=r.real(o, "quantity", path, exclusive_minimum=0.0),
-            est_price=r.real(o, "est_price", path, exclusive_minimum=0.0),
-            est_value=r.real(o, "est_value", path, minimum=0.0),
-            reason=r.choice(o, "reason", path, REASONS, "rebalance"),
-            lots=_lot_reliefs(r, o, path),
-        ))
+        orders.append(
+            Order(
+                order_id=r.string(o, "order_id", path),
+                account_id=r.string(o, "account_id", path),
+                symbol=r.string(o, "symbol", path),
+                side=r.choice(o, "side", path, ("buy", "sell"), None),
+                quantity=r.real(o, "quantity", path, exclusive_minimum=0.0),
+                est_price=r.real(o, "est_price", path, exclusive_minimum=0.0),
+                est_value=r.real(o, "est_value", path, minimum=0.0),
+                reason=r.choice(o, "reason", path, REASONS, "rebalance"),
+                lots=_lot_reliefs(r, o, path),
+            )
+        )
     realized = r.obj(obj.get("realized") or {}, "realized")
     as_of = obj.get("as_of")
     status = r.choice(obj, "status", "", STATUSES, None)
@@ -148,8 +156,12 @@ def _lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRelief, 
     for j, raw in enumerate(r.array(obj, "lots", path)):
         lpath = join(join(path, "lots"), j)
         item = r.obj(raw, lpath)
-        out.append(LotRelief(r.string(item, "lot_id", lpath),
-                             r.real(item, "quantity", lpath, exclusive_minimum=0.0)))
+        out.append(
+            LotRelief(
+                r.string(item, "lot_id", lpath),
+                r.real(item, "quantity", lpath, exclusive_minimum=0.0),
+            )
+        )
     return tuple(out)
 
 

@@ -78,8 +78,9 @@ class BatchDrift:
 
     def out_of_band(self, h: int) -> tuple[str, ...]:
         row = self.rows[h]
-        return tuple(c for c, b in zip(row.classes, self.breached[h, : len(row.classes)],
-                                       strict=True) if b)
+        return tuple(
+            c for c, b in zip(row.classes, self.breached[h, : len(row.classes)], strict=True) if b
+        )
 
 
 def batch_drift(rows: Sequence[BookRow], prices: Mapping[str, float]) -> BatchDrift:
@@ -109,8 +110,7 @@ def batch_drift(rows: Sequence[BookRow], prices: Mapping[str, float]) -> BatchDr
     values = np.einsum("hs,hs,hsk->hk", qty, px, exposure) + fixed
     investable = values.sum(axis=1)
     ok = investable > USD_EPS
-    weight = np.divide(values, investable[:, None], out=np.zeros_like(values),
-                       where=ok[:, None])
+    weight = np.divide(values, investable[:, None], out=np.zeros_like(values), where=ok[:, None])
     drift = np.where(np.isfinite(tolerance), weight - target, 0.0)
     breached = (np.abs(drift) > tolerance + BAND_EPS) & priced[:, None]
     max_abs = np.abs(drift).max(axis=1) if k_max else np.zeros(n)

@@ -10,9 +10,11 @@ from .settings import ConfigError, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None,
-                        help="kafka://host:port to listen on (default: UMH_BROKER, "
-                             "else kafka://127.0.0.1:9092)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="kafka://host:port to listen on (default: UMH_BROKER, else kafka://127.0.0.1:9092)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,8 +21,13 @@ def _text(data: bytes | str | None) -> str | None:
 
 
 def dead_letter(
-    topic: str, partition: int, offset: int, key: bytes | str | None, value: bytes | str | None,
-    error: str, now: datetime,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | str | None,
+    value: bytes | str | None,
+    error: str,
+    now: datetime,
 ) -> tuple[bytes | None, bytes]:
     """(key, value) for the dead-letters topic: the original key, the original value as text."""
     record = DeadLetter(topic, partition, offset, _text(key), _text(value) or "", error, now)

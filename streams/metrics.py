@@ -18,18 +18,25 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = Counter("umh_events", "Messages consumed, by topic", ["topic"], registry=r)
-        self.consumer_lag = Gauge("umh_consumer_lag", "Messages behind the end (best effort)",
-                                  ["topic"], registry=r)
+        self.consumer_lag = Gauge(
+            "umh_consumer_lag", "Messages behind the end (best effort)", ["topic"], registry=r
+        )
         self.solves = Counter("umh_solves", "Solves, by result status", ["status"], registry=r)
-        self.solve_seconds = Histogram("umh_solve_seconds", "Solve wall time",
-                                       buckets=LATENCY_BUCKETS_S, registry=r)
+        self.solve_seconds = Histogram(
+            "umh_solve_seconds", "Solve wall time", buckets=LATENCY_BUCKETS_S, registry=r
+        )
         self.tick_to_order = Histogram(
-            "umh_tick_to_order_seconds", "From the triggering price tick to the published orders",
-            buckets=LATENCY_BUCKETS_S, registry=r)
-        self.out_of_band = Gauge("umh_households_out_of_band",
-                                 "Households of this worker with a class out of band", registry=r)
-        self.dead_letters = Counter("umh_dead_letters", "Messages sent to dead-letters",
-                                    registry=r)
+            "umh_tick_to_order_seconds",
+            "From the triggering price tick to the published orders",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.out_of_band = Gauge(
+            "umh_households_out_of_band",
+            "Households of this worker with a class out of band",
+            registry=r,
+        )
+        self.dead_letters = Counter("umh_dead_letters", "Messages sent to dead-letters", registry=r)
         self.households = Gauge("umh_households", "Households owned by this worker", registry=r)
 
     def render(self) -> bytes:

@@ -33,8 +33,14 @@ OnEvent = Callable[[str], None]
 
 
 class PriceFeed:
-    def __init__(self, settings: Settings, on_ticks: OnTicks, on_security: OnSecurity,
-                 on_bad: OnBad, on_event: OnEvent | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_ticks: OnTicks,
+        on_security: OnSecurity,
+        on_bad: OnBad,
+        on_event: OnEvent | None = None,
+    ) -> None:
         self.settings = settings
         self.on_ticks = on_ticks
         self.on_security = on_security
@@ -48,16 +54,21 @@ class PriceFeed:
 
         s = self.settings
         consumer = AIOKafkaConsumer(
-            **client_options(s), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="latest", fetch_max_wait_ms=50,
+            **client_options(s),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=50,
         )
         await consumer.start()
         self.consumer = consumer
         wanted = (s.topic("prices"), s.topic("securities"))
         partitions: dict[str, set[int]] = {}
         for _ in range(120):
-            await consumer.topics()  # refreshes metadata
-            partitions = {t: consumer.partitions_for_topic(t) or set() for t in wanted}
+            # A metadata answer for every topic, read directly: `consumer.topics()` does not
+            # feed `consumer.partitions_for_topic` on Apache Kafka (only on the embedded broker).
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = {t: cluster.partitions_for_topic(t) or set() for t in wanted}
             if all(partitions.values()):
                 break
             await asyncio.sleep(0.5)
@@ -112,8 +123,9 @@ class PriceFeed:
                 raise ValidationError([])  # replaced below with a clear message
         except ValidationError as exc:
             error = str(exc) if exc.issues else "key does not match symbol"
-            await self.on_bad(record.topic, record.partition, record.offset, record.key,
-                              record.value, error)
+            await self.on_bad(
+                record.topic, record.partition, record.offset, record.key, record.value, error
+            )
             return
         ticks[price.symbol] = (price.price, price.ts, record.timestamp / 1000.0)
 
@@ -123,8 +135,9 @@ class PriceFeed:
         try:
             self.on_security(parse_security_event(loads(record.value)))
         except ValidationError as exc:
-            await self.on_bad(record.topic, record.partition, record.offset, record.key,
-                              record.value, str(exc))
+            await self.on_bad(
+                record.topic, record.partition, record.offset, record.key, record.value, str(exc)
+            )
 
     async def lag(self) -> dict[str, int]:
         """Messages behind the end per topic (best effort; the embedded broker's marks vary)."""

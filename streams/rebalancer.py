@@ -180,15 +180,17 @@ class Rebalancer:
             self.forget([household_id])
 
     async def on_fill(self, fill: Fill) -> bool:
-        return await self._apply(fill.household_id, fill.ts.date(),
-                                 lambda s: apply_fill(s, fill))
+        return await self._apply(fill.household_id, fill.ts.date(), lambda s: apply_fill(s, fill))
 
     async def on_cash_flow(self, flow: CashFlow) -> bool:
-        return await self._apply(flow.household_id, flow.ts.date(),
-                                 lambda s: apply_cash_flow(s, flow))
+        return await self._apply(
+            flow.household_id, flow.ts.date(), lambda s: apply_cash_flow(s, flow)
+        )
 
     async def _apply(
-        self, hid: str, day: date,
+        self,
+        hid: str,
+        day: date,
         change: Callable[[HouseholdState], tuple[HouseholdState, bool]],
     ) -> bool:
         if self.store.get(hid) is None:
@@ -262,8 +264,9 @@ class Rebalancer:
                 before = self.store.get(hid)
                 if before is None:
                     continue
-                after = await self._evaluate(before, max(day, before.event_day), origin,
-                                             from_tick=True)
+                after = await self._evaluate(
+                    before, max(day, before.event_day), origin, from_tick=True
+                )
                 if after.open_rebalance is not before.open_rebalance:
                     started += 1
                 self._save(before, after)
@@ -286,15 +289,23 @@ class Rebalancer:
     # ----------------------------------------------------------------- the decision
 
     async def _evaluate(
-        self, state: HouseholdState, day: date, tick_time_s: float | None, *,
+        self,
+        state: HouseholdState,
+        day: date,
+        tick_time_s: float | None,
+        *,
         from_tick: bool = False,
     ) -> HouseholdState:
         now = self.clock()
         hid = state.household_id
         if open_rebalance_expired(state, now, self.settings.order_ttl_s):
             assert state.open_rebalance is not None
-            log.info("household=%s rebalance=%s expired after ttl_s=%g", hid,
-                     state.open_rebalance.result.rebalance_id, self.settings.order_ttl_s)
+            log.info(
+                "household=%s rebalance=%s expired after ttl_s=%g",
+                hid,
+                state.open_rebalance.result.rebalance_id,
+                self.settings.order_ttl_s,
+            )
             state = expire_open_rebalance(state)
         h = to_household(state, day, securities=self.securities, prices=self.prices)
         missing = missing_prices(h)
@@ -329,9 +340,14 @@ class Rebalancer:
         elapsed = time.perf_counter() - started
         self.metrics.solves.labels(status=result.status).inc()
         self.metrics.solve_seconds.observe(elapsed)
-        log.info("household=%s status=%s orders=%d solve_ms=%.1f rebalance=%s", hid,
-                 result.status, len(result.orders), result.solve_ms or elapsed * 1000,
-                 result.rebalance_id)
+        log.info(
+            "household=%s status=%s orders=%d solve_ms=%.1f rebalance=%s",
+            hid,
+            result.status,
+            len(result.orders),
+            result.solve_ms or elapsed * 1000,
+            result.rebalance_id,
+        )
         if result.status == "rebalanced" and result.orders:
             await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
             if tick_time_s is not None:
@@ -340,11 +356,19 @@ class Rebalancer:
             self._quiet_until.pop(hid, None)
             return state, ("guardrail_breach" if h.mode == "guardrail" else "rebalance_submitted")
         if result.status in ("infeasible", "solver_error", "invalid_input"):
-            log.warning("household=%s status=%s messages=%s errors=%s", hid, result.status,
-                        "; ".join(result.messages), "; ".join(str(e) for e in result.errors))
+            log.warning(
+                "household=%s status=%s messages=%s errors=%s",
+                hid,
+                result.status,
+                "; ".join(result.messages),
+                "; ".join(str(e) for e in result.errors),
+            )
         self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
-        return state, ("band_unreachable" if result.status != "no_action" else
-                       ("guardrail_breach" if h.mode == "guardrail" else "band_unreachable"))
+        return state, (
+            "band_unreachable"
+            if result.status != "no_action"
+            else ("guardrail_breach" if h.mode == "guardrail" else "band_unreachable")
+        )
 
     async def _solve(self, h: Household, sequence: int) -> RebalanceResult:
         solve = self.solve or default_solver()
@@ -353,7 +377,8 @@ class Rebalancer:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="umh-solve")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, lambda: solve(h, sequence=sequence, time_limit_s=2.0))
+            self._executor, lambda: solve(h, sequence=sequence, time_limit_s=2.0)
+        )
 
     async def _alert(
         self, state: HouseholdState, h: Household, report: DriftReport, action: str | None
@@ -369,13 +394,23 @@ class Rebalancer:
                 max_abs_drift=report.max_abs_drift,
                 breaches=tuple(
                     Breach(c, float(w), float(t), float(tol))
-                    for c, w, t, tol, b in zip(report.classes, report.weight, report.target,
-                                               report.tolerance, report.breached, strict=True)
-                    if b),
+                    for c, w, t, tol, b in zip(
+                        report.classes,
+                        report.weight,
+                        report.target,
+                        report.tolerance,
+                        report.breached,
+                        strict=True,
+                    )
+                    if b
+                ),
                 action=action,
             )
-            await self.publish(self.settings.topic("drift-alerts"), h.household_id,
-                               dumps(drift_alert_to_json(alert)))
+            await self.publish(
+                self.settings.topic("drift-alerts"),
+                h.household_id,
+                dumps(drift_alert_to_json(alert)),
+            )
         return with_band_state(state, band)
 
     def close(self) -> None:

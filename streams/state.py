@@ -136,16 +136,20 @@ def _account(state: HouseholdState, account_id: str, household_id: str) -> Accou
         issues.append(Issue("household_id", f"does not match the key {state.household_id!r}"))
     account = state.household.account(account_id)
     if account is None:
-        issues.append(Issue("account_id", f"unknown account {account_id!r} in household "
-                                          f"{state.household_id!r}"))
+        issues.append(
+            Issue(
+                "account_id", f"unknown account {account_id!r} in household {state.household_id!r}"
+            )
+        )
     if issues or account is None:
         raise ValidationError(issues)
     return account
 
 
 def _replace_account(h: Household, account: Account) -> Household:
-    return replace(h, accounts=tuple(
-        account if a.account_id == account.account_id else a for a in h.accounts))
+    return replace(
+        h, accounts=tuple(account if a.account_id == account.account_id else a for a in h.accounts)
+    )
 
 
 def _prune_ids(ids: dict[str, date], today: date) -> dict[str, date]:
@@ -162,8 +166,10 @@ def _prune_trades(trades: Iterable[RecentTrade], today: date) -> tuple[RecentTra
 
 
 def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float], ...]:
-    for result in (state.open_rebalance.result if state.open_rebalance else None,
-                   state.last_rebalance):
+    for result in (
+        state.open_rebalance.result if state.open_rebalance else None,
+        state.last_rebalance,
+    ):
         if result is None:
             continue
         for order in result.orders:
@@ -177,20 +183,35 @@ def _relief_plan(state: HouseholdState, account: Account, fill: Fill) -> dict[st
     held = {lot.lot_id: lot for lot in account.lots if lot.symbol == fill.symbol}
     total_held = sum(lot.quantity for lot in held.values())
     if fill.quantity > total_held + QUANTITY_EPS:
-        raise ValidationError([Issue("quantity", (
-            f"sells {fill.quantity:g} {fill.symbol} but account {account.account_id!r} holds "
-            f"{total_held:g}"))])
+        raise ValidationError(
+            [
+                Issue(
+                    "quantity",
+                    (
+                        f"sells {fill.quantity:g} {fill.symbol} but account "
+                        f"{account.account_id!r} holds {total_held:g}"
+                    ),
+                )
+            ]
+        )
     plan: dict[str, float] = {}
     if fill.lots:
         issues: list[Issue] = []
         for i, relief in enumerate(fill.lots):
             lot = held.get(relief.lot_id)
             if lot is None:
-                issues.append(Issue(f"lots[{i}].lot_id", f"no {fill.symbol} lot {relief.lot_id!r} "
-                                                          f"in account {account.account_id!r}"))
+                issues.append(
+                    Issue(
+                        f"lots[{i}].lot_id",
+                        f"no {fill.symbol} lot {relief.lot_id!r} in account {account.account_id!r}",
+                    )
+                )
             elif relief.quantity > lot.quantity + QUANTITY_EPS:
-                issues.append(Issue(f"lots[{i}].quantity",
-                                    f"lot {relief.lot_id!r} holds only {lot.quantity:g}"))
+                issues.append(
+                    Issue(
+                        f"lots[{i}].quantity", f"lot {relief.lot_id!r} holds only {lot.quantity:g}"
+                    )
+                )
             else:
                 plan[relief.lot_id] = plan.get(relief.lot_id, 0.0) + relief.quantity
         if abs(sum(x.quantity for x in fill.lots) - fill.quantity) > QUANTITY_EPS:
@@ -255,14 +276,17 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     open_rb = state.open_rebalance
     last_rb = state.last_rebalance
     if open_rb is not None and any(o.order_id == fill.order_id for o in open_rb.result.orders):
-        filled = {**open_rb.filled,
-                  fill.order_id: open_rb.filled.get(fill.order_id, 0.0) + fill.quantity}
+        filled = {
+            **open_rb.filled,
+            fill.order_id: open_rb.filled.get(fill.order_id, 0.0) + fill.quantity,
+        }
         open_rb = replace(open_rb, filled=filled)
         if open_rb.complete:
             last_rb = open_rb.result
             open_rb = None
-    prices = state.prices if fill.symbol in state.prices else {**state.prices,
-                                                                fill.symbol: fill.price}
+    prices = (
+        state.prices if fill.symbol in state.prices else {**state.prices, fill.symbol: fill.price}
+    )
     return replace(
         state,
         household=_replace_account(state.household, account),
@@ -295,9 +319,12 @@ def apply_cash_flow(state: HouseholdState, flow: CashFlow) -> tuple[HouseholdSta
         household = _replace_account(household, replace(account, cash=account.cash + flow.amount))
     elif flow.kind == "withdrawal_request":
         household = _replace_account(
-            household, replace(account, cash_needed=account.cash_needed + flow.amount))
-        pending = {**pending, flow.flow_id: PendingWithdrawal(
-            flow.flow_id, flow.account_id, flow.amount, day)}
+            household, replace(account, cash_needed=account.cash_needed + flow.amount)
+        )
+        pending = {
+            **pending,
+            flow.flow_id: PendingWithdrawal(flow.flow_id, flow.account_id, flow.amount, day),
+        }
     else:
         household = _replace_account(household, replace(account, cash=account.cash - flow.amount))
         request = pending.get(flow.settles) if flow.settles else None
@@ -306,8 +333,9 @@ def apply_cash_flow(state: HouseholdState, flow: CashFlow) -> tuple[HouseholdSta
             target = household.account(request.account_id)
             if target is not None:
                 needed = max(0.0, target.cash_needed - request.amount)
-                household = _replace_account(household, replace(
-                    target, cash_needed=0.0 if needed < USD_EPS else needed))
+                household = _replace_account(
+                    household, replace(target, cash_needed=0.0 if needed < USD_EPS else needed)
+                )
     today = max(state.event_day, day)
     return replace(
         state,
@@ -407,8 +435,14 @@ def _day(value: str) -> date:
 
 
 def _trade_json(t: RecentTrade) -> dict[str, Any]:
-    return {"account_id": t.account_id, "symbol": t.symbol, "side": t.side,
-            "quantity": t.quantity, "date": t.date.isoformat(), "realized_gain": t.realized_gain}
+    return {
+        "account_id": t.account_id,
+        "symbol": t.symbol,
+        "side": t.side,
+        "quantity": t.quantity,
+        "date": t.date.isoformat(),
+        "realized_gain": t.realized_gain,
+    }
 
 
 def state_to_json(state: HouseholdState) -> dict[str, Any]:
@@ -426,19 +460,25 @@ def state_to_json(state: HouseholdState) -> dict[str, Any]:
         "cash": cash,
         "securities": {s: security_to_json(sec) for s, sec in state.household.securities.items()},
         "prices": state.prices,
-        "open_rebalance": None if opened is None else {
+        "open_rebalance": None
+        if opened is None
+        else {
             "result": result_to_json(opened.result),
             "opened_at_s": opened.opened_at_s,
             "filled": opened.filled,
         },
-        "last_rebalance": (None if state.last_rebalance is None
-                           else result_to_json(state.last_rebalance)),
+        "last_rebalance": (
+            None if state.last_rebalance is None else result_to_json(state.last_rebalance)
+        ),
         "applied_fills": {k: d.isoformat() for k, d in state.applied_fills.items()},
         "applied_flows": {k: d.isoformat() for k, d in state.applied_flows.items()},
         "trades": [_trade_json(t) for t in state.trades],
         "pending_withdrawals": {
-            k: {"account_id": p.account_id, "amount": p.amount,
-                "requested": p.requested.isoformat()}
+            k: {
+                "account_id": p.account_id,
+                "amount": p.amount,
+                "requested": p.requested.isoformat(),
+            }
             for k, p in state.pending_withdrawals.items()
         },
         "band_state": state.band_state,
@@ -455,26 +495,38 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
     household = replace(household, securities=securities)
     cash = raw.get("cash") or {}
     if cash:
-        household = replace(household, accounts=tuple(
-            replace(a, cash=float(cash[a.account_id])) if a.account_id in cash else a
-            for a in household.accounts))
+        household = replace(
+            household,
+            accounts=tuple(
+                replace(a, cash=float(cash[a.account_id])) if a.account_id in cash else a
+                for a in household.accounts
+            ),
+        )
     opened = raw.get("open_rebalance")
     return HouseholdState(
         household=household,
         prices={k: float(v) for k, v in (raw.get("prices") or {}).items()},
-        open_rebalance=None if opened is None else OpenRebalance(
+        open_rebalance=None
+        if opened is None
+        else OpenRebalance(
             result=parse_result(opened["result"]),
             opened_at_s=float(opened["opened_at_s"]),
             filled={k: float(v) for k, v in (opened.get("filled") or {}).items()},
         ),
-        last_rebalance=(None if raw.get("last_rebalance") is None
-                        else parse_result(raw["last_rebalance"])),
+        last_rebalance=(
+            None if raw.get("last_rebalance") is None else parse_result(raw["last_rebalance"])
+        ),
         applied_fills={k: _day(v) for k, v in (raw.get("applied_fills") or {}).items()},
         applied_flows={k: _day(v) for k, v in (raw.get("applied_flows") or {}).items()},
         trades=tuple(
-            RecentTrade(t["account_id"], t["symbol"], t["side"], float(t["quantity"]),
-                        _day(t["date"]),
-                        None if t.get("realized_gain") is None else float(t["realized_gain"]))
+            RecentTrade(
+                t["account_id"],
+                t["symbol"],
+                t["side"],
+                float(t["quantity"]),
+                _day(t["date"]),
+                None if t.get("realized_gain") is None else float(t["realized_gain"]),
+            )
             for t in raw.get("trades") or ()
         ),
         pending_withdrawals={

@@ -29,8 +29,14 @@ QTY_TOL = 1e-9
 WEIGHT_TOL = 1e-6
 WASH_DAYS = 30
 REASONS = ("rebalance", "tax_loss_harvest", "raise_cash", "invest_cash", "screen")
-STATUSES = ("rebalanced", "no_action", "band_unreachable", "infeasible", "invalid_input",
-            "solver_error")
+STATUSES = (
+    "rebalanced",
+    "no_action",
+    "band_unreachable",
+    "infeasible",
+    "invalid_input",
+    "solver_error",
+)
 NO_ORDER_STATUSES = ("infeasible", "invalid_input", "solver_error")
 
 
@@ -62,9 +68,14 @@ def price(household: dict[str, Any], symbol: str) -> float:
 
 
 def options(household: dict[str, Any]) -> dict[str, Any]:
-    defaults = {"min_trade_value": 0.0, "allow_cross_account_swaps": False,
-                "harvest_losses": False, "harvest_min_loss": 500.0, "max_realized_gain": None,
-                "transaction_cost_bps": 0.0}
+    defaults = {
+        "min_trade_value": 0.0,
+        "allow_cross_account_swaps": False,
+        "harvest_losses": False,
+        "harvest_min_loss": 500.0,
+        "max_realized_gain": None,
+        "transaction_cost_bps": 0.0,
+    }
     return {**defaults, **(household.get("options") or {})}
 
 
@@ -111,8 +122,7 @@ def drift(household: dict[str, Any]) -> dict[str, float]:
 
 def out_of_band(household: dict[str, Any], slack: float = WEIGHT_TOL) -> dict[str, float]:
     """Classes whose |drift| exceeds their tolerance by more than `slack`: class -> drift."""
-    return {c: d for c, d in drift(household).items()
-            if abs(d) > tolerance(household, c) + slack}
+    return {c: d for c, d in drift(household).items() if abs(d) > tolerance(household, c) + slack}
 
 
 def applicable_list(household: dict[str, Any], account: dict[str, Any], cls: str) -> list[str]:
@@ -160,8 +170,7 @@ def apply_orders(household: dict[str, Any], result: dict[str, Any]) -> dict[str,
     rata), buys add a lot acquired as_of, cash moves by value less cost, trades are appended to
     recent_trades (sells with their realized gain)."""
     k = float(options(household)["transaction_cost_bps"]) / 1e4
-    out = {**household, "accounts": [], "recent_trades": list(household.get("recent_trades")
-                                                              or [])}
+    out = {**household, "accounts": [], "recent_trades": list(household.get("recent_trades") or [])}
     orders_by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for o in result.get("orders", []):
         orders_by_account[o["account_id"]].append(o)
@@ -181,18 +190,36 @@ def apply_orders(household: dict[str, Any], result: dict[str, Any]) -> dict[str,
                     lot["cost_basis"] = float(lot["cost_basis"]) - basis
                     lot["quantity"] = float(lot["quantity"]) - q
                 cash += value * (1 - k)
-                out["recent_trades"].append({
-                    "account_id": a["account_id"], "symbol": o["symbol"], "side": "sell",
-                    "quantity": o["quantity"], "date": household["as_of"],
-                    "realized_gain": round(gain, 6)})
+                out["recent_trades"].append(
+                    {
+                        "account_id": a["account_id"],
+                        "symbol": o["symbol"],
+                        "side": "sell",
+                        "quantity": o["quantity"],
+                        "date": household["as_of"],
+                        "realized_gain": round(gain, 6),
+                    }
+                )
             else:
                 cash -= value * (1 + k)
-                new_lots.append({"lot_id": "N-" + o["order_id"], "symbol": o["symbol"],
-                                 "quantity": o["quantity"], "cost_basis": round(value, 6),
-                                 "acquired": household["as_of"]})
-                out["recent_trades"].append({
-                    "account_id": a["account_id"], "symbol": o["symbol"], "side": "buy",
-                    "quantity": o["quantity"], "date": household["as_of"]})
+                new_lots.append(
+                    {
+                        "lot_id": "N-" + o["order_id"],
+                        "symbol": o["symbol"],
+                        "quantity": o["quantity"],
+                        "cost_basis": round(value, 6),
+                        "acquired": household["as_of"],
+                    }
+                )
+                out["recent_trades"].append(
+                    {
+                        "account_id": a["account_id"],
+                        "symbol": o["symbol"],
+                        "side": "buy",
+                        "quantity": o["quantity"],
+                        "date": household["as_of"],
+                    }
+                )
         kept = [lot for lot in lots.values() if float(lot["quantity"]) > 1e-9]
         out["accounts"].append({**a, "cash": max(cash, 0.0), "lots": kept + new_lots})
     return out
@@ -219,8 +246,10 @@ def violations(household: dict[str, Any], result: dict[str, Any]) -> list[str]:
         if status == "infeasible" and household.get("mode", "rebalance") != "monitor":
             witness = feasible_witness(household)
             if witness is not None:
-                out.append("status infeasible, yet these orders obey rules 1-6: "
-                           f"{witness or 'no orders at all'}")
+                out.append(
+                    "status infeasible, yet these orders obey rules 1-6: "
+                    f"{witness or 'no orders at all'}"
+                )
         return out
     if result.get("household_id") != household["household_id"]:
         out.append("household_id differs from the input's")
@@ -269,8 +298,11 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
         for lot in a.get("lots", []):
             value = float(lot["quantity"]) * price(household, lot["symbol"])
             gain = value - float(lot["cost_basis"])
-            blocked = (a["type"] == "taxable" and gain < -USD_TOL
-                       and wash_group(household, lot["symbol"]) in bought)
+            blocked = (
+                a["type"] == "taxable"
+                and gain < -USD_TOL
+                and wash_group(household, lot["symbol"]) in bought
+            )
             by_symbol[lot["symbol"]].append((lot, blocked))
         for sym, lots in by_symbol.items():
             free = [lot for lot, blocked in lots if not blocked]
@@ -282,7 +314,8 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
                 sold.append((a["account_id"], lot["lot_id"]))
                 if a["type"] == "taxable":
                     gains += float(lot["quantity"]) * price(household, sym) - float(
-                        lot["cost_basis"])
+                        lot["cost_basis"]
+                    )
         if cash < need + 1e-3:
             return None
     cap = opts["max_realized_gain"]
@@ -331,14 +364,18 @@ def _check_orders(household: dict[str, Any], orders: list[dict[str, Any]]) -> li
                 rq = float(rel.get("quantity", 0))
                 total += rq
                 if lot is None or lot["symbol"] != sym:
-                    out.append(f"{oid}: lot {rel.get('lot_id')} is not a {sym} lot of "
-                               f"{a['account_id']}")
+                    out.append(
+                        f"{oid}: lot {rel.get('lot_id')} is not a {sym} lot of {a['account_id']}"
+                    )
                     continue
                 if not rq > 0:
                     out.append(f"{oid}: lot {lot['lot_id']} relieved quantity {rq}")
                 relieved[(a["account_id"], lot["lot_id"])] += rq
-                if not is_fractional(household, sym) and abs(rq - round(rq)) > QTY_TOL and \
-                        abs(rq - float(lot["quantity"])) > QTY_TOL:
+                if (
+                    not is_fractional(household, sym)
+                    and abs(rq - round(rq)) > QTY_TOL
+                    and abs(rq - float(lot["quantity"])) > QTY_TOL
+                ):
                     out.append(f"{oid}: {sym} whole shares only, lot {lot['lot_id']} relieves {rq}")
             if abs(total - q) > QTY_TOL * max(1.0, q):
                 out.append(f"{oid}: lot quantities sum to {total}, the order's quantity is {q}")
@@ -355,8 +392,7 @@ def _check_orders(household: dict[str, Any], orders: list[dict[str, Any]]) -> li
             if banned:
                 out.append(f"{oid}: {sym} is exposed to {banned}, no-buy in {a['account_id']}")
         if value < mtv - USD_TOL:
-            held = sum(float(lot["quantity"]) for lot in a.get("lots", [])
-                       if lot["symbol"] == sym)
+            held = sum(float(lot["quantity"]) for lot in a.get("lots", []) if lot["symbol"] == sym)
             if not (side == "sell" and abs(q - held) <= QTY_TOL * max(1.0, held)):
                 out.append(f"{oid}: value {value:.4f} below min_trade_value {mtv}")
     for (aid, lot_id), rq in relieved.items():
@@ -364,8 +400,7 @@ def _check_orders(household: dict[str, Any], orders: list[dict[str, Any]]) -> li
         if rq > float(lot["quantity"]) + QTY_TOL:
             out.append(f"lot {lot_id} of {aid}: sells {rq} of {lot['quantity']} held")
     for (aid, sym), q in sold_qty.items():
-        held = sum(float(lot["quantity"]) for lot in accounts[aid]["lots"]
-                   if lot["symbol"] == sym)
+        held = sum(float(lot["quantity"]) for lot in accounts[aid]["lots"] if lot["symbol"] == sym)
         if q > held + QTY_TOL:
             out.append(f"{aid}: sells {q} {sym}, holds {held} (short)")
     return out
@@ -389,8 +424,9 @@ def _check_cash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list
     return out
 
 
-def lot_gains(household: dict[str, Any], orders: list[dict[str, Any]]
-              ) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], float, float]]:
+def lot_gains(
+    household: dict[str, Any], orders: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], float, float]]:
     """(account, order, lot, relieved quantity, gain) for every lot relief of every sell."""
     accounts = {a["account_id"]: a for a in household["accounts"]}
     out = []
@@ -404,8 +440,7 @@ def lot_gains(household: dict[str, Any], orders: list[dict[str, Any]]
             if lot is None:
                 continue
             q = float(rel["quantity"])
-            gain = q * float(o["est_price"]) - float(lot["cost_basis"]) * q / float(
-                lot["quantity"])
+            gain = q * float(o["est_price"]) - float(lot["cost_basis"]) * q / float(lot["quantity"])
             out.append((a, o, lot, q, gain))
     return out
 
@@ -424,18 +459,24 @@ def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list
             g = wash_group(household, o["symbol"])
             loss_now.add(g)
             if g in bought_recent:
-                out.append(f"{o['order_id']}: loss sale of lot {lot['lot_id']} ({g}) in taxable "
-                           f"{a['account_id']} within 30 days after a buy of {g} (rule 4b)")
+                out.append(
+                    f"{o['order_id']}: loss sale of lot {lot['lot_id']} ({g}) in taxable "
+                    f"{a['account_id']} within 30 days after a buy of {g} (rule 4b)"
+                )
     for o in orders:
         if o["side"] != "buy":
             continue
         g = wash_group(household, o["symbol"])
         if g in loss_recent:
-            out.append(f"{o['order_id']}: buys {g} within 30 days after a recent taxable loss "
-                       "sale (rule 4a)")
+            out.append(
+                f"{o['order_id']}: buys {g} within 30 days after a recent taxable loss "
+                "sale (rule 4a)"
+            )
         if g in loss_now:
-            out.append(f"{o['order_id']}: buys {g} while this rebalance sells it at a loss in a "
-                       "taxable account (rule 4a)")
+            out.append(
+                f"{o['order_id']}: buys {g} while this rebalance sells it at a loss in a "
+                "taxable account (rule 4a)"
+            )
     cap = options(household)["max_realized_gain"]
     if cap is not None and net_gain > float(cap) + USD_TOL:
         out.append(f"net realized gain {net_gain:.4f} above max_realized_gain {cap} (rule 6)")
@@ -506,8 +547,10 @@ def _check_drift(household: dict[str, Any], result: dict[str, Any]) -> list[str]
     if mode in ("rebalance", "guardrail"):
         outside = out_of_band(after)
         if status in ("rebalanced", "no_action") and outside:
-            out.append(f"status {status} but out of band after the trades: "
-                       f"{ {c: round(d, 6) for c, d in outside.items()} } (rule 7)")
+            out.append(
+                f"status {status} but out of band after the trades: "
+                f"{ {c: round(d, 6) for c, d in outside.items()} } (rule 7)"
+            )
         if status == "band_unreachable" and not out_of_band(after, slack=-WEIGHT_TOL):
             out.append("status band_unreachable but every class ends within its band")
     return out
@@ -517,6 +560,7 @@ def swaps(household: dict[str, Any], result: dict[str, Any]) -> list[str]:
     """Classes sold in one account and bought in another (cross-account swaps), excluding sells
     with reasons tax_loss_harvest / raise_cash / screen and buys with reason tax_loss_harvest.
     Single-class securities only; a fund counts for its largest exposure."""
+
     def cls(symbol: str) -> str:
         exp = exposures(household["securities"][symbol])
         return max(exp.items(), key=lambda kv: (kv[1], kv[0]))[0]

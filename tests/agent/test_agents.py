@@ -19,16 +19,37 @@ from streams.settings import Settings
 from streams.state import HouseholdState
 
 SNAPSHOT: dict[str, Any] = {
-    "household_id": "hh-1", "as_of": "2026-11-24",
+    "household_id": "hh-1",
+    "as_of": "2026-11-24",
     "target": {"us_equity": 0.6, "fixed_income": 0.4},
     "buy_list": {"us_equity": ["VTI"], "fixed_income": ["BND"]},
-    "accounts": [{"account_id": "hh-1-IRA", "type": "tax_deferred", "cash": 0.0, "lots": [
-        {"lot_id": "L-1", "symbol": "VTI", "quantity": 80, "cost_basis": 5000.0,
-         "acquired": "2020-01-02"},
-        {"lot_id": "L-2", "symbol": "BND", "quantity": 20, "cost_basis": 2000.0,
-         "acquired": "2020-01-02"}]}],
-    "securities": {"VTI": {"price": 100.0, "asset_class": "us_equity"},
-                   "BND": {"price": 100.0, "asset_class": "fixed_income"}},
+    "accounts": [
+        {
+            "account_id": "hh-1-IRA",
+            "type": "tax_deferred",
+            "cash": 0.0,
+            "lots": [
+                {
+                    "lot_id": "L-1",
+                    "symbol": "VTI",
+                    "quantity": 80,
+                    "cost_basis": 5000.0,
+                    "acquired": "2020-01-02",
+                },
+                {
+                    "lot_id": "L-2",
+                    "symbol": "BND",
+                    "quantity": 20,
+                    "cost_basis": 2000.0,
+                    "acquired": "2020-01-02",
+                },
+            ],
+        }
+    ],
+    "securities": {
+        "VTI": {"price": 100.0, "asset_class": "us_equity"},
+        "BND": {"price": 100.0, "asset_class": "fixed_income"},
+    },
 }
 
 
@@ -99,11 +120,22 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
     async with u.agents["fills"].test_context() as agent:
         for _ in range(2):
             for i, o in enumerate(rb["orders"]):
-                await agent.put(orjson.dumps({
-                    "fill_id": f"f{i}", "order_id": o["order_id"], "household_id": "hh-1",
-                    "account_id": o["account_id"], "symbol": o["symbol"], "side": o["side"],
-                    "quantity": o["quantity"], "price": 100.0, "ts": "2026-11-25T15:00:00Z"}),
-                    key=b"hh-1")
+                await agent.put(
+                    orjson.dumps(
+                        {
+                            "fill_id": f"f{i}",
+                            "order_id": o["order_id"],
+                            "household_id": "hh-1",
+                            "account_id": o["account_id"],
+                            "symbol": o["symbol"],
+                            "side": o["side"],
+                            "quantity": o["quantity"],
+                            "price": 100.0,
+                            "ts": "2026-11-25T15:00:00Z",
+                        }
+                    ),
+                    key=b"hh-1",
+                )
     state = u.rebalancer.store.get("hh-1")
     assert state.open_rebalance is None and state.last_rebalance.rebalance_id == rb["rebalance_id"]
     assert set(state.applied_fills) == {"f0", "f1"}
@@ -115,22 +147,50 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     u, sent = umh
     async with u.agents["cash-flows"].test_context() as agent:
         await agent.put(b"{oops", key=b"hh-1")
-        await agent.put(orjson.dumps({"flow_id": "c", "household_id": "hh-1",
-                                      "account_id": "hh-1-IRA", "kind": "deposit",
-                                      "amount": 10.0, "ts": "2026-11-25T15:00:00Z"}), key=b"hh-1")
+        await agent.put(
+            orjson.dumps(
+                {
+                    "flow_id": "c",
+                    "household_id": "hh-1",
+                    "account_id": "hh-1-IRA",
+                    "kind": "deposit",
+                    "amount": 10.0,
+                    "ts": "2026-11-25T15:00:00Z",
+                }
+            ),
+            key=b"hh-1",
+        )
     assert topics(sent) == ["agent.dead-letters", "agent.dead-letters"]
     assert sent[0][2]["value"] == "{oops" and "JSON" in sent[0][2]["error"]
     assert "unknown household" in sent[1][2]["error"]
-    balanced = {**SNAPSHOT, "accounts": [{**SNAPSHOT["accounts"][0], "lots": [
-        {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
-        {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40}]}]}
+    balanced = {
+        **SNAPSHOT,
+        "accounts": [
+            {
+                **SNAPSHOT["accounts"][0],
+                "lots": [
+                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
+                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40},
+                ],
+            }
+        ],
+    }
     async with u.agents["households"].test_context() as agent:
         await agent.put(orjson.dumps(balanced), key=b"hh-1")
     async with u.agents["cash-flows"].test_context() as agent:
-        await agent.put(orjson.dumps({"flow_id": "w", "household_id": "hh-1",
-                                      "account_id": "hh-1-IRA", "kind": "withdrawal_request",
-                                      "amount": 500.0, "ts": "2026-11-25T15:00:00Z"}),
-                        key=b"hh-1")
+        await agent.put(
+            orjson.dumps(
+                {
+                    "flow_id": "w",
+                    "household_id": "hh-1",
+                    "account_id": "hh-1-IRA",
+                    "kind": "withdrawal_request",
+                    "amount": 500.0,
+                    "ts": "2026-11-25T15:00:00Z",
+                }
+            ),
+            key=b"hh-1",
+        )
     state = u.rebalancer.store.get("hh-1")
     assert state.household.accounts[0].cash_needed == 500.0
     assert topics(sent)[2:] == ["agent.orders", "agent.drift-alerts"]  # cash needed: a solve

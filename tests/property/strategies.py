@@ -19,10 +19,11 @@ CLASSES = ("us_equity", "intl_equity", "fixed_income", "real_estate")
 ACCOUNT_TYPES = ("taxable", "tax_deferred", "tax_exempt")
 # Holding periods in days before as_of: the anniversary edges (365 = sold on the anniversary,
 # short-term; 366 = the day after, long-term) and plenty of others.
-HOLDING_DAYS = st.one_of(st.sampled_from([0, 1, 30, 31, 364, 365, 366, 367]),
-                         st.integers(2, 3000))
-PRICES = st.one_of(st.sampled_from([1.0, 10.0, 50.0, 72.5, 100.0, 240.5, 499.99]),
-                   st.floats(2.0, 600.0).map(lambda x: round(x, 2)))
+HOLDING_DAYS = st.one_of(st.sampled_from([0, 1, 30, 31, 364, 365, 366, 367]), st.integers(2, 3000))
+PRICES = st.one_of(
+    st.sampled_from([1.0, 10.0, 50.0, 72.5, 100.0, 240.5, 499.99]),
+    st.floats(2.0, 600.0).map(lambda x: round(x, 2)),
+)
 
 
 def _day(days_before: int) -> str:
@@ -56,8 +57,9 @@ def securities(draw: st.DrawFn, classes: list[str]) -> dict[str, dict[str, Any]]
             share = draw(st.sampled_from([0.6, 0.5, 0.8, 0.25]))
             sec["exposures"] = {a: share, b: round(1.0 - share, 6)}
         else:
-            sec["asset_class"] = classes[i % len(classes)] if i < len(classes) else draw(
-                st.sampled_from(classes))
+            sec["asset_class"] = (
+                classes[i % len(classes)] if i < len(classes) else draw(st.sampled_from(classes))
+            )
         if draw(st.booleans()):
             sec["wash_group"] = draw(st.sampled_from(groups))
         sec["fractional"] = draw(st.booleans())
@@ -72,8 +74,9 @@ def _main_class(sec: dict[str, Any]) -> str:
 
 
 @st.composite
-def buy_lists(draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[str],
-              p_missing: int = 6) -> dict[str, list[str]]:
+def buy_lists(
+    draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[str], p_missing: int = 6
+) -> dict[str, list[str]]:
     """class -> symbols exposed to that class (most preferred first); a class may lack a list."""
     out: dict[str, list[str]] = {}
     for c in classes:
@@ -86,42 +89,54 @@ def buy_lists(draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[st
 
 
 @st.composite
-def lots(draw: st.DrawFn, secs: dict[str, dict[str, Any]], prefix: str, decimals: int = 7
-         ) -> list[dict[str, Any]]:
+def lots(
+    draw: st.DrawFn, secs: dict[str, dict[str, Any]], prefix: str, decimals: int = 7
+) -> list[dict[str, Any]]:
     out = []
     for j in range(draw(st.integers(0, 4))):
         sym = draw(st.sampled_from(sorted(secs)))
         sec = secs[sym]
         if sec["fractional"]:
-            qty = draw(st.one_of(st.integers(1, 800).map(float),
-                                 st.floats(0.01, 800.0).map(lambda x: round(x, decimals))))
+            qty = draw(
+                st.one_of(
+                    st.integers(1, 800).map(float),
+                    st.floats(0.01, 800.0).map(lambda x: round(x, decimals)),
+                )
+            )
         elif draw(st.integers(0, 9)) == 0:
             qty = draw(st.integers(1, 300)) + 0.5  # a fractional remnant (dividend reinvested)
         else:
             qty = float(draw(st.integers(1, 800)))
-        factor = draw(st.one_of(st.sampled_from([0.5, 0.9, 1.0, 1.1, 1.5]),
-                                st.floats(0.3, 2.0)))
-        out.append({
-            "lot_id": f"{prefix}-L{j}",
-            "symbol": sym,
-            "quantity": qty,
-            "cost_basis": round(qty * sec["price"] * factor, 2),
-            "acquired": _day(draw(HOLDING_DAYS)),
-        })
+        factor = draw(st.one_of(st.sampled_from([0.5, 0.9, 1.0, 1.1, 1.5]), st.floats(0.3, 2.0)))
+        out.append(
+            {
+                "lot_id": f"{prefix}-L{j}",
+                "symbol": sym,
+                "quantity": qty,
+                "cost_basis": round(qty * sec["price"] * factor, 2),
+                "acquired": _day(draw(HOLDING_DAYS)),
+            }
+        )
     return out
 
 
 @st.composite
-def accounts(draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[str],
-             decimals: int = 7) -> list[dict[str, Any]]:
+def accounts(
+    draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[str], decimals: int = 7
+) -> list[dict[str, Any]]:
     out = []
     for i in range(draw(st.integers(1, 5))):
         aid = f"A{i}"
         acct: dict[str, Any] = {
             "account_id": aid,
             "type": draw(st.sampled_from(ACCOUNT_TYPES)),
-            "cash": draw(st.one_of(st.just(0.0), st.sampled_from([100.0, 5000.0, 25000.0]),
-                                   st.floats(0.0, 60000.0).map(lambda x: round(x, 2)))),
+            "cash": draw(
+                st.one_of(
+                    st.just(0.0),
+                    st.sampled_from([100.0, 5000.0, 25000.0]),
+                    st.floats(0.0, 60000.0).map(lambda x: round(x, 2)),
+                )
+            ),
             "lots": draw(lots(secs, aid, decimals)),
         }
         if draw(st.integers(0, 4)) == 0:
@@ -129,18 +144,21 @@ def accounts(draw: st.DrawFn, secs: dict[str, dict[str, Any]], classes: list[str
         if draw(st.integers(0, 3)) == 0:
             acct["buy_list"] = draw(buy_lists(secs, classes, p_missing=1))
         if draw(st.integers(0, 4)) == 0:
-            acct["no_buy_asset_classes"] = draw(st.lists(st.sampled_from(classes), max_size=2,
-                                                         unique=True))
+            acct["no_buy_asset_classes"] = draw(
+                st.lists(st.sampled_from(classes), max_size=2, unique=True)
+            )
         if draw(st.integers(0, 4)) == 0:
-            acct["excluded_symbols"] = draw(st.lists(st.sampled_from(sorted(secs)), max_size=2,
-                                                     unique=True))
+            acct["excluded_symbols"] = draw(
+                st.lists(st.sampled_from(sorted(secs)), max_size=2, unique=True)
+            )
         out.append(acct)
     return out
 
 
 @st.composite
-def recent_trades(draw: st.DrawFn, accts: list[dict[str, Any]], secs: dict[str, dict[str, Any]]
-                  ) -> list[dict[str, Any]]:
+def recent_trades(
+    draw: st.DrawFn, accts: list[dict[str, Any]], secs: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     out = []
     for _ in range(draw(st.integers(0, 4))):
         side = draw(st.sampled_from(["buy", "sell"]))
@@ -149,20 +167,22 @@ def recent_trades(draw: st.DrawFn, accts: list[dict[str, Any]], secs: dict[str, 
             "symbol": draw(st.sampled_from(sorted(secs))),
             "side": side,
             "quantity": float(draw(st.integers(1, 100))),
-            "date": _day(draw(st.one_of(st.sampled_from([0, 1, 10, 29, 30, 31]),
-                                        st.integers(0, 30)))),
+            "date": _day(
+                draw(st.one_of(st.sampled_from([0, 1, 10, 29, 30, 31]), st.integers(0, 30)))
+            ),
         }
         if side == "sell":
-            trade["realized_gain"] = draw(st.sampled_from([-1500.0, -200.0, 0.0, 300.0,
-                                                           2500.0]))
+            trade["realized_gain"] = draw(st.sampled_from([-1500.0, -200.0, 0.0, 300.0, 2500.0]))
         out.append(trade)
     return out
 
 
 @st.composite
-def households(draw: st.DrawFn, modes: tuple[str, ...] = ("rebalance", "rebalance",
-                                                          "guardrail", "monitor"),
-               decimals: int = 7) -> dict[str, Any]:
+def households(
+    draw: st.DrawFn,
+    modes: tuple[str, ...] = ("rebalance", "rebalance", "guardrail", "monitor"),
+    decimals: int = 7,
+) -> dict[str, Any]:
     """A household; `decimals` is how many decimals fractional lot quantities may have."""
     n_classes = draw(st.integers(1, len(CLASSES)))
     classes = list(CLASSES[:n_classes])
@@ -183,8 +203,9 @@ def households(draw: st.DrawFn, modes: tuple[str, ...] = ("rebalance", "rebalanc
             "allow_cross_account_swaps": draw(st.booleans()),
             "harvest_losses": draw(st.booleans()),
             "harvest_min_loss": draw(st.sampled_from([100.0, 500.0, 2000.0])),
-            "max_realized_gain": draw(st.one_of(st.none(), st.none(),
-                                                st.sampled_from([0.0, 500.0, 5000.0]))),
+            "max_realized_gain": draw(
+                st.one_of(st.none(), st.none(), st.sampled_from([0.0, 500.0, 5000.0]))
+            ),
             "transaction_cost_bps": draw(st.sampled_from([0.0, 2.0, 10.0])),
         },
         "accounts": accts,
@@ -192,10 +213,12 @@ def households(draw: st.DrawFn, modes: tuple[str, ...] = ("rebalance", "rebalanc
         "recent_trades": draw(recent_trades(accts, secs)),
     }
     if draw(st.booleans()):
-        h["bands"] = {"absolute": draw(st.sampled_from([0.02, 0.05, 0.1])),
-                      "relative": draw(st.sampled_from([0.1, 0.25, 0.5])),
-                      "floor": draw(st.sampled_from([0.0, 0.005, 0.01])),
-                      "overrides": {"cash": {"absolute": 0.02}} if draw(st.booleans()) else {}}
+        h["bands"] = {
+            "absolute": draw(st.sampled_from([0.02, 0.05, 0.1])),
+            "relative": draw(st.sampled_from([0.1, 0.25, 0.5])),
+            "floor": draw(st.sampled_from([0.0, 0.005, 0.01])),
+            "overrides": {"cash": {"absolute": 0.02}} if draw(st.booleans()) else {},
+        }
     if draw(st.booleans()):
         h["location"] = {c: list(draw(st.permutations(ACCOUNT_TYPES))) for c in classes[:2]}
     return h

@@ -32,10 +32,18 @@ from strategies import households
 
 # Derandomized (a fixed seed: the same examples every run) and without the shrink phase, so that
 # a failing run stays well under a minute; the failing household is printed in full.
-PROFILE = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                   phases=(Phase.explicit, Phase.generate),
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                          HealthCheck.filter_too_much])
+PROFILE = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 
 def run(h: dict[str, Any], sequence: int = 1) -> dict[str, Any]:
@@ -70,14 +78,15 @@ def test_same_input_same_output(h: dict[str, Any]) -> None:
 def test_sequence_changes_only_the_ids(h: dict[str, Any]) -> None:
     one, two = run(h, 1), run(h, 2)
     assert one["status"] == two["status"]
-    assert [o["order_id"] for o in one["orders"]] != [o["order_id"] for o in two["orders"]] or \
-        not one["orders"]
+    assert [o["order_id"] for o in one["orders"]] != [
+        o["order_id"] for o in two["orders"]
+    ] or not one["orders"]
     strip = ("order_id",)
-    assert [{k: v for k, v in o.items() if k not in strip} for o in one["orders"]] == \
-        [{k: v for k, v in o.items() if k not in strip} for o in two["orders"]]
+    assert [{k: v for k, v in o.items() if k not in strip} for o in one["orders"]] == [
+        {k: v for k, v in o.items() if k not in strip} for o in two["orders"]
+    ]
     if one["orders"]:
-        assert len({o["order_id"] for o in one["orders"] + two["orders"]}) == \
-            2 * len(one["orders"])
+        assert len({o["order_id"] for o in one["orders"] + two["orders"]}) == 2 * len(one["orders"])
 
 
 @settings(PROFILE, max_examples=40)
@@ -102,7 +111,8 @@ def test_a_second_solve_after_the_orders_proposes_nothing_new(h: dict[str, Any])
     assert second["status"] in ("no_action", "rebalanced"), _show(after, second)
     if h["mode"] == "guardrail":
         assert second["orders"] == [], "guardrail traded again inside every band" + _show(
-            after, second)
+            after, second
+        )
     else:
         again = [o for o in second["orders"] if o["reason"] != "tax_loss_harvest"]
         assert not again, "a second rebalance traded again" + _show(after, second)

@@ -39,8 +39,12 @@ def paths(exc: pytest.ExceptionInfo[ValidationError]) -> set[str]:
 def test_price_round_trip() -> None:
     p = Price("VTI", 240.5, TS)
     raw = price_to_json(p)
-    assert raw == {"schema": "price/v1", "symbol": "VTI", "price": 240.5,
-                   "ts": "2026-11-24T15:30:00Z"}
+    assert raw == {
+        "schema": "price/v1",
+        "symbol": "VTI",
+        "price": 240.5,
+        "ts": "2026-11-24T15:30:00Z",
+    }
     assert parse_price(raw) == p
 
 
@@ -51,18 +55,38 @@ def test_price_issues_all_found() -> None:
 
 
 def test_fill_round_trip_with_lots() -> None:
-    f = Fill("f1", "o1", "hh", "hh-TAX", "VTI", "sell", 10.0, 241.0, TS,
-             (LotRelief("L-1", 4.0), LotRelief("L-2", 6.0)))
+    f = Fill(
+        "f1",
+        "o1",
+        "hh",
+        "hh-TAX",
+        "VTI",
+        "sell",
+        10.0,
+        241.0,
+        TS,
+        (LotRelief("L-1", 4.0), LotRelief("L-2", 6.0)),
+    )
     assert fill_to_json(f)["schema"] == "fill/v1"
     assert parse_fill(fill_to_json(f)) == f
 
 
 def test_fill_issues_have_paths() -> None:
     with pytest.raises(ValidationError) as exc:
-        parse_fill({"fill_id": "f", "order_id": "o", "household_id": "h", "account_id": "a",
-                    "symbol": "X", "side": "hold", "quantity": 0, "price": "1",
-                    "ts": TS.isoformat(),
-                    "lots": [{"lot_id": "L", "quantity": -1}]})
+        parse_fill(
+            {
+                "fill_id": "f",
+                "order_id": "o",
+                "household_id": "h",
+                "account_id": "a",
+                "symbol": "X",
+                "side": "hold",
+                "quantity": 0,
+                "price": "1",
+                "ts": TS.isoformat(),
+                "lots": [{"lot_id": "L", "quantity": -1}],
+            }
+        )
     assert paths(exc) == {"side", "quantity", "price", "lots[0].quantity"}
 
 
@@ -77,8 +101,9 @@ def test_cash_flow_round_trip_and_rules() -> None:
 
 
 def test_security_event() -> None:
-    sec = parse_security_event({"symbol": "BAL", "exposures": {"us_equity": 0.6,
-                                                              "fixed_income": 0.4}})
+    sec = parse_security_event(
+        {"symbol": "BAL", "exposures": {"us_equity": 0.6, "fixed_income": 0.4}}
+    )
     assert sec.group == "BAL" and sec.fractional
     raw = security_event_to_json(sec)
     assert raw["schema"] == "security/v1" and raw["symbol"] == "BAL" and "price" not in raw

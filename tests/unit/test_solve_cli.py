@@ -26,8 +26,9 @@ EXAMPLE = ROOT / "examples" / "household.json"
 
 def umh(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     exe = [str(UMH)] if UMH.exists() else [sys.executable, "-m", "streams.cli"]
-    return subprocess.run([*exe, "solve", *args], input=stdin, capture_output=True, timeout=60,
-                          cwd=ROOT, check=False)
+    return subprocess.run(
+        [*exe, "solve", *args], input=stdin, capture_output=True, timeout=60, cwd=ROOT, check=False
+    )
 
 
 def one_document(out: bytes) -> dict[str, Any]:
@@ -136,8 +137,13 @@ def test_batch_answers_every_line_in_order(tmp_path: Path) -> None:
     second = copy.deepcopy(good)
     second["household_id"] = "hh-second"
     second["mode"] = "guardrail"
-    lines = [json.dumps(good), "{not json", json.dumps(invalid_household()),
-             json.dumps(second), json.dumps(infeasible_household())]
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps(invalid_household()),
+        json.dumps(second),
+        json.dumps(infeasible_household()),
+    ]
     path = tmp_path / "batch.jsonl"
     path.write_text("\n".join(lines) + "\n")
     p = umh("--batch", str(path))
@@ -167,12 +173,22 @@ def test_batch_from_stdin() -> None:
     assert [o["order_id"] for o in out[0]["orders"]] == [o["order_id"] for o in out[1]["orders"]]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "tests" / "data" /
-                                                          "scenarios").glob("*.json")))
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (ROOT / "tests" / "data" / "scenarios").glob("*.json"))
+)
 def test_saved_scenarios_obey_the_hard_rules_through_the_cli(name: str) -> None:
     path = ROOT / "tests" / "data" / "scenarios" / name
     p = umh(str(path))
     r = one_document(p.stdout)
-    assert p.returncode == {"rebalanced": 0, "no_action": 0, "band_unreachable": 0,
-                            "infeasible": 1, "solver_error": 1, "invalid_input": 2}[r["status"]]
+    assert (
+        p.returncode
+        == {
+            "rebalanced": 0,
+            "no_action": 0,
+            "band_unreachable": 0,
+            "infeasible": 1,
+            "solver_error": 1,
+            "invalid_input": 2,
+        }[r["status"]]
+    )
     assert violations(json.loads(path.read_text()), r) == []

@@ -24,52 +24,108 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 AS_OF = "2026-11-24"
 
 SECURITIES: dict[str, dict[str, Any]] = {
-    "VTI": {"price": 300.0, "asset_class": "us_equity", "wash_group": "us-total",
-            "fractional": False},
-    "ITOT": {"price": 130.0, "asset_class": "us_equity", "wash_group": "us-total",
-             "fractional": False},
-    "SCHB": {"price": 60.0, "asset_class": "us_equity", "wash_group": "us-broad-schwab",
-             "fractional": False},
+    "VTI": {
+        "price": 300.0,
+        "asset_class": "us_equity",
+        "wash_group": "us-total",
+        "fractional": False,
+    },
+    "ITOT": {
+        "price": 130.0,
+        "asset_class": "us_equity",
+        "wash_group": "us-total",
+        "fractional": False,
+    },
+    "SCHB": {
+        "price": 60.0,
+        "asset_class": "us_equity",
+        "wash_group": "us-broad-schwab",
+        "fractional": False,
+    },
     "XOM": {"price": 115.0, "asset_class": "us_equity", "fractional": False},
-    "VXUS": {"price": 65.0, "asset_class": "intl_equity", "wash_group": "intl-total",
-             "fractional": False},
-    "IXUS": {"price": 72.0, "asset_class": "intl_equity", "wash_group": "intl-ishares",
-             "fractional": False},
-    "BND": {"price": 72.5, "asset_class": "fixed_income", "wash_group": "agg-vanguard",
-            "fractional": False},
-    "AGG": {"price": 98.0, "asset_class": "fixed_income", "wash_group": "agg-ishares",
-            "fractional": False},
-    "MUB": {"price": 107.0, "asset_class": "fixed_income", "wash_group": "muni",
-            "fractional": False},
-    "BAL": {"price": 50.0, "exposures": {"us_equity": 0.6, "fixed_income": 0.4},
-            "fractional": True},
+    "VXUS": {
+        "price": 65.0,
+        "asset_class": "intl_equity",
+        "wash_group": "intl-total",
+        "fractional": False,
+    },
+    "IXUS": {
+        "price": 72.0,
+        "asset_class": "intl_equity",
+        "wash_group": "intl-ishares",
+        "fractional": False,
+    },
+    "BND": {
+        "price": 72.5,
+        "asset_class": "fixed_income",
+        "wash_group": "agg-vanguard",
+        "fractional": False,
+    },
+    "AGG": {
+        "price": 98.0,
+        "asset_class": "fixed_income",
+        "wash_group": "agg-ishares",
+        "fractional": False,
+    },
+    "MUB": {
+        "price": 107.0,
+        "asset_class": "fixed_income",
+        "wash_group": "muni",
+        "fractional": False,
+    },
+    "BAL": {
+        "price": 50.0,
+        "exposures": {"us_equity": 0.6, "fixed_income": 0.4},
+        "fractional": True,
+    },
 }
 
 
-def lot(lot_id: str, symbol: str, qty: float, basis: float, acquired: str = "2019-03-15"
-        ) -> dict[str, Any]:
-    return {"lot_id": lot_id, "symbol": symbol, "quantity": qty, "cost_basis": basis,
-            "acquired": acquired}
+def lot(
+    lot_id: str, symbol: str, qty: float, basis: float, acquired: str = "2019-03-15"
+) -> dict[str, Any]:
+    return {
+        "lot_id": lot_id,
+        "symbol": symbol,
+        "quantity": qty,
+        "cost_basis": basis,
+        "acquired": acquired,
+    }
 
 
-def account(account_id: str, type_: str, cash: float = 0.0,
-            lots: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def account(
+    account_id: str,
+    type_: str,
+    cash: float = 0.0,
+    lots: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {"account_id": account_id, "type": type_, "cash": cash, "lots": lots or [], **extra}
 
 
-def household(accounts: list[dict[str, Any]], target: dict[str, float] | None = None,
-              **extra: Any) -> dict[str, Any]:
-    options = {"min_trade_value": 0.0, "allow_cross_account_swaps": False,
-               "harvest_losses": False, "harvest_min_loss": 500.0, "max_realized_gain": None,
-               "transaction_cost_bps": 0.0, **extra.pop("options", {})}
+def household(
+    accounts: list[dict[str, Any]], target: dict[str, float] | None = None, **extra: Any
+) -> dict[str, Any]:
+    options = {
+        "min_trade_value": 0.0,
+        "allow_cross_account_swaps": False,
+        "harvest_losses": False,
+        "harvest_min_loss": 500.0,
+        "max_realized_gain": None,
+        "transaction_cost_bps": 0.0,
+        **extra.pop("options", {}),
+    }
     return {
         "schema": "household/v1",
         "household_id": "hh-test",
         "as_of": AS_OF,
         "mode": "rebalance",
         "target": target or {"us_equity": 0.6, "fixed_income": 0.4},
-        "buy_list": {"us_equity": ["VTI", "ITOT"], "intl_equity": ["VXUS", "IXUS"],
-                     "fixed_income": ["BND", "AGG"]},
+        "buy_list": {
+            "us_equity": ["VTI", "ITOT"],
+            "intl_equity": ["VXUS", "IXUS"],
+            "fixed_income": ["BND", "AGG"],
+        },
         "options": options,
         "accounts": accounts,
         "securities": copy.deepcopy(SECURITIES),
@@ -108,10 +164,12 @@ def cash_after(h: dict[str, Any], r: dict[str, Any], account_id: str) -> float:
 
 def test_joint_management_household_on_target_while_accounts_are_not() -> None:
     """One account holds all the bonds: each account is far off 60/40, the household is not."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "VTI", 200, 40000.0)]),  # 60000 equities
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 551, 40000.0)]),  # ~40000 bonds
-    ])
+    h = household(
+        [
+            account("TAX", "taxable", 0.0, [lot("T1", "VTI", 200, 40000.0)]),  # 60000 equities
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 551, 40000.0)]),  # ~40000 bonds
+        ]
+    )
     r = checked(h)
     assert r["status"] == "no_action"
     assert r["orders"] == []
@@ -120,10 +178,13 @@ def test_joint_management_household_on_target_while_accounts_are_not() -> None:
 
 def test_per_account_product_preferences() -> None:
     """The taxable account buys munis (its own list), the IRA the household's bond fund."""
-    h = household([
-        account("TAX", "taxable", 30000.0, buy_list={"fixed_income": ["MUB"]}),
-        account("IRA", "tax_deferred", 30000.0),
-    ], target={"fixed_income": 1.0})
+    h = household(
+        [
+            account("TAX", "taxable", 30000.0, buy_list={"fixed_income": ["MUB"]}),
+            account("IRA", "tax_deferred", 30000.0),
+        ],
+        target={"fixed_income": 1.0},
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
     assert {o["symbol"] for o in orders(r, account_id="TAX", side="buy")} == {"MUB"}
@@ -132,10 +193,13 @@ def test_per_account_product_preferences() -> None:
 
 def test_no_bonds_of_any_kind_in_my_taxable() -> None:
     """no_buy_asset_classes: neither a bond fund nor a balanced fund with bonds in taxable."""
-    h = household([
-        account("TAX", "taxable", 40000.0, no_buy_asset_classes=["fixed_income"]),
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 100, 20000.0)]),
-    ], buy_list={"us_equity": ["BAL", "VTI"], "fixed_income": ["BND", "BAL"]})
+    h = household(
+        [
+            account("TAX", "taxable", 40000.0, no_buy_asset_classes=["fixed_income"]),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 100, 20000.0)]),
+        ],
+        buy_list={"us_equity": ["BAL", "VTI"], "fixed_income": ["BND", "BAL"]},
+    )
     r = checked(h)
     taxable_buys = orders(r, account_id="TAX", side="buy")
     assert taxable_buys, "the idle taxable cash should go into equities"
@@ -153,11 +217,17 @@ def test_new_cash_in_an_account_that_may_only_buy_equities_is_a_permitted_swap()
 
 def test_rebalance_in_the_ira_first() -> None:
     """Equities overweight in both a taxable account (big gains) and the IRA: sell in the IRA."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "VTI", 200, 10000.0)]),
-        account("IRA", "tax_deferred", 0.0,
-                [lot("I1", "VTI", 150, 40000.0), lot("I2", "BND", 200, 15000.0)]),
-    ])
+    h = household(
+        [
+            account("TAX", "taxable", 0.0, [lot("T1", "VTI", 200, 10000.0)]),
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 150, 40000.0), lot("I2", "BND", 200, 15000.0)],
+            ),
+        ]
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
     assert orders(r, side="sell"), "equities are overweight"
@@ -168,12 +238,23 @@ def test_rebalance_in_the_ira_first() -> None:
 def test_wash_sale_a_taxable_loss_blocks_an_ira_buy() -> None:
     """Rule 4a across accounts: a taxable loss sale of VTI 10 days ago -> the IRA must not buy
     VTI or ITOT (same wash group); it may buy SCHB."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "BND", 400, 29000.0)]),
-        account("IRA", "tax_deferred", 40000.0),
-    ], buy_list={"us_equity": ["VTI", "ITOT", "SCHB"], "fixed_income": ["BND"]},
-        recent_trades=[{"account_id": "TAX", "symbol": "VTI", "side": "sell", "quantity": 10,
-                        "date": "2026-11-14", "realized_gain": -800.0}])
+    h = household(
+        [
+            account("TAX", "taxable", 0.0, [lot("T1", "BND", 400, 29000.0)]),
+            account("IRA", "tax_deferred", 40000.0),
+        ],
+        buy_list={"us_equity": ["VTI", "ITOT", "SCHB"], "fixed_income": ["BND"]},
+        recent_trades=[
+            {
+                "account_id": "TAX",
+                "symbol": "VTI",
+                "side": "sell",
+                "quantity": 10,
+                "date": "2026-11-14",
+                "realized_gain": -800.0,
+            }
+        ],
+    )
     r = checked(h)
     bought = {o["symbol"] for o in orders(r, side="buy")}
     assert not bought & {"VTI", "ITOT"}
@@ -184,13 +265,27 @@ def test_wash_sale_a_taxable_loss_blocks_an_ira_buy() -> None:
 def test_wash_sale_b_an_ira_buy_blocks_a_taxable_loss_sale() -> None:
     """Rule 4b across accounts: the IRA bought VTI 10 days ago -> the taxable VTI lot at a loss
     must not be sold, even though equities are overweight (the gain lot may be)."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T-LOSS", "VTI", 100, 40000.0),
-                                         lot("T-GAIN", "VTI", 100, 20000.0)]),
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
-    ], options={"harvest_losses": True, "harvest_min_loss": 500.0},
-        recent_trades=[{"account_id": "IRA", "symbol": "VTI", "side": "buy", "quantity": 5,
-                        "date": "2026-11-14"}])
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [lot("T-LOSS", "VTI", 100, 40000.0), lot("T-GAIN", "VTI", 100, 20000.0)],
+            ),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
+        ],
+        options={"harvest_losses": True, "harvest_min_loss": 500.0},
+        recent_trades=[
+            {
+                "account_id": "IRA",
+                "symbol": "VTI",
+                "side": "buy",
+                "quantity": 5,
+                "date": "2026-11-14",
+            }
+        ],
+    )
     r = checked(h)
     assert "T-LOSS" not in relieved(r)
 
@@ -198,21 +293,35 @@ def test_wash_sale_b_an_ira_buy_blocks_a_taxable_loss_sale() -> None:
 def test_no_sell_here_buy_there() -> None:
     """allow_cross_account_swaps false: no class sold in one account and bought in another
     (location would like bonds in the IRA, but moving them is a round trip)."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "BND", 400, 29000.0, "2025-01-10"),
-                                         lot("T2", "VTI", 150, 30000.0)]),
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 100, 20000.0)]),
-    ], location={"fixed_income": ["tax_deferred", "tax_exempt", "taxable"]})
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [lot("T1", "BND", 400, 29000.0, "2025-01-10"), lot("T2", "VTI", 150, 30000.0)],
+            ),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 100, 20000.0)]),
+        ],
+        location={"fixed_income": ["tax_deferred", "tax_exempt", "taxable"]},
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
     assert swaps(h, r) == []
 
 
 def _guardrail_household(mode: str) -> dict[str, Any]:
-    return household([
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 250, 50000.0),
-                                              lot("I2", "BND", 300, 20000.0)]),
-    ], mode=mode)
+    return household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 250, 50000.0), lot("I2", "BND", 300, 20000.0)],
+            ),
+        ],
+        mode=mode,
+    )
 
 
 def test_guardrail_trades_less_than_rebalance_and_stops_at_the_band_edge() -> None:
@@ -229,10 +338,17 @@ def test_guardrail_trades_less_than_rebalance_and_stops_at_the_band_edge() -> No
 
 
 def test_tax_budget_is_respected_and_reported_as_band_unreachable() -> None:
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "VTI", 300, 30000.0),
-                                         lot("T2", "BND", 100, 7000.0)]),
-    ], options={"max_realized_gain": 1000.0})
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [lot("T1", "VTI", 300, 30000.0), lot("T2", "BND", 100, 7000.0)],
+            ),
+        ],
+        options={"max_realized_gain": 1000.0},
+    )
     r = checked(h)
     net = r["realized"]["short_term_gain"] + r["realized"]["long_term_gain"]
     assert net <= 1000.0 + 0.01
@@ -242,12 +358,22 @@ def test_tax_budget_is_respected_and_reported_as_band_unreachable() -> None:
 
 
 def test_harvest_sells_the_loss_and_buys_a_replacement_from_another_wash_group() -> None:
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "VXUS", 300, 28000.0, "2025-01-10"),
-                                         lot("T2", "VTI", 150, 30000.0),
-                                         lot("T3", "BND", 380, 27000.0)]),
-    ], target={"us_equity": 0.45, "intl_equity": 0.23, "fixed_income": 0.32},
-        options={"harvest_losses": True, "harvest_min_loss": 500.0})
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [
+                    lot("T1", "VXUS", 300, 28000.0, "2025-01-10"),
+                    lot("T2", "VTI", 150, 30000.0),
+                    lot("T3", "BND", 380, 27000.0),
+                ],
+            ),
+        ],
+        target={"us_equity": 0.45, "intl_equity": 0.23, "fixed_income": 0.32},
+        options={"harvest_losses": True, "harvest_min_loss": 500.0},
+    )
     assert not out_of_band(h), "the harvest alone must be the reason to trade"
     r = checked(h)
     assert r["status"] == "rebalanced"
@@ -260,12 +386,19 @@ def test_harvest_sells_the_loss_and_buys_a_replacement_from_another_wash_group()
 
 
 def test_screened_lots_are_sold_with_reason_screen_and_never_bought() -> None:
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("T1", "XOM", 300, 30000.0), lot("T2", "VTI", 50,
-                                                                              12000.0)],
-                excluded_symbols=["XOM"]),
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
-    ], buy_list={"us_equity": ["XOM", "VTI"], "fixed_income": ["BND"]})
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [lot("T1", "XOM", 300, 30000.0), lot("T2", "VTI", 50, 12000.0)],
+                excluded_symbols=["XOM"],
+            ),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
+        ],
+        buy_list={"us_equity": ["XOM", "VTI"], "fixed_income": ["BND"]},
+    )
     r = checked(h)
     assert orders(r, symbol="XOM", side="buy") == []
     xom = orders(r, symbol="XOM", side="sell")
@@ -273,23 +406,32 @@ def test_screened_lots_are_sold_with_reason_screen_and_never_bought() -> None:
 
 
 def test_withdrawal_raises_cash_in_the_account() -> None:
-    h = household([
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "VTI", 200, 40000.0),
-                                              lot("I2", "BND", 550, 39000.0)],
-                cash_needed=5000.0),
-    ])
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 200, 40000.0), lot("I2", "BND", 550, 39000.0)],
+                cash_needed=5000.0,
+            ),
+        ]
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
-    assert orders(r, side="sell") and all(o["reason"] == "raise_cash"
-                                         for o in orders(r, side="sell"))
+    assert orders(r, side="sell") and all(
+        o["reason"] == "raise_cash" for o in orders(r, side="sell")
+    )
     assert cash_after(h, r, "IRA") >= 5000.0 - 1e-4
 
 
 def test_deposit_is_invested() -> None:
-    h = household([
-        account("TAX", "taxable", 50000.0, [lot("T1", "VTI", 200, 40000.0)]),
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 550, 39000.0)]),
-    ])
+    h = household(
+        [
+            account("TAX", "taxable", 50000.0, [lot("T1", "VTI", 200, 40000.0)]),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 550, 39000.0)]),
+        ]
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
     buys = orders(r, side="buy")
@@ -298,10 +440,12 @@ def test_deposit_is_invested() -> None:
 
 
 def test_look_through_fund_exposures_count_in_the_weights() -> None:
-    h = household([
-        account("IRA", "tax_deferred", 0.0, [lot("I1", "BAL", 1000, 40000.0)]),  # 50000
-        account("TAX", "taxable", 0.0, [lot("T1", "VTI", 100, 20000.0)]),  # 30000
-    ])
+    h = household(
+        [
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BAL", 1000, 40000.0)]),  # 50000
+            account("TAX", "taxable", 0.0, [lot("T1", "VTI", 100, 20000.0)]),  # 30000
+        ]
+    )
     r = checked(h)
     # us = 30000 + 0.6*50000 = 60000 of 80000 = 0.75; fixed income 20000 = 0.25
     assert r["drift_before"]["us_equity"] == pytest.approx(0.15, abs=1e-6)
@@ -310,11 +454,14 @@ def test_look_through_fund_exposures_count_in_the_weights() -> None:
 
 
 def test_infeasible_withdrawal_gives_no_orders() -> None:
-    h = household([
-        account("IRA", "tax_deferred", 1000.0, [lot("I1", "BND", 10, 700.0)],
-                cash_needed=5000.0),
-        account("TAX", "taxable", 0.0, [lot("T1", "VTI", 300, 30000.0)]),
-    ])
+    h = household(
+        [
+            account(
+                "IRA", "tax_deferred", 1000.0, [lot("I1", "BND", 10, 700.0)], cash_needed=5000.0
+            ),
+            account("TAX", "taxable", 0.0, [lot("T1", "VTI", 300, 30000.0)]),
+        ]
+    )
     r = checked(h)
     assert r["status"] == "infeasible"
     assert r["orders"] == []
@@ -322,8 +469,10 @@ def test_infeasible_withdrawal_gives_no_orders() -> None:
 
 
 def test_invalid_input_lists_every_problem_with_its_path() -> None:
-    h = household([account("IRA", "tax_deferred", -5.0, [lot("I1", "BND", 0, 700.0)])],
-                  target={"us_equity": 0.5, "fixed_income": 0.3})
+    h = household(
+        [account("IRA", "tax_deferred", -5.0, [lot("I1", "BND", 0, 700.0)])],
+        target={"us_equity": 0.5, "fixed_income": 0.3},
+    )
     h["securities"]["BND"]["price"] = -1.0
     with pytest.raises(ValidationError) as exc:
         parse_household(h)
@@ -337,11 +486,20 @@ def test_invalid_input_lists_every_problem_with_its_path() -> None:
 def test_long_term_high_basis_lots_are_relieved_first() -> None:
     """Only the taxable account holds equities: of its VTI lots, the long-term high-basis one
     goes first, not the short-term low-basis one."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("SHORT-LOW", "VTI", 150, 15000.0, "2026-06-02"),
-                                         lot("LONG-HIGH", "VTI", 150, 42000.0, "2021-06-02"),
-                                         lot("B1", "BND", 300, 21000.0)]),
-    ])
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [
+                    lot("SHORT-LOW", "VTI", 150, 15000.0, "2026-06-02"),
+                    lot("LONG-HIGH", "VTI", 150, 42000.0, "2021-06-02"),
+                    lot("B1", "BND", 300, 21000.0),
+                ],
+            ),
+        ]
+    )
     r = checked(h)
     assert r["status"] == "rebalanced"
     got = relieved(r)
@@ -352,10 +510,20 @@ def test_long_term_high_basis_lots_are_relieved_first() -> None:
 
 def test_realized_gains_split_at_the_anniversary() -> None:
     """Sold on the anniversary: short-term; the day after it: long-term."""
-    h = household([
-        account("TAX", "taxable", 0.0, [lot("ON-ANNIV", "VTI", 100, 10000.0, "2025-11-24"),
-                                         lot("DAY-AFTER", "VTI", 100, 10000.0, "2025-11-23")]),
-    ], target={"us_equity": 0.0, "fixed_income": 1.0})
+    h = household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [
+                    lot("ON-ANNIV", "VTI", 100, 10000.0, "2025-11-24"),
+                    lot("DAY-AFTER", "VTI", 100, 10000.0, "2025-11-23"),
+                ],
+            ),
+        ],
+        target={"us_equity": 0.0, "fixed_income": 1.0},
+    )
     r = checked(h)
     assert set(relieved(r)) == {"ON-ANNIV", "DAY-AFTER"}
     assert r["realized"]["short_term_gain"] == pytest.approx(20000.0, abs=0.01)
@@ -391,16 +559,44 @@ def test_a_swap_the_bands_require_is_made() -> None:
     h = json.loads((SCENARIOS / "bug_forced_swap_band_unreachable.json").read_text())
     # A witness that the bands are reachable under rules 1-6:
     witness = {
-        "schema": "rebalance/v1", "household_id": h["household_id"], "as_of": h["as_of"],
-        "rebalance_id": "w", "status": "rebalanced", "turnover": 0.0,
+        "schema": "rebalance/v1",
+        "household_id": h["household_id"],
+        "as_of": h["as_of"],
+        "rebalance_id": "w",
+        "status": "rebalanced",
+        "turnover": 0.0,
         "orders": [
-            {"order_id": "w0", "account_id": "A0", "symbol": "S1", "side": "sell",
-             "quantity": 100, "est_price": 50.0, "est_value": 5000.0, "reason": "rebalance",
-             "lots": [{"lot_id": "A0-L0", "quantity": 100}]},
-            {"order_id": "w1", "account_id": "A0", "symbol": "S0", "side": "buy",
-             "quantity": 2800, "est_price": 10.0, "est_value": 28000.0, "reason": "rebalance"},
-            {"order_id": "w2", "account_id": "A1", "symbol": "S1", "side": "buy",
-             "quantity": 456, "est_price": 50.0, "est_value": 22800.0, "reason": "rebalance"},
+            {
+                "order_id": "w0",
+                "account_id": "A0",
+                "symbol": "S1",
+                "side": "sell",
+                "quantity": 100,
+                "est_price": 50.0,
+                "est_value": 5000.0,
+                "reason": "rebalance",
+                "lots": [{"lot_id": "A0-L0", "quantity": 100}],
+            },
+            {
+                "order_id": "w1",
+                "account_id": "A0",
+                "symbol": "S0",
+                "side": "buy",
+                "quantity": 2800,
+                "est_price": 10.0,
+                "est_value": 28000.0,
+                "reason": "rebalance",
+            },
+            {
+                "order_id": "w2",
+                "account_id": "A1",
+                "symbol": "S1",
+                "side": "buy",
+                "quantity": 456,
+                "est_price": 50.0,
+                "est_value": 22800.0,
+                "reason": "rebalance",
+            },
         ],
     }
     after = apply_orders(h, witness)

@@ -42,16 +42,41 @@ def make_snapshot(**overrides: Any) -> dict[str, Any]:
         "target": {"us_equity": 0.6, "fixed_income": 0.37, "cash": 0.03},
         "buy_list": {"us_equity": ["VTI", "ITOT"], "fixed_income": ["BND"]},
         "accounts": [
-            {"account_id": "hh-1-TAX", "type": "taxable", "cash": 1000.0, "lots": [
-                {"lot_id": "L-1", "symbol": "VTI", "quantity": 10, "cost_basis": 2000.0,
-                 "acquired": "2022-01-03"},
-                {"lot_id": "L-2", "symbol": "VTI", "quantity": 10, "cost_basis": 3000.0,
-                 "acquired": "2025-01-03"},
-            ]},
-            {"account_id": "hh-1-IRA", "type": "tax_deferred", "cash": 500.0, "lots": [
-                {"lot_id": "L-3", "symbol": "BND", "quantity": 50, "cost_basis": 3600.0,
-                 "acquired": "2021-05-01"},
-            ]},
+            {
+                "account_id": "hh-1-TAX",
+                "type": "taxable",
+                "cash": 1000.0,
+                "lots": [
+                    {
+                        "lot_id": "L-1",
+                        "symbol": "VTI",
+                        "quantity": 10,
+                        "cost_basis": 2000.0,
+                        "acquired": "2022-01-03",
+                    },
+                    {
+                        "lot_id": "L-2",
+                        "symbol": "VTI",
+                        "quantity": 10,
+                        "cost_basis": 3000.0,
+                        "acquired": "2025-01-03",
+                    },
+                ],
+            },
+            {
+                "account_id": "hh-1-IRA",
+                "type": "tax_deferred",
+                "cash": 500.0,
+                "lots": [
+                    {
+                        "lot_id": "L-3",
+                        "symbol": "BND",
+                        "quantity": 50,
+                        "cost_basis": 3600.0,
+                        "acquired": "2021-05-01",
+                    },
+                ],
+            },
         ],
         "securities": {
             "VTI": {"price": 250.0, "asset_class": "us_equity"},
@@ -67,21 +92,31 @@ def make_state(**overrides: Any) -> HouseholdState:
     return from_snapshot(parse_household(make_snapshot(**overrides), prices_required=False), None)
 
 
-def fill(fill_id: str = "f1", side: str = "buy", qty: float = 2.0, price: float = 250.0,
-         symbol: str = "VTI", account: str = "hh-1-TAX", order_id: str = "o1",
-         ts: datetime = TS, lots: tuple[LotRelief, ...] = ()) -> Fill:
+def fill(
+    fill_id: str = "f1",
+    side: str = "buy",
+    qty: float = 2.0,
+    price: float = 250.0,
+    symbol: str = "VTI",
+    account: str = "hh-1-TAX",
+    order_id: str = "o1",
+    ts: datetime = TS,
+    lots: tuple[LotRelief, ...] = (),
+) -> Fill:
     return Fill(fill_id, order_id, "hh-1", account, symbol, side, qty, price, ts, lots)
 
 
-def flow(flow_id: str, kind: str, amount: float, settles: str | None = None,
-         account: str = "hh-1-TAX") -> CashFlow:
+def flow(
+    flow_id: str, kind: str, amount: float, settles: str | None = None, account: str = "hh-1-TAX"
+) -> CashFlow:
     return CashFlow(flow_id, "hh-1", account, kind, amount, TS, settles)
 
 
 def value(state: HouseholdState, prices: dict[str, float]) -> float:
     h = state.household
-    return sum(a.cash + sum(lot.quantity * prices[lot.symbol] for lot in a.lots)
-               for a in h.accounts)
+    return sum(
+        a.cash + sum(lot.quantity * prices[lot.symbol] for lot in a.lots) for a in h.accounts
+    )
 
 
 def lots(state: HouseholdState, account: str = "hh-1-TAX") -> dict[str, float]:
@@ -105,7 +140,11 @@ def test_buy_fill_adds_lot_and_takes_cash() -> None:
     assert acc is not None and acc.cash == pytest.approx(500.0)
     lot = acc.lots[-1]
     assert (lot.lot_id, lot.quantity, lot.cost_basis, lot.acquired) == (
-        "f1", 2.0, 500.0, date(2026, 11, 24))
+        "f1",
+        2.0,
+        500.0,
+        date(2026, 11, 24),
+    )
     again, changed = apply_fill(s, fill(qty=2, price=250))
     assert not changed and again == s
 
@@ -121,10 +160,20 @@ def test_sell_fill_highest_cost_first_and_records_gain() -> None:
 def test_sell_fill_uses_named_lots_then_order_lots() -> None:
     s, _ = apply_fill(make_state(), fill(side="sell", qty=3, lots=(LotRelief("L-1", 3),)))
     assert lots(s) == {"L-1": 7.0, "L-2": 10.0}
-    order = Order("hh-1:2026-11-24:1:0", "hh-1-TAX", "VTI", "sell", 4, 250, 1000, "rebalance",
-                  (LotRelief("L-1", 4),))
-    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
-                             (order,))
+    order = Order(
+        "hh-1:2026-11-24:1:0",
+        "hh-1-TAX",
+        "VTI",
+        "sell",
+        4,
+        250,
+        1000,
+        "rebalance",
+        (LotRelief("L-1", 4),),
+    )
+    result = RebalanceResult(
+        "hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced", (order,)
+    )
     s = open_rebalance(make_state(), result, opened_at_s=100.0)
     assert s.sequence == 1
     s, _ = apply_fill(s, fill(side="sell", qty=4, order_id=order.order_id))
@@ -134,14 +183,17 @@ def test_sell_fill_uses_named_lots_then_order_lots() -> None:
 
 def test_partial_fills_keep_rebalance_open_until_complete() -> None:
     order = Order("r:0", "hh-1-IRA", "BND", "buy", 10, 72, 720, "rebalance")
-    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
-                             (order,))
+    result = RebalanceResult(
+        "hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced", (order,)
+    )
     s = open_rebalance(make_state(), result, 0.0)
-    s, _ = apply_fill(s, fill("a", qty=4, price=72, symbol="BND", account="hh-1-IRA",
-                              order_id="r:0"))
+    s, _ = apply_fill(
+        s, fill("a", qty=4, price=72, symbol="BND", account="hh-1-IRA", order_id="r:0")
+    )
     assert s.open_rebalance is not None and s.open_rebalance.filled == {"r:0": 4.0}
-    s, _ = apply_fill(s, fill("b", qty=6, price=72, symbol="BND", account="hh-1-IRA",
-                              order_id="r:0"))
+    s, _ = apply_fill(
+        s, fill("b", qty=6, price=72, symbol="BND", account="hh-1-IRA", order_id="r:0")
+    )
     assert s.open_rebalance is None
 
 
@@ -197,10 +249,17 @@ def test_expiry_by_wall_clock() -> None:
 
 
 def test_serialisation_round_trip() -> None:
-    order = Order("r:0", "hh-1-TAX", "VTI", "sell", 4, 250, 1000, "rebalance",
-                  (LotRelief("L-1", 4),))
-    result = RebalanceResult("hh-1", date(2026, 11, 24), "hh-1:2026-11-24:1", "rebalanced",
-                             (order,), drift_before={"cash": 0.1})
+    order = Order(
+        "r:0", "hh-1-TAX", "VTI", "sell", 4, 250, 1000, "rebalance", (LotRelief("L-1", 4),)
+    )
+    result = RebalanceResult(
+        "hh-1",
+        date(2026, 11, 24),
+        "hh-1:2026-11-24:1",
+        "rebalanced",
+        (order,),
+        drift_before={"cash": 0.1},
+    )
     s = open_rebalance(make_state(), result, 5.0)
     s, _ = apply_fill(s, fill("b1", qty=10, price=250, symbol="ITOT"))  # cash goes negative
     s, _ = apply_fill(s, fill("s1", side="sell", qty=1, order_id="r:0"))
@@ -212,21 +271,26 @@ def test_serialisation_round_trip() -> None:
 
 sides = st.sampled_from(["buy", "sell"])
 events = st.lists(
-    st.tuples(sides, st.sampled_from(["VTI", "BND"]), st.integers(1, 30),
-              st.floats(10, 500, allow_nan=False), st.integers(0, 60)),
+    st.tuples(
+        sides,
+        st.sampled_from(["VTI", "BND"]),
+        st.integers(1, 30),
+        st.floats(10, 500, allow_nan=False),
+        st.integers(0, 60),
+    ),
     max_size=12,
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(events)
-def test_fills_conserve_value_and_are_idempotent(evs: list[tuple[str, str, int, float, int]]
-                                                 ) -> None:
+def test_fills_conserve_value_and_are_idempotent(
+    evs: list[tuple[str, str, int, float, int]],
+) -> None:
     s = make_state()
     for i, (side, symbol, qty, price, days) in enumerate(evs):
         account = "hh-1-TAX" if symbol == "VTI" else "hh-1-IRA"
-        f = fill(f"f{i}", side, float(qty), price, symbol, account,
-                 ts=TS + timedelta(days=days))
+        f = fill(f"f{i}", side, float(qty), price, symbol, account, ts=TS + timedelta(days=days))
         prices = {"VTI": 250.0, "BND": 72.0, symbol: price}
         before = value(s, prices)
         try:
@@ -248,8 +312,10 @@ def test_batch_drift_agrees_with_household_drift() -> None:
     from solver.drift import household_drift
     from streams.book import batch_drift, book_row
 
-    states = [make_state(), make_state(household_id="hh-2", target={"us_equity": 0.5,
-                                                                    "fixed_income": 0.5})]
+    states = [
+        make_state(),
+        make_state(household_id="hh-2", target={"us_equity": 0.5, "fixed_income": 0.5}),
+    ]
     prices = {"VTI": 310.0, "BND": 70.0}
     rows = [book_row(to_household(s, prices=prices)) for s in states]
     assert all(r is not None for r in rows)
