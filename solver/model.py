@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -156,29 +157,46 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
+_LOCAL = threading.local()
+_BANNER_LOCK = threading.Lock()
 _BANNER_SHOWN = False
 
 
 def _new_highs(time_limit_s: float) -> highspy._core._Highs:
+    """This thread's HiGHS instance, emptied and set up for one solve.
+
+    One instance per thread (HiGHS instances must not be shared across threads), reused so that
+    construction and option parsing are paid once; the time limit changes per call.
+    """
+    h: highspy._core._Highs | None = getattr(_LOCAL, "highs", None)
+    if h is None:
+        h = _construct_highs()
+        for name, value in (
+            ("output_flag", False),
+            ("presolve", "off"),
+            ("threads", 1),
+            ("solver", "simplex"),
+            ("mip_rel_gap", 1e-4),
+            ("mip_abs_gap", 1e-7),
+            ("primal_feasibility_tolerance", SOLVER_FEAS_TOL),
+        ):
+            h.setOptionValue(name, value)
+        _LOCAL.highs = h
+    else:
+        h.clearModel()
+    h.setOptionValue("time_limit", float(time_limit_s))
+    return h
+
+
+def _construct_highs() -> highspy._core._Highs:
     global _BANNER_SHOWN
-    if not _BANNER_SHOWN:
+    with _BANNER_LOCK:
+        if _BANNER_SHOWN:
+            return highspy._core._Highs()
         with _quiet_stdout():
             h = highspy._core._Highs()
         _BANNER_SHOWN = True
-    else:
-        h = highspy._core._Highs()
-    for name, value in (
-        ("output_flag", False),
-        ("presolve", "off"),
-        ("threads", 1),
-        ("solver", "simplex"),
-        ("time_limit", float(time_limit_s)),
-        ("mip_rel_gap", 1e-4),
-        ("mip_abs_gap", 1e-7),
-        ("primal_feasibility_tolerance", SOLVER_FEAS_TOL),
-    ):
-        h.setOptionValue(name, value)
-    return h
+        return h
 
 
 def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: float) -> Solution:
