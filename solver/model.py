@@ -117,27 +117,33 @@ class _Builder:
         self.cols.append(cols[keep])
         self.vals.append(vals[keep])
 
-    def lp(self) -> highspy.HighsLp:
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n_cols, len(self.row_lower)
-        lp.col_cost_ = np.concatenate(self.cost)
-        lp.col_lower_ = np.concatenate(self.lower)
-        lp.col_upper_ = np.concatenate(self.upper)
-        lp.row_lower_ = np.array(self.row_lower)
-        lp.row_upper_ = np.array(self.row_upper)
-        lengths = np.fromiter((len(c) for c in self.cols), dtype=np.int64, count=len(self.cols))
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = np.concatenate(([0], np.cumsum(lengths)))
-        lp.a_matrix_.index_ = np.concatenate(self.cols) if self.cols else np.zeros(0, np.int64)
-        lp.a_matrix_.value_ = np.concatenate(self.vals) if self.vals else np.zeros(0)
+    def pass_to(self, highs: highspy._core._Highs) -> None:
+        """Hand the model to HiGHS in one call from arrays (row-wise matrix, int32 indices)."""
+        lengths = np.fromiter((len(c) for c in self.cols), dtype=np.int32, count=len(self.cols))
+        start = np.zeros(len(lengths) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=start[1:])
+        index = (np.concatenate(self.cols) if self.cols else np.zeros(0)).astype(np.int32)
+        value = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        integrality = np.zeros(self.n_cols, dtype=np.int32)  # HiGHS reads one per column
         if self.integer:
-            kinds = np.zeros(self.n_cols, dtype=bool)
-            kinds[np.concatenate(self.integer)] = True
-            lp.integrality_ = [
-                highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                for i in kinds
-            ]
-        return lp
+            integrality[np.concatenate(self.integer)] = 1  # kInteger
+        highs.passModel(
+            self.n_cols,
+            len(self.row_lower),
+            len(index),
+            int(highspy.MatrixFormat.kRowwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            np.concatenate(self.cost),
+            np.concatenate(self.lower),
+            np.concatenate(self.upper),
+            np.array(self.row_lower),
+            np.array(self.row_upper),
+            start[:-1],  # HiGHS takes the row starts without the final end
+            index,
+            value,
+            integrality,
+        )
 
     @property
     def has_integers(self) -> bool:
@@ -400,7 +406,7 @@ def _run(
     time_limit_s: float,
 ) -> Solution:
     highs = _new_highs(time_limit_s)
-    highs.passModel(b.lp())
+    b.pass_to(highs)
     highs.run()
     status = highs.getModelStatus()
     empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)

@@ -14,7 +14,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import DUST_USD, QUANTITY_DECIMALS, QUANTITY_EPS, ROUNDING_NOISE_USD
+from .tolerances import (
+    CASH_MARGIN_USD,
+    DUST_USD,
+    QUANTITY_DECIMALS,
+    QUANTITY_EPS,
+    ROUNDING_NOISE_USD,
+)
 
 _SCALE = 10.0**QUANTITY_DECIMALS
 
@@ -53,6 +59,7 @@ def round_trades(
     buy_step = np.where(p.buy_whole_shares, 1.0, 1.0 / _SCALE)
     buy_sh = np.floor(buy_raw / buy_step + 1e-6) * buy_step
     _drop_small_orders(p, sell_sh, buy_sh)
+    _repair_cash(p, sell_sh, buy_sh)
 
     new_sells = sell_sh * p.lot_price / V
     new_buys = buy_sh * p.buy_price / V
@@ -107,3 +114,32 @@ def _raise_to_minimum(
         )
         sell_sh[i] += extra
         need -= extra * p.lot_price[i]
+
+
+def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -> None:
+    """Rule 1 after rounding: where a dropped sell left an account short, buy less there
+    (largest buys first, whole shares stay whole, a buy that falls below the minimum goes)."""
+    k = p.cost_rate
+    minimum = max(p.household.options.min_trade_value, DUST_USD)
+    margin = CASH_MARGIN_USD
+    V = p.value_usd
+    for a in range(len(p.accounts)):
+        lots, buys = p.lot_account == a, np.flatnonzero(p.buy_account == a)
+        cash = (
+            float(p.account_free_cash[a]) * V
+            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
+            - float((buy_sh[buys] * p.buy_price[buys]).sum()) * (1 + k)
+        )
+        if cash >= 0.0:
+            continue
+        for j in sorted(buys, key=lambda j: -buy_sh[j] * p.buy_price[j]):
+            if cash >= 0.0:
+                break
+            unit = 1.0 if p.buy_whole_shares[j] else 1.0 / _SCALE
+            cut = min(
+                buy_sh[j], np.ceil((margin - cash) / (p.buy_price[j] * (1 + k)) / unit) * unit
+            )
+            if (buy_sh[j] - cut) * p.buy_price[j] < minimum:
+                cut = buy_sh[j]
+            buy_sh[j] -= cut
+            cash += cut * p.buy_price[j] * (1 + k)
