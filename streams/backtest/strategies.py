@@ -1,0 +1,94 @@
+"""The strategies compared on the same paths, flows, bands and costs.
+
+- `household`: umh in `rebalance` mode with loss harvesting on (`harvest_losses` true; the
+  book's `harvest_min_loss`).
+- `household_no_harvest`: the same with `harvest_losses` false.
+- `guardrail`: umh in `guardrail` mode (trades only to the band edges, only on a breach or a
+  pending withdrawal); harvesting on, which this mode never triggers on its own.
+- `per_account`: the account-level baseline `solver.per_account.per_account_orders` (each
+  account to the target on its own, FIFO lots, first symbol of the buy list) whenever an
+  account leaves its bands or lacks the cash of a withdrawal request; cash it leaves short is
+  raised by selling FIFO in that account.
+- `buy_and_hold`: never rebalances. Deposits stay cash; a withdrawal request (or a tax bill) is
+  raised by selling the account's lots oldest first (FIFO).
+
+Everything else (targets, bands, buy lists, screens, costs, `min_trade_value`,
+`max_realized_gain`) is the book's, the same for all. The snapshot's own `cash_needed` is
+dropped at the start: the backtest's requests are the only withdrawals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from schemas import Account, Household, LotRelief, Order
+from solver.tolerances import QUANTITY_DECIMALS
+
+#: Cash raised for a withdrawal is this much above the shortfall, against tomorrow's price.
+RAISE_BUFFER = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    name: str
+    kind: str  # "umh", "per_account" or "buy_and_hold"
+    mode: str = "rebalance"
+    harvest: bool = False
+
+    def configure(self, h: Household) -> Household:
+        accounts = tuple(replace(a, cash_needed=0.0) for a in h.accounts)
+        options = replace(h.options, harvest_losses=self.harvest)
+        return replace(h, mode=self.mode, options=options, accounts=accounts)
+
+
+STRATEGIES: tuple[Strategy, ...] = (
+    Strategy("household", "umh", "rebalance", harvest=True),
+    Strategy("household_no_harvest", "umh", "rebalance", harvest=False),
+    Strategy("guardrail", "umh", "guardrail", harvest=True),
+    Strategy("per_account", "per_account"),
+    Strategy("buy_and_hold", "buy_and_hold"),
+)
+BASELINE = "per_account"
+
+
+def raise_cash_fifo(h: Household, account: Account, amount_usd: float, rid: str) -> list[Order]:
+    """Sells of `account`'s lots, oldest first, that raise `amount_usd` (plus a small buffer and
+    at least `min_trade_value`) after the transaction cost; whole shares rounded up."""
+    k = h.options.transaction_cost_bps / 1e4
+    remaining = max(amount_usd * (1.0 + RAISE_BUFFER), h.options.min_trade_value)
+    by_symbol: dict[str, list[LotRelief]] = {}
+    for lot in sorted(account.lots, key=lambda x: (x.acquired, x.lot_id)):
+        if remaining <= 0:
+            break
+        sec = h.securities[lot.symbol]
+        price = float(sec.price or 0.0)
+        if price <= 0:
+            continue
+        qty = min(lot.quantity, remaining / (price * (1.0 - k)))
+        if not sec.fractional:
+            qty = min(lot.quantity, float(math.ceil(qty - 1e-9)))
+        else:
+            qty = min(lot.quantity, round(qty + 0.5 * 10**-QUANTITY_DECIMALS, QUANTITY_DECIMALS))
+        if qty <= 0:
+            continue
+        by_symbol.setdefault(lot.symbol, []).append(LotRelief(lot.lot_id, qty))
+        remaining -= qty * price * (1.0 - k)
+    orders: list[Order] = []
+    for symbol, relief in by_symbol.items():
+        qty = sum(r.quantity for r in relief)
+        price = float(h.securities[symbol].price or 0.0)
+        orders.append(
+            Order(
+                f"{rid}:{len(orders)}",
+                account.account_id,
+                symbol,
+                "sell",
+                qty,
+                price,
+                round(qty * price, 2),
+                "raise_cash",
+                tuple(relief),
+            )
+        )
+    return orders
