@@ -54,6 +54,13 @@ P_SCREEN = 0.02
 BAND_MARGIN = 0.1
 
 INF = highspy.kHighsInf
+MAX_INT = 2**31 - 1
+# Statuses that stop early with a usable (feasible, not proven optimal) solution.
+_LIMITS = (
+    highspy.HighsModelStatus.kTimeLimit,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kIterationLimit,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ class Restrictions:
 
 @dataclass(frozen=True, slots=True)
 class Solution:
-    status: str  # "optimal", "infeasible", "time_limit", "error"
+    status: str  # "optimal", "infeasible", "time_limit" (any limit, with a solution), "error"
     sells: FloatArray  # (L,) weight units
     buys: FloatArray  # (B,)
     band_slack: FloatArray  # (C,)
@@ -168,7 +175,7 @@ _BANNER_LOCK = threading.Lock()
 _BANNER_SHOWN = False
 
 
-def _new_highs(time_limit_s: float) -> highspy._core._Highs:
+def _new_highs(time_limit_s: float, max_nodes: int | None = None) -> highspy._core._Highs:
     """This thread's HiGHS instance, emptied and set up for one solve.
 
     One instance per thread (HiGHS instances must not be shared across threads), reused so that
@@ -191,6 +198,7 @@ def _new_highs(time_limit_s: float) -> highspy._core._Highs:
     else:
         h.clearModel()
     h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_max_nodes", int(max_nodes) if max_nodes is not None else MAX_INT)
     return h
 
 
@@ -205,7 +213,13 @@ def _construct_highs() -> highspy._core._Highs:
         return h
 
 
-def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: float) -> Solution:
+def solve_model(
+    p: HouseholdProblem,
+    mode: str,
+    r: Restrictions,
+    time_limit_s: float,
+    max_nodes: int | None = None,
+) -> Solution:
     """Build the household model with the given restrictions and solve it with HiGHS."""
     b = _Builder()
     n_lots, n_buys, n_cls = len(p.lot_ids), len(p.buy_symbols), len(p.classes)
@@ -303,7 +317,7 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, time_limit_s: f
     _add_wash_binaries(b, p, r, s, bcols, big_m)
     if not opts.allow_cross_account_swaps:
         _add_swap_binaries(b, p, r, s, bcols, big_m)
-    return _run(b, p, s, bcols, u, time_limit_s)
+    return _run(b, p, s, bcols, u, time_limit_s, max_nodes)
 
 
 def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
@@ -373,9 +387,8 @@ def _add_swap_binaries(
     for c in sorted(r.swap_classes):
         ls = np.flatnonzero((p.lot_class == c) & ~exempt)
         js = np.flatnonzero(p.buy_class == c)
-        y, sig_s, sig_b = b.add_cols(
-            np.array([0.0, P_SWAP, P_SWAP]), np.zeros(3), np.array([1.0, INF, INF])
-        )
+        y = b.add_cols(np.zeros(1), np.zeros(1), np.ones(1), integer=True)[0]
+        sig_s, sig_b = b.add_cols(np.array([P_SWAP, P_SWAP]), np.zeros(2), np.array([INF, INF]))
         y_col = np.array([y, sig_s])
         # Raised cash: up to an account's shortfall, its sells of this class are exempt.
         exempt_cols: list[int] = []
@@ -404,8 +417,9 @@ def _run(
     bcols: NDArray[np.int64],
     u: NDArray[np.int64],
     time_limit_s: float,
+    max_nodes: int | None = None,
 ) -> Solution:
-    highs = _new_highs(time_limit_s)
+    highs = _new_highs(time_limit_s, max_nodes)
     b.pass_to(highs)
     highs.run()
     status = highs.getModelStatus()
@@ -428,7 +442,7 @@ def _run(
         )
     gap = float(highs.getInfo().mip_gap) if b.has_integers else 0.0
     label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
-    if label == "time_limit" and status != highspy.HighsModelStatus.kTimeLimit:
+    if label == "time_limit" and status not in _LIMITS:
         label = "error"
     return Solution(
         label,

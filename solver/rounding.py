@@ -1,9 +1,10 @@
 """Continuous trade amounts -> tradable quantities: whole shares and minimum order sizes.
 
 The LP gives weight units per lot and per buy; orders are per (account, symbol). Whole-share
-securities are rounded (sells up, buys down, so cash never runs short), fractional ones to
-QUANTITY_DECIMALS, and orders below `min_trade_value` are dropped unless they sell a whole
-position. The caller re-solves with these amounts fixed so the rest of the model adapts.
+securities are rounded (sells up, buys to the nearest share, trimmed where cash is short and
+topped up where stranded cash is over its band), fractional ones to QUANTITY_DECIMALS, and
+orders below `min_trade_value` are dropped unless they sell a whole position. The caller
+re-solves with these amounts fixed so the rest of the model adapts.
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def round_trades(
     sell_sh[sell_sh < QUANTITY_EPS] = 0.0
 
     buy_raw = buys * V / p.buy_price
-    buy_step = np.where(p.buy_whole_shares, 1.0, 1.0 / _SCALE)
-    buy_sh = np.floor(buy_raw / buy_step + 1e-6) * buy_step
+    # Whole-share buys go to the nearest share (a floor would strand up to a share's worth of
+    # cash in every account); _repair_cash takes back any share the cash cannot pay for.
+    buy_sh = np.where(
+        p.buy_whole_shares, np.floor(buy_raw + 0.5), np.floor(buy_raw * _SCALE + 1e-6) / _SCALE
+    )
     _drop_small_orders(p, sell_sh, buy_sh)
     _repair_cash(p, sell_sh, buy_sh)
+    _spend_leftover(p, sell_sh, buy_sh)
 
     new_sells = sell_sh * p.lot_price / V
     new_buys = buy_sh * p.buy_price / V
@@ -143,3 +148,46 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
                 cut = buy_sh[j]
             buy_sh[j] -= cut
             cash += cut * p.buy_price[j] * (1 + k)
+
+
+def _class_weights_after(
+    p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
+) -> FloatArray:
+    V = p.value_usd
+    sells = sell_sh * p.lot_price / V
+    buys = buy_sh * p.buy_price / V
+    w = p.drift.weight - p.lot_exposure.T @ sells + p.buy_exposure.T @ buys
+    w[p.cash_index] += sells.sum() - buys.sum()
+    return np.asarray(w, dtype=np.float64)
+
+
+def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -> None:
+    """Whole-share rounding strands cash; while the household's cash is above target and an
+    account's leftover pays for one more share of a buy it already makes, without pushing that
+    share's classes past their bands, buy it."""
+    k = p.cost_rate
+    V = p.value_usd
+    band_top = p.drift.target + p.drift.tolerance * 0.9
+    for a in range(len(p.accounts)):
+        buys = np.flatnonzero((p.buy_account == a) & p.buy_whole_shares & (buy_sh > 0))
+        if not len(buys):
+            continue
+        lots = p.lot_account == a
+        left = (
+            float(p.account_free_cash[a]) * V
+            - CASH_MARGIN_USD
+            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
+            - float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()) * (1 + k)
+        )
+        for j in sorted(buys, key=lambda j: -buy_sh[j]):
+            cost = p.buy_price[j] * (1 + k)
+            if left < cost:
+                continue
+            w = _class_weights_after(p, sell_sh, buy_sh)
+            step = p.buy_exposure[j] * p.buy_price[j] / V
+            if w[p.cash_index] <= p.drift.target[p.cash_index]:
+                return
+            if np.any((step > 0) & (w + step > band_top)):
+                continue
+            buy_sh[j] += 1.0
+            left -= cost

@@ -24,9 +24,9 @@ from .tolerances import QUANTITY_EPS
 from .trades import apply_orders
 
 MAX_LAZY_ROUNDS = 8
-# The exact MIP (binaries for the conflicting groups and classes) gets at most this long; the
-# greedy solution it must beat is always there as the fallback.
-MIP_TIME_LIMIT_S = 0.025
+# The exact MIP (binaries for the conflicting groups and classes) explores at most this many
+# branch-and-bound nodes; the greedy solution it must beat is always there as the fallback.
+MIP_MAX_NODES = 200
 MAX_ROUNDING_ROUNDS = 3
 # Amounts (weight units) below this count as zero when reading a solution for rule breaks.
 ACTIVE = 1e-9
@@ -115,9 +115,10 @@ def _solve_with_rules(
         base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
     )
     greedy_ok = solution.status in ("optimal", "time_limit") and not any(_conflicts(p, solution))
-    # Without a greedy answer to fall back on, the MIP gets the whole time limit.
-    budget = min(time_limit_s, MIP_TIME_LIMIT_S) if greedy_ok else time_limit_s
-    mip = solve_model(p, mode, exact, budget)
+    # The polish is bounded by branch-and-bound nodes, not seconds, so that the same input gives
+    # the same orders however loaded the machine is; without a greedy answer to fall back on the
+    # MIP runs to the time limit.
+    mip = solve_model(p, mode, exact, time_limit_s, max_nodes=MIP_MAX_NODES if greedy_ok else None)
     if mip.status == "infeasible" and not greedy_ok:
         return mip, exact
     if mip.status == "error" and not greedy_ok:

@@ -36,22 +36,22 @@ def _apply_to_account(
     lots = {lot.lot_id: lot for lot in account.lots}
     for o in orders:
         if o.side == "sell":
-            gain = 0.0
+            # One record per lot relieved, each with its own gain (see streams.state.apply_fill).
             for rel in o.lots:
                 lot = lots[rel.lot_id]
                 relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
-                gain += rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
-            cash += o.est_value * (1.0 - cost_rate)
-            trades.append(
-                RecentTrade(
-                    account.account_id,
-                    o.symbol,
-                    "sell",
-                    o.quantity,
-                    h.as_of,
-                    gain if account.type == "taxable" else 0.0,
+                gain = rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
+                trades.append(
+                    RecentTrade(
+                        account.account_id,
+                        o.symbol,
+                        "sell",
+                        rel.quantity,
+                        h.as_of,
+                        gain if account.type == "taxable" else 0.0,
+                    )
                 )
-            )
+            cash += o.est_value * (1.0 - cost_rate)
         else:
             cash -= o.est_value * (1.0 + cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))

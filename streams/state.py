@@ -251,27 +251,36 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     account = _account(state, fill.account_id, fill.household_id)
     day = fill.ts.date()
     value = fill.quantity * fill.price
-    realized: float | None = None
+    # One trade record per lot relieved, each with its own gain: a sale that takes one lot at a
+    # gain and another at a loss is still a loss sale for the wash-sale rule.
+    new_trades: list[RecentTrade] = []
     if fill.side == "buy":
         lot = Lot(fill.fill_id, fill.symbol, fill.quantity, value, day)
         account = replace(account, cash=account.cash - value, lots=(*account.lots, lot))
+        new_trades.append(RecentTrade(fill.account_id, fill.symbol, "buy", fill.quantity, day))
     else:
         plan = _relief_plan(state, account, fill)
         lots: list[Lot] = []
-        basis = 0.0
         for lot in account.lots:
             take = plan.get(lot.lot_id, 0.0)
             if take <= 0.0:
                 lots.append(lot)
                 continue
             share = min(1.0, take / lot.quantity)
-            basis += lot.cost_basis * share
+            new_trades.append(
+                RecentTrade(
+                    fill.account_id,
+                    fill.symbol,
+                    "sell",
+                    take,
+                    day,
+                    take * fill.price - lot.cost_basis * share,
+                )
+            )
             left = lot.quantity - take
             if left > QUANTITY_EPS:
                 lots.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * (1.0 - share)))
-        realized = value - basis
         account = replace(account, cash=account.cash + value, lots=tuple(lots))
-    trade = RecentTrade(fill.account_id, fill.symbol, fill.side, fill.quantity, day, realized)
     today = max(state.event_day, day)
     open_rb = state.open_rebalance
     last_rb = state.last_rebalance
@@ -294,7 +303,7 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
         open_rebalance=open_rb,
         last_rebalance=last_rb,
         applied_fills=_prune_ids({**state.applied_fills, fill.fill_id: today}, today),
-        trades=_prune_trades((*state.trades, trade), today),
+        trades=_prune_trades((*state.trades, *new_trades), today),
         event_day=today,
     ), True
 
