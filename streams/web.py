@@ -1,7 +1,7 @@
-"""HTTP routes of the worker, all in one module: `/metrics`, `/healthz` (and later the console API).
+"""HTTP routes of the worker: `/metrics`, `/healthz`, and the operations console.
 
-The operations console reads this worker's household states through `UmhApp.household_states()`
-and `UmhApp.rebalancer.state(household_id)`; add its routes in `register` below.
+The console (`/`, `/console/*`, `/api/households`, `/api/households/{id}`, `/api/solve`,
+`/api/events`) lives in `console_api`; `register` adds it with the monitoring routes.
 """
 
 from __future__ import annotations
@@ -27,3 +27,7 @@ def register(umh: UmhApp) -> None:
     async def healthz(web: Any, request: Any) -> Any:
         ok = umh.healthy()
         return web.json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+    from .console_api import register as register_console
+
+    register_console(umh)
