@@ -8,8 +8,10 @@ decoded or applied. Every input topic is keyed by household_id and co-partitione
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +30,10 @@ from .prices import PriceFeed
 from .rebalancer import Rebalancer, SolveFn, UnknownHousehold
 from .settings import Settings
 from .state import HouseholdState, state_from_json, state_to_json
-from .topics import TopicNames, ssl_context
+from .topics import TopicNames, min_insync_replicas, ssl_context
 
 log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -127,6 +130,7 @@ def _credentials(settings: Settings) -> Any:
 
 def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     names = TopicNames.of(settings)
+    rf = settings.replication_factor or 1  # the worker resolves it from the cluster first
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -134,8 +138,11 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         store="memory://",
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=0,
+        # changelog and Faust's internal topics: same factor as the contract's topics
+        topic_replication_factor=rf,
+        # a warm copy of every table partition on another worker: a takeover after a crash
+        # replays only the tail of the changelog instead of all of it
+        table_standby_replicas=settings.standby_replicas,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port or 6066,
         web_bind=settings.web_host,
@@ -163,6 +170,8 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         f"{settings.topic_prefix}households", key_type=bytes, value_type=bytes,
         partitions=settings.partitions,
         use_partitioner=True,  # writes from the tick path, outside stream iteration
+        extra_topic_configs=(
+            {"min.insync.replicas": str(min_insync_replicas(rf))} if rf >= 2 else {}),
     )
 
     def owned() -> set[int]:
@@ -274,10 +283,37 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         store.cache.clear()
         rebalancer.forget(rebalancer.household_ids())
 
+    async def recheck() -> None:
+        # Ticks that arrived while partitions moved found no owner (the price feed is outside
+        # the group), so a breach seen by a worker that then died would wait for the next
+        # tick of its symbols: evaluate the newly owned households once at the latest prices.
+        now = time.time()
+        known = {s: (p, EPOCH, now) for s, p in rebalancer.prices.items()}
+        if known:
+            try:
+                await rebalancer.on_ticks(known)
+            except Exception:
+                log.exception("re-check after recovery failed")
+
+    async def track_output_topics() -> None:
+        # Faust picks a partition for the table's changelog (use_partitioner) and keyed output
+        # synchronously from the producer's metadata cache; on Apache Kafka that cache holds
+        # only topics the producer has asked about, so the first write to a topic it has not
+        # seen fails ("'NoneType' object is not iterable"). Asking once makes it track them.
+        try:
+            producer: Any = app.producer
+            inner = producer._ensure_producer()
+            for name in (table.changelog_topic.get_topic_name(), *out_topics):
+                await inner.partitions_for(name)
+        except Exception:
+            log.exception("could not load producer metadata for the output topics")
+
     @table.on_recover
     async def on_recovered() -> None:
+        await track_output_topics()
         store.cache.clear()
         rebalancer.rebuild()
+        asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
         rebalancer.close()

@@ -34,7 +34,9 @@ class Settings:
     web_port: int = 6066  # 0 disables the web server
     api_token: str | None = None
     partitions: int = 4
-    replication_factor: int = 1
+    # None: chosen by the worker from the cluster (min(3, brokers)), see topics.resolve_cluster
+    replication_factor: int | None = None
+    standby_replicas: int = 1  # warm copies of each table partition on other workers
     coalesce_ms: float = 75.0
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -170,12 +172,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     username = _optional(env, "UMH_KAFKA_SASL_USERNAME")
     password = _optional(env, "UMH_KAFKA_SASL_PASSWORD")
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        mechanism = mechanism or "PLAIN"
+        if not mechanism:
+            # no silent default: a PLAIN fallback would send the password in the clear to a
+            # listener that expects SCRAM and fail later with a less helpful error
+            raise ConfigError(
+                f"UMH_KAFKA_SASL_MECHANISM: required with {protocol} "
+                f"(one of {', '.join(SASL_MECHANISMS)})")
         if not username:
             raise ConfigError(f"UMH_KAFKA_SASL_USERNAME: required with {protocol}")
         if not password:
             raise ConfigError(f"UMH_KAFKA_SASL_PASSWORD: required with {protocol}")
-    elif username or password:
+    elif username or password or mechanism:
         raise ConfigError(
             "UMH_KAFKA_SECURITY_PROTOCOL: SASL credentials are set but the protocol is "
             f"{protocol}; use SASL_PLAINTEXT or SASL_SSL"
@@ -199,7 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         web_port=_integer(env, "UMH_WEB_PORT", 6066, minimum=0, maximum=65535),
         api_token=_optional(env, "UMH_API_TOKEN"),
         partitions=_integer(env, "UMH_PARTITIONS", 4, minimum=1, maximum=10_000),
-        replication_factor=_integer(env, "UMH_REPLICATION_FACTOR", 1, minimum=1, maximum=100),
+        replication_factor=(_integer(env, "UMH_REPLICATION_FACTOR", 1, minimum=1, maximum=100)
+                            if env.get("UMH_REPLICATION_FACTOR", "").strip() else None),
+        standby_replicas=_integer(env, "UMH_STANDBY_REPLICAS", 1, minimum=0, maximum=10),
         coalesce_ms=_number(env, "UMH_COALESCE_MS", 75.0, minimum=0.0),
         security_protocol=protocol,
         sasl_mechanism=mechanism,

@@ -33,16 +33,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.loglevel.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log.info("starting worker %r", settings)
-    if not args.no_create_topics:
-        from .topics import ensure_topics
+    log.info("starting worker %r", settings)  # Settings.__repr__ masks the secrets
+    if settings.processing_guarantee == "exactly_once":
+        log.warning(
+            "processing_guarantee=exactly_once: Faust commits a partition's transaction only "
+            "with consumed offsets of that partition, so table writes and orders that price "
+            "ticks trigger (outside the consumer group) can be aborted; at_least_once with "
+            "idempotent state is the supported guarantee")
+    from .topics import KafkaConnectError, ensure_topics
 
-        try:
-            asyncio.run(ensure_topics(settings))
-        except Exception as exc:
-            print(f"umh worker: cannot create topics on {settings.bootstrap}: {exc}",
-                  file=sys.stderr)
-            return 1
+    try:
+        resolved = asyncio.run(ensure_topics(settings,
+                                             create=not args.no_create_topics))
+    except KafkaConnectError as exc:
+        print(f"umh worker: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"umh worker: cannot create topics on {settings.bootstrap}: "
+              f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+    settings = resolved
+    log.info("replication_factor=%s standby_replicas=%d", settings.replication_factor,
+             settings.standby_replicas)
 
     import faust
 

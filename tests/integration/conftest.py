@@ -1,8 +1,21 @@
-"""Integration fixtures: one embedded broker per session, `umh worker` subprocesses, Kafka I/O.
+"""Integration fixtures: the broker (embedded and Apache Kafka), `umh worker` subprocesses, I/O.
 
 Tests drive the worker only through its topics (aiokafka clients) and its HTTP port, as an
 order-management system and a monitoring stack would. Each worker gets its own topic prefix
-and app id, so tests sharing the broker never see each other's messages.
+and app id, so tests sharing a broker never see each other's messages.
+
+The `broker` fixture is parametrised over the two tiers, so every test that uses it (through
+`cluster` or `shared`) runs twice:
+
+- `embedded`: the Tansu broker of `umh broker`, one per session;
+- `kafka`: Apache Kafka 3.9.2 (KRaft, one node, jars from Maven) started once per session by
+  `kafka_cluster.start_kafka` in a private run directory on free ports, stopped at the end.
+  The same node serves SASL_PLAINTEXT and SSL listeners for `test_security.py`.
+  `UMH_TEST_BOOTSTRAP=host:port` uses an Apache Kafka from outside instead of starting one.
+
+Kafka-tier tests carry the `kafka` marker (`-m "not kafka"` leaves them out). When Java or
+Maven is missing the Kafka tier is skipped with the reason, unless `UMH_REQUIRE_KAFKA=1` (CI):
+then it fails.
 """
 
 from __future__ import annotations
@@ -10,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,19 +42,156 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.broker import embedded_broker, free_port
 
+from . import kafka_cluster as kc
+
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()
+TIERS = ("embedded", "kafka")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the Kafka-tier instances, so `-m kafka` / `-m "not kafka"` select a tier."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("broker") == "kafka":
+            item.add_marker(pytest.mark.kafka)
+
+
+# ------------------------------------------------------------------------------ Apache Kafka
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(nodes: int = 3) -> int:
+    """A client port base where every port kafka-up.sh would use is free (clients base..+2,
+    SASL/SSL +3..+8, controllers +100..+102); random start, so parallel sessions differ."""
+    env = os.environ.get("UMH_TEST_KAFKA_PORT_BASE")
+    if env:
+        return int(env)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20_000, 45_000)
+        ports = [*range(base, base + 9), *range(base + 100, base + 100 + nodes)]
+        if all(_port_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range for a Kafka test cluster")
+
+
+def private_root(tmp: Path) -> Path:
+    """A directory that looks like the repository to kafka-up.sh (its scripts, jar cache and
+    .venv linked in) but has its own `.cache/kafka/run`: clusters of different shapes (1-node
+    with security, 3-node for fault tests) and concurrent sessions never share a run directory.
+    """
+    root = tmp / "kafka-root"
+    (root / "deploy").mkdir(parents=True, exist_ok=True)
+    (root / ".cache" / "kafka").mkdir(parents=True, exist_ok=True)
+    jars = REPO / ".cache" / "kafka" / kc.KAFKA_VERSION
+    jars.mkdir(parents=True, exist_ok=True)  # kafka-up.sh fills lib/ through the link once
+    for link, target in (
+        (root / "deploy" / "kafka", REPO / "deploy" / "kafka"),
+        (root / ".cache" / "kafka" / kc.KAFKA_VERSION, jars),
+        (root / ".venv", REPO / ".venv"),
+    ):
+        if not link.exists():
+            link.symlink_to(target)
+    return root
+
+
+@dataclass
+class KafkaCluster:
+    """A running Apache Kafka test cluster started from a private root."""
+
+    root: Path
+    bootstrap: str
+    nodes: int
+    port_base: int
+    security: bool
+
+    @classmethod
+    def start(cls, tmp: Path, nodes: int, *, security: bool = False) -> KafkaCluster:
+        root = private_root(tmp)
+        base = free_port_base(nodes)
+        bootstrap = kc.start_kafka(nodes, root, security=security, port_base=base)
+        return cls(root, bootstrap, nodes, base, security)
+
+    def stop(self) -> None:
+        kc.stop_kafka(self.root)
+
+    def env(self, listener: str = "sasl", mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        return kc.security_env(self.root, listener, mechanism)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / ".cache" / "kafka" / "run"
+
+    def pid(self, node: int) -> int | None:
+        try:
+            pid = int((self.run_dir / f"node-{node}" / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def address(self, node: int) -> str:
+        return f"127.0.0.1:{self.port_base + node - 1}"
+
+
+def kafka_unavailable_or_fail() -> None:
+    reason = kc.kafka_available(REPO)
+    if reason is None:
+        return
+    if os.environ.get("UMH_REQUIRE_KAFKA") == "1":
+        pytest.fail(f"Apache Kafka tier required (UMH_REQUIRE_KAFKA=1) but: {reason}")
+    pytest.skip(f"Apache Kafka tier: {reason}")
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bootstrap = os.environ.get("UMH_TEST_BOOTSTRAP")
-    if bootstrap:  # an Apache Kafka (or any broker) given from outside
-        yield bootstrap
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """One Apache Kafka node for the session, with SASL_PLAINTEXT and SSL listeners too."""
+    external = os.environ.get("UMH_TEST_BOOTSTRAP")
+    if external:
+        yield KafkaCluster(REPO, external.removeprefix("kafka://"), 1, 0, False)
+        return
+    kafka_unavailable_or_fail()
+    cluster = KafkaCluster.start(tmp_path_factory.mktemp("kafka1"), 1, security=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass(frozen=True)
+class Broker:
+    kind: str  # "embedded" or "kafka"
+    bootstrap: str
+
+    @property
+    def processing_guarantee(self) -> str:
+        """What the worker picks by itself on this broker (`auto`), stated for the tests."""
+        return "exactly_once" if self.kind == "kafka" else "at_least_once"
+
+
+@pytest.fixture(scope="session", params=TIERS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    if request.param == "kafka":
+        cluster: KafkaCluster = request.getfixturevalue("kafka")
+        yield Broker("kafka", cluster.bootstrap)
         return
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     with embedded_broker(log_path=log) as address:
-        yield address
+        yield Broker("embedded", address)
 
 
 @dataclass
@@ -52,8 +204,13 @@ class Worker:
     def start(self, timeout_s: float = 40.0) -> None:
         out = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], cwd=REPO, env=self.env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [sys.executable, "-m", "streams.cli", "worker"],
+            cwd=REPO,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         out.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -66,8 +223,9 @@ class Worker:
 
     def health(self) -> int:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/healthz",
-                                        timeout=1) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.web_port}/healthz", timeout=1
+            ) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)
@@ -75,8 +233,9 @@ class Worker:
             return 0
 
     def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}",
-                                    timeout=2) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.web_port}{path}", timeout=2
+        ) as response:
             return bytes(response.read())
 
     def stop(self, timeout_s: float = 20.0) -> int:
@@ -102,6 +261,7 @@ class Cluster:
     tmp: Path
     env_overrides: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
+    kind: str = "embedded"
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -128,24 +288,29 @@ class Cluster:
         await producer.start()
         try:
             data = value if isinstance(value, bytes) else orjson.dumps(value)
-            await producer.send_and_wait(self.topic(topic), data,
-                                         key=key.encode() if key is not None else None)
+            await producer.send_and_wait(
+                self.topic(topic), data, key=key.encode() if key is not None else None
+            )
         finally:
             await producer.stop()
 
-    async def read(self, topic: str, until: Callable[[list[dict[str, Any]]], bool],
-                   timeout_s: float = 15.0) -> list[dict[str, Any]]:
+    async def read(
+        self, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 15.0
+    ) -> list[dict[str, Any]]:
         """Every message of `topic` from the beginning, until `until(messages)` or timeout."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
         await consumer.start()
         out: list[dict[str, Any]] = []
         try:
             name = self.topic(topic)
             parts: set[int] = set()
             for _ in range(40):
-                await consumer.topics()
-                parts = consumer.partitions_for_topic(name) or set()
+                # read the metadata answer itself: on Apache Kafka `topics()` does not feed
+                # `partitions_for_topic` of a consumer without subscriptions
+                cluster = await consumer._client.fetch_all_metadata()
+                parts = cluster.partitions_for_topic(name) or set()
                 if parts:
                     break
                 await asyncio.sleep(0.25)
@@ -157,34 +322,43 @@ class Cluster:
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for r in records:
-                        out.append({"key": r.key.decode() if r.key else None,
-                                    **orjson.loads(r.value)})
+                        out.append(
+                            {"key": r.key.decode() if r.key else None, **orjson.loads(r.value)}
+                        )
         finally:
             await consumer.stop()
         return out
 
 
 @pytest.fixture
-async def cluster(broker: str, tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = Cluster(broker, f"t{os.getpid()}x{next(_counter)}.", tmp_path, {})
+async def cluster(broker: Broker, tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = Cluster(
+        broker.bootstrap, f"t{os.getpid()}x{next(_counter)}.", tmp_path, {}, kind=broker.kind
+    )
     yield c
     for w in c.workers:
         w.stop()
 
 
 @pytest.fixture(scope="module")
-def shared(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def shared(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One worker for the tests of a module that can share it (different households)."""
-    c = Cluster(broker, f"s{os.getpid()}x{next(_counter)}.", tmp_path_factory.mktemp("shared"),
-                {})
+    c = Cluster(
+        broker.bootstrap,
+        f"s{os.getpid()}x{next(_counter)}.",
+        tmp_path_factory.mktemp("shared"),
+        {},
+        kind=broker.kind,
+    )
     c.worker().start()
     yield c
     for w in c.workers:
         w.stop()
 
 
-def snapshot(household_id: str, eq: str = "VTI", fi: str = "BND", **overrides: Any
-             ) -> dict[str, Any]:
+def snapshot(
+    household_id: str, eq: str = "VTI", fi: str = "BND", **overrides: Any
+) -> dict[str, Any]:
     """A two-account household at target (60/40) with prices 100; `eq` at 150 breaches."""
     raw: dict[str, Any] = {
         "schema": "household/v1",
@@ -194,13 +368,27 @@ def snapshot(household_id: str, eq: str = "VTI", fi: str = "BND", **overrides: A
         "buy_list": {"us_equity": [eq], "fixed_income": [fi]},
         "options": {"min_trade_value": 0.0, "transaction_cost_bps": 0.0},
         "accounts": [
-            {"account_id": f"{household_id}-IRA", "type": "tax_deferred", "cash": 0.0,
-             "lots": [
-                 {"lot_id": "L-1", "symbol": eq, "quantity": 60, "cost_basis": 5000.0,
-                  "acquired": "2020-01-02"},
-                 {"lot_id": "L-2", "symbol": fi, "quantity": 40, "cost_basis": 4000.0,
-                  "acquired": "2020-01-02"},
-             ]},
+            {
+                "account_id": f"{household_id}-IRA",
+                "type": "tax_deferred",
+                "cash": 0.0,
+                "lots": [
+                    {
+                        "lot_id": "L-1",
+                        "symbol": eq,
+                        "quantity": 60,
+                        "cost_basis": 5000.0,
+                        "acquired": "2020-01-02",
+                    },
+                    {
+                        "lot_id": "L-2",
+                        "symbol": fi,
+                        "quantity": 40,
+                        "cost_basis": 4000.0,
+                        "acquired": "2020-01-02",
+                    },
+                ],
+            },
             {"account_id": f"{household_id}-TAX", "type": "taxable", "cash": 0.0, "lots": []},
         ],
         "securities": {

@@ -17,10 +17,18 @@ def of(hid: str) -> Any:
 
 
 def fill_for(order: dict[str, Any], hid: str, fill_id: str) -> dict[str, Any]:
-    return {"schema": "fill/v1", "fill_id": fill_id, "order_id": order["order_id"],
-            "household_id": hid, "account_id": order["account_id"], "symbol": order["symbol"],
-            "side": order["side"], "quantity": order["quantity"], "price": order["est_price"],
-            "ts": "2026-11-25T16:00:00Z"}
+    return {
+        "schema": "fill/v1",
+        "fill_id": fill_id,
+        "order_id": order["order_id"],
+        "household_id": hid,
+        "account_id": order["account_id"],
+        "symbol": order["symbol"],
+        "side": order["side"],
+        "quantity": order["quantity"],
+        "price": order["est_price"],
+        "ts": "2026-11-25T16:00:00Z",
+    }
 
 
 async def test_tick_past_band_then_fills_twice(shared: Cluster) -> None:
@@ -64,10 +72,19 @@ async def test_withdrawal_request_raises_cash(shared: Cluster) -> None:
     hid = "hh-wd"
     await shared.send("households", hid, snapshot(hid, eq="EQW", fi="FIW"))
     await asyncio.sleep(0.5)
-    await shared.send("cash-flows", hid, {
-        "schema": "cash_flow/v1", "flow_id": "wr-1", "household_id": hid,
-        "account_id": f"{hid}-IRA", "kind": "withdrawal_request", "amount": 1000.0,
-        "ts": "2026-11-25T10:00:00Z"})
+    await shared.send(
+        "cash-flows",
+        hid,
+        {
+            "schema": "cash_flow/v1",
+            "flow_id": "wr-1",
+            "household_id": hid,
+            "account_id": f"{hid}-IRA",
+            "kind": "withdrawal_request",
+            "amount": 1000.0,
+            "ts": "2026-11-25T10:00:00Z",
+        },
+    )
     orders = of(hid)(await shared.read("orders", lambda m: bool(of(hid)(m))))
     assert len(orders) == 1
     sells = [o for o in orders[0]["orders"] if o["side"] == "sell"]
@@ -80,10 +97,19 @@ async def test_deposit_is_invested(shared: Cluster) -> None:
     hid = "hh-dep"
     await shared.send("households", hid, snapshot(hid, eq="EQD", fi="FID"))
     await asyncio.sleep(0.5)
-    await shared.send("cash-flows", hid, {
-        "schema": "cash_flow/v1", "flow_id": "dep-1", "household_id": hid,
-        "account_id": f"{hid}-TAX", "kind": "deposit", "amount": 5000.0,
-        "ts": "2026-11-25T10:00:00Z"})
+    await shared.send(
+        "cash-flows",
+        hid,
+        {
+            "schema": "cash_flow/v1",
+            "flow_id": "dep-1",
+            "household_id": hid,
+            "account_id": f"{hid}-TAX",
+            "kind": "deposit",
+            "amount": 5000.0,
+            "ts": "2026-11-25T10:00:00Z",
+        },
+    )
     orders = of(hid)(await shared.read("orders", lambda m: bool(of(hid)(m))))
     assert len(orders) == 1
     buys = [o for o in orders[0]["orders"] if o["side"] == "buy"]
@@ -95,9 +121,18 @@ async def test_bad_messages_go_to_dead_letters(shared: Cluster) -> None:
     hid = "hh-bad"
     await shared.send("fills", hid, b"{not json")
     await shared.send("fills", hid, {"fill_id": "x", "household_id": hid})  # invalid
-    await shared.send("cash-flows", "hh-nobody", {
-        "flow_id": "c1", "household_id": "hh-nobody", "account_id": "a", "kind": "deposit",
-        "amount": 5.0, "ts": "2026-11-25T10:00:00Z"})  # unknown household
+    await shared.send(
+        "cash-flows",
+        "hh-nobody",
+        {
+            "flow_id": "c1",
+            "household_id": "hh-nobody",
+            "account_id": "a",
+            "kind": "deposit",
+            "amount": 5.0,
+            "ts": "2026-11-25T10:00:00Z",
+        },
+    )  # unknown household
     await shared.send("households", hid, {"household_id": hid})  # invalid snapshot
     await shared.send("prices", "EQX", {"symbol": "EQX", "price": -3})
 

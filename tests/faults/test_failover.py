@@ -1,0 +1,287 @@
+"""Failover on a 3-node Apache Kafka cluster while ticks, fills and cash flows stream.
+
+Two workers share 4 partitions; 200 households; the driver (`driver.py`) runs breach episodes
+and an OMS. Then (b) one worker is killed with SIGKILL, or (a) the broker leading the most
+partitions of the deployment's topics is. Afterwards:
+
+- every household got exactly one rebalance per breach episode: distinct rebalance_ids equal
+  the episodes, numbered 1..K, each published after its episode began and after every fill of
+  the previous one was sent (never two open at once); an order_id seen twice is identical;
+- the workers' state (last value per key of the `households` table changelog) holds exactly
+  the snapshot plus every fill and cash flow sent: cash and quantity per account and symbol;
+- loss memory: households that sold LEQ at a loss before the fault buy LALT, never LEQ, after
+  it (controls without the loss buy LEQ);
+- the survivor takes over: time from the kill to the first order or alert published for a
+  household of the killed worker (printed; asserted below TAKEOVER_LIMIT_S).
+
+Order matters: the worker kill runs first, the broker kill second (it leaves 2 brokers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from integration.conftest import Cluster, KafkaCluster
+
+from streams.app import partition_for
+from streams.state import state_from_json
+
+from .driver import Driver
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+
+PARTITIONS = 4
+TICK_EPISODES = 4
+DEPOSIT_EPISODES = 3
+TAKEOVER_LIMIT_S = 20.0
+EPS = 1e-6
+
+
+def changelog(prefix: str) -> str:
+    return f"{prefix}app-{prefix}households-changelog"
+
+
+async def metadata(bootstrap: str) -> Any:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return await consumer._client.fetch_all_metadata()
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> dict[str, bytes]:
+    """The last value per key of `topic` (the table's state when it is a changelog)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    out: dict[str, bytes] = {}
+    try:
+        md = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in sorted(md.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    if r.value is not None:
+                        out[r.key.decode()] = r.value
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def check_replication(bootstrap: str, prefix: str) -> None:
+    """RF 3 and min.insync.replicas 2 on every topic of the deployment, changelog included."""
+    md = await metadata(bootstrap)
+    mine = sorted(t for t in md.topics() if t.startswith(prefix))
+    assert changelog(prefix) in mine and f"{prefix}households" in mine, mine
+    problems = []
+    for t in mine:
+        for p, meta in md._partitions[t].items():
+            if len(meta.replicas) != 3:
+                problems.append(f"{t}[{p}] replicas={meta.replicas}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in mine]
+        for response in await admin.describe_configs(resources):
+            for _code, _msg, _type, name, entries in response.resources:
+                conf = {e[0]: e[1] for e in entries}
+                # Faust's leader-election topic carries no data: broker default (1 here)
+                if conf.get("min.insync.replicas") != "2" and "__assignor" not in name:
+                    problems.append(f"{name} min.insync.replicas={conf.get('min.insync.replicas')}")
+    finally:
+        await admin.close()
+    assert not problems, problems
+
+
+def owned_partitions(log: str, topic: str) -> set[int]:
+    """Partitions of `topic` in the worker's last assignment (aiokafka's log line)."""
+    lines = [ln for ln in log.splitlines() if "Setting newly assigned partitions" in ln]
+    if not lines:
+        return set()
+    return {
+        int(p)
+        for p in re.findall(
+            rf"TopicPartition\(topic='{re.escape(topic)}', partition=(\d+)\)", lines[-1]
+        )
+    }
+
+
+async def total_households(workers: list[Any]) -> int:
+    total = 0
+    for w in workers:
+        try:
+            text = w.get("/metrics").decode()
+        except OSError:
+            continue
+        m = re.search(r"^umh_households (\S+)$", text, re.M)
+        total += int(float(m.group(1))) if m else 0
+    return total
+
+
+async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -> dict[str, Any]:
+    prefix = f"f{os.getpid()}{name}."
+    c = Cluster(
+        kafka3.bootstrap, prefix, tmp_path, {"UMH_PARTITIONS": str(PARTITIONS)}, kind="kafka"
+    )
+    a, b = c.worker(), c.worker()
+    a.start(timeout_s=90)
+    b.start(timeout_s=90)
+    deadline = time.monotonic() + 60
+    while a.health() != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+    await check_replication(kafka3.bootstrap, prefix)
+    d = Driver(kafka3.bootstrap, prefix)
+    report: dict[str, Any] = {"fault": fault}
+    try:
+        await d.start()
+        await d.load()
+        deadline = time.monotonic() + 60
+        while await total_households([a, b]) < len(d.all_hids()):
+            assert time.monotonic() < deadline, "snapshots not loaded"
+            await asyncio.sleep(0.3)
+        await d.loss_sales()
+        await asyncio.sleep(1.5)
+        tasks = [asyncio.create_task(d.noise())]
+        for i, symbol in enumerate(d.groups):
+            tasks.append(
+                asyncio.create_task(d.tick_episodes(symbol, TICK_EPISODES, start_s=0.3 * i))
+            )
+        tasks.append(asyncio.create_task(d.deposit_episodes(DEPOSIT_EPISODES, start_s=1.0)))
+        await asyncio.sleep(6.0)  # the first episodes are under way
+
+        victim_hids: list[str] = []
+        if fault == "worker":
+            owned = owned_partitions(a.log_path.read_text(errors="replace"), f"{prefix}households")
+            assert owned, "cannot tell which partitions the victim owns"
+            victim_hids = [h for h in d.all_hids() if partition_for(h, PARTITIONS) in owned]
+            kill_s = d.now()
+            assert a.proc is not None
+            os.kill(a.proc.pid, signal.SIGKILL)
+            report["victim_partitions"] = sorted(owned)
+        else:
+            md = await metadata(kafka3.bootstrap)
+            leaders = Counter(
+                md.leader_for_partition(TopicPartition(t, p))
+                for t in md.topics()
+                if t.startswith(prefix)
+                for p in md.partitions_for_topic(t) or ()
+            )
+            node, led = leaders.most_common(1)[0]
+            pid = kafka3.pid(node)
+            assert pid is not None
+            kill_s = d.now()
+            os.kill(pid, signal.SIGKILL)
+            report["killed_broker"] = f"node {node} leading {led} of {sum(leaders.values())}"
+        await asyncio.sleep(1.0)
+        await d.loss_episode()
+
+        episode_tasks = tasks[1:]
+        await asyncio.wait_for(asyncio.gather(*episode_tasks), timeout=150)
+        expected = {h: len(d.episodes[h]) for h in d.all_hids()}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            d.settled([h], n) for h, n in expected.items()
+        ):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(3.0)  # late duplicates and the last changelog writes
+        tasks[0].cancel()
+        states = await read_all(kafka3.bootstrap, changelog(prefix))
+    finally:
+        await d.stop()
+        for w in c.workers:
+            w.stop()
+
+    # ---- one rebalance per episode, never two open at once, duplicates identical
+    problems: list[str] = [f"conflicting duplicate: {x}" for x in d.conflicts]
+    for hid, episodes in d.episodes.items():
+        rbs = sorted(d.rebalances_of(hid), key=lambda rb: int(rb["rebalance_id"].rsplit(":")[-1]))
+        seqs = [int(rb["rebalance_id"].rsplit(":")[-1]) for rb in rbs]
+        if seqs != list(range(1, len(episodes) + 1)):
+            problems.append(f"{hid}: rebalances {seqs} for {len(episodes)} episodes")
+            continue
+        first_seen = {}
+        for o in d.orders:
+            first_seen.setdefault(o.rebalance["rebalance_id"], o.arrival_s)
+        for k, rb in enumerate(rbs):
+            rid = rb["rebalance_id"]
+            if first_seen[rid] < episodes[k]:
+                problems.append(f"{rid} published before its episode began")
+            if k and first_seen[rid] < d.fill_sent_s[rbs[k - 1]["rebalance_id"]] - 0.5:
+                problems.append(f"{rid} published while {rbs[k - 1]['rebalance_id']} was open")
+    report["rebalances"] = len(d.by_rebalance)
+    report["order_messages"] = len(d.orders)
+    report["duplicate_messages"] = len(d.orders) - len(d.by_rebalance)
+
+    # ---- holdings: the worker's state == snapshot + fills + flows sent
+    for hid, accounts in d.book.accounts.items():
+        if hid not in states:
+            problems.append(f"{hid}: not in the changelog")
+            continue
+        state = state_from_json(orjson.loads(states[hid]))
+        got = {a.account_id: a for a in state.household.accounts}
+        for account_id, want in accounts.items():
+            acc = got[account_id]
+            have: Counter[str] = Counter()
+            for lot in acc.lots:
+                have[lot.symbol] += lot.quantity
+            if abs(acc.cash - want["cash"]) > EPS * max(1.0, abs(want["cash"])):
+                problems.append(f"{account_id}: cash {acc.cash} != {want['cash']}")
+            for symbol in set(have) | {s for s in want if s != "cash"}:
+                if abs(have[symbol] - want.get(symbol, 0.0)) > EPS * 100:
+                    problems.append(f"{account_id}: {symbol} {have[symbol]} != {want.get(symbol)}")
+
+    # ---- loss memory across the failover
+    for hid in d.loss_hids + d.control_hids:
+        buys = {
+            o["symbol"] for rb in d.rebalances_of(hid) for o in rb["orders"] if o["side"] == "buy"
+        }
+        if hid in d.loss_hids and ("LEQ" in buys or "LALT" not in buys):
+            problems.append(f"{hid} (loss sale of LEQ) bought {sorted(buys)}")
+        if hid in d.control_hids and "LEQ" not in buys:
+            problems.append(f"control {hid} bought {sorted(buys)}: the check proves nothing")
+
+    # ---- takeover
+    after = [(o.arrival_s, o.rebalance["household_id"]) for o in d.orders if o.arrival_s > kill_s]
+    after += [(t, al["household_id"]) for t, al in d.alerts if t > kill_s]
+    if fault == "worker":
+        victims = set(victim_hids)
+        firsts = sorted(t for t, h in after if h in victims)
+        report["victim_households"] = len(victims)
+        report["takeover_s"] = round(firsts[0] - kill_s, 2) if firsts else None
+    else:
+        firsts = sorted(t for t, _h in after)
+        report["first_output_after_kill_s"] = round(firsts[0] - kill_s, 2) if firsts else None
+        report["takeover_s"] = report["first_output_after_kill_s"]
+    report["episodes"] = sum(len(e) for e in d.episodes.values())
+    print(f"\nFAULT REPORT {name}: {report}")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
+    assert report["takeover_s"] is not None and report["takeover_s"] < TAKEOVER_LIMIT_S, report
+    return report
+
+
+async def test_worker_killed(kafka3: KafkaCluster, tmp_path: Any) -> None:
+    await scenario(kafka3, tmp_path, "w", "worker")
+
+
+async def test_broker_killed(kafka3: KafkaCluster, tmp_path: Any) -> None:
+    await scenario(kafka3, tmp_path, "b", "broker")
