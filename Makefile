@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: venv demo test lint typecheck unit integration kafka-up kafka-down clean
+.PHONY: venv demo test lint typecheck unit faults browser-deps kafka-up kafka-down clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,24 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/property
 
-test: venv lint typecheck
-	$(BIN)/pytest -q
+# The whole suite: unit, property, agent, integration on the embedded broker AND on Apache Kafka
+# (jars fetched from Maven Central on first use; UMH_REQUIRE_KAFKA=1 makes a missing Java/Maven a
+# failure, not a skip) and the browser tests in headless Chromium.
+test: venv lint typecheck browser-deps
+	UMH_REQUIRE_KAFKA=1 $(BIN)/pytest -q -m "not faults"
+
+# Fault tests on a 3-node Kafka cluster with two workers (kill -9 a broker, kill -9 a worker).
+faults: venv
+	UMH_FAULTS=1 $(BIN)/pytest -q -m faults tests/faults
+
+# Debian's Chromium and ChromeDriver for the browser tests (nothing downloads a browser).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver ..."; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "browser tests need /usr/bin/chromium and /usr/bin/chromedriver"; fi
 
 # A real Apache Kafka (KRaft, jars from Maven Central) on 127.0.0.1 for integration tests.
 # KAFKA_NODES=1|3 (client ports 19092..), KAFKA_SECURITY=1 adds SASL 19095 / SSL 19096.
