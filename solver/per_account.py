@@ -26,6 +26,35 @@ def per_account_orders(h: Household, rid: str = "per-account") -> tuple[Order, .
     return tuple(orders)
 
 
+def sell_orders(
+    h: Household,
+    account: Account,
+    by_symbol: dict[str, list[LotRelief]],
+    rid: str,
+    reason: str,
+    start: int = 0,
+) -> list[Order]:
+    """One sell order per symbol from the lots relieved, numbered from `start` under `rid`."""
+    orders: list[Order] = []
+    for symbol, relief in by_symbol.items():
+        qty = sum(r.quantity for r in relief)
+        price = float(h.securities[symbol].price or 0.0)
+        orders.append(
+            Order(
+                f"{rid}:{start + len(orders)}",
+                account.account_id,
+                symbol,
+                "sell",
+                qty,
+                price,
+                round(qty * price, 2),
+                reason,
+                tuple(relief),
+            )
+        )
+    return orders
+
+
 def account_weights(h: Household, account: Account) -> tuple[dict[str, float], float]:
     """Class weights of one account (primary class of each holding) and its investable value."""
     values: dict[str, float] = {c: 0.0 for c in h.target}
@@ -74,23 +103,9 @@ def _account_orders(
                 continue
             by_symbol.setdefault(lot.symbol, []).append(LotRelief(lot.lot_id, qty))
             excess -= qty * price
-        for symbol, relief in by_symbol.items():
-            qty = sum(r.quantity for r in relief)
-            price = float(h.securities[symbol].price or 0.0)
-            orders.append(
-                Order(
-                    f"{rid}:{len(orders)}",
-                    account.account_id,
-                    symbol,
-                    "sell",
-                    qty,
-                    price,
-                    round(qty * price, 2),
-                    "rebalance",
-                    tuple(relief),
-                )
-            )
-            cash += qty * price * (1 - k)
+        sold = sell_orders(h, account, by_symbol, rid, "rebalance", start=len(orders))
+        orders.extend(sold)
+        cash += sum(o.est_value for o in sold) * (1 - k)
     # Buy underweight classes with the first permitted symbol.
     lists = {**h.buy_list, **account.buy_list}
     for cls in sorted(weights):

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, replace
 
 from schemas import Account, Household, LotRelief, Order
+from solver.per_account import sell_orders
 from solver.tolerances import QUANTITY_DECIMALS
 
 #: Cash raised for a withdrawal is this much above the shortfall, against tomorrow's price.
@@ -74,21 +75,4 @@ def raise_cash_fifo(h: Household, account: Account, amount_usd: float, rid: str)
             continue
         by_symbol.setdefault(lot.symbol, []).append(LotRelief(lot.lot_id, qty))
         remaining -= qty * price * (1.0 - k)
-    orders: list[Order] = []
-    for symbol, relief in by_symbol.items():
-        qty = sum(r.quantity for r in relief)
-        price = float(h.securities[symbol].price or 0.0)
-        orders.append(
-            Order(
-                f"{rid}:{len(orders)}",
-                account.account_id,
-                symbol,
-                "sell",
-                qty,
-                price,
-                round(qty * price, 2),
-                "raise_cash",
-                tuple(relief),
-            )
-        )
-    return orders
+    return sell_orders(h, account, by_symbol, rid, "raise_cash")
