@@ -34,6 +34,7 @@ from .topics import TopicNames, min_insync_replicas, ssl_context
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
+WORKER_HEADER = "umh-worker"  # header on every output message: the producing worker's URL
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -48,10 +49,11 @@ class TableStore:
     visible through `keys()`; the cache is dropped on every revocation.
     """
 
-    def __init__(self, table: Any, owned: Any, partitions: int) -> None:
+    def __init__(self, table: Any, owned: Any, partitions: int, producer: Any = None) -> None:
         self.table = table
         self.owned = owned  # () -> set of owned partition numbers
         self.partitions = partitions
+        self.producer = producer  # () -> Faust's producer, for `persist`
         self.cache: dict[str, HouseholdState] = {}
 
     def get(self, household_id: str) -> HouseholdState | None:
@@ -68,6 +70,24 @@ class TableStore:
     def put(self, state: HouseholdState) -> None:
         self.cache[state.household_id] = state
         self.table[state.household_id.encode()] = orjson.dumps(state_to_json(state))
+
+    async def persist(self, state: HouseholdState) -> None:
+        """Write the household's current table value to the changelog and wait for the ack.
+
+        A table write only queues its changelog record in Faust's producer buffer, and
+        `producer.flush()` gives up on that buffer after 0.1 s; this sends the same bytes
+        directly and awaits the broker's acknowledgement (acks=all), so the write survives a
+        kill -9 that follows. The queued record (same value) lands too: last value wins.
+        """
+        if self.producer is None:
+            return
+        key = state.household_id.encode()
+        raw = self.table.get(key)
+        if raw is None:
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        partition = partition_for(state.household_id, self.partitions)
+        await self.producer().send_and_wait(topic, key, raw, partition, None, None)
 
     def delete(self, household_id: str) -> None:
         self.cache.pop(household_id, None)
@@ -113,16 +133,24 @@ class UmhApp:
             recovered = app.tables.recovery.completed.is_set()
         except Exception:
             return False
-        return bool(app.started) and assigned and recovered and self.feed.ready.is_set() \
+        return (
+            bool(app.started)
+            and assigned
+            and recovered
+            and self.feed.ready.is_set()
             and not app.rebalancing
+        )
 
 
 def _credentials(settings: Settings) -> Any:
     context = ssl_context(settings)
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=settings.sasl_username, password=settings.sasl_password,
-            ssl_context=context, mechanism=settings.sasl_mechanism or "PLAIN")
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+        )
     if context is not None:
         return faust.SSLCredentials(context)
     return None
@@ -146,7 +174,9 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         web_enabled=settings.web_enabled,
         web_port=settings.web_port or 6066,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=settings.advertised_host,
+        # what peers forward console requests to (assignment metadata): never a wildcard
+        canonical_url=settings.canonical_url,
         datadir=settings.data_dir or tempfile.mkdtemp(prefix=f"umh-{settings.app_id}-"),
         broker_session_timeout=6.0,  # takeover after a crash; Kafka's minimum by default
         broker_heartbeat_interval=1.0,
@@ -157,8 +187,14 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     )
 
     def raw_topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=settings.partitions)
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
 
     households = raw_topic(names.households)
     fills = raw_topic(names.fills)
@@ -167,43 +203,65 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     table = app.Table(
         # bytes keys and values: Faust serialises both "raw", so a key lands in the changelog
         # partition murmur2 picks for the same bytes on the input topics.
-        f"{settings.topic_prefix}households", key_type=bytes, value_type=bytes,
+        f"{settings.topic_prefix}households",
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         use_partitioner=True,  # writes from the tick path, outside stream iteration
         extra_topic_configs=(
-            {"min.insync.replicas": str(min_insync_replicas(rf))} if rf >= 2 else {}),
+            {"min.insync.replicas": str(min_insync_replicas(rf))} if rf >= 2 else {}
+        ),
     )
 
     def owned() -> set[int]:
-        return {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic == names.households}
+        return {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.households
+        }
 
-    store = TableStore(table, owned, settings.partitions)
+    store = TableStore(table, owned, settings.partitions, producer=lambda: app.producer)
     metrics = Metrics()
+    # Every output message names the worker that produced it (operators, and the fault tests'
+    # takeover measurement, tell a survivor's messages from a dead worker's in-flight ones).
+    produced_by = [(WORKER_HEADER, str(app.conf.canonical_url).encode())]
 
     async def publish(topic: str, key: str | None, value: bytes) -> Any:
-        return await out_topics[topic].send(key=None if key is None else key.encode(),
-                                            value=value)
+        # returns once the broker acknowledged it (acks=all): an open rebalance is marked
+        # published only then
+        delivery = await out_topics[topic].send(
+            key=None if key is None else key.encode(), value=value, headers=produced_by
+        )
+        return await delivery
 
-    rebalancer = Rebalancer(settings, store, publish, metrics, solve=solve)
+    rebalancer = Rebalancer(settings, store, publish, metrics, solve=solve, persist=store.persist)
 
-    async def to_dead_letters(topic: str, partition: int, offset: int, key: bytes | None,
-                              value: bytes | None, error: str) -> None:
+    async def to_dead_letters(
+        topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, error: str
+    ) -> None:
         metrics.dead_letters.inc()
-        log.warning("dead letter topic=%s partition=%d offset=%d key=%s error=%s", topic,
-                    partition, offset, key, error)
-        dl_key, dl_value = dead_letter(topic, partition, offset, key, value, error,
-                                       datetime.now(UTC))
+        log.warning(
+            "dead letter topic=%s partition=%d offset=%d key=%s error=%s",
+            topic,
+            partition,
+            offset,
+            key,
+            error,
+        )
+        dl_key, dl_value = dead_letter(
+            topic, partition, offset, key, value, error, datetime.now(UTC)
+        )
         # through the rebalancer's publisher, so that agent tests can collect dead letters
-        await rebalancer.publish(names.dead_letters,
-                                 None if dl_key is None else dl_key.decode(errors="replace"),
-                                 dl_value)
+        await rebalancer.publish(
+            names.dead_letters,
+            None if dl_key is None else dl_key.decode(errors="replace"),
+            dl_value,
+        )
 
     def on_event(topic: str) -> None:
         metrics.events.labels(topic=topic).inc()
 
-    feed = PriceFeed(settings, rebalancer.on_ticks, rebalancer.on_security, to_dead_letters,
-                     on_event)
+    feed = PriceFeed(
+        settings, rebalancer.on_ticks, rebalancer.on_security, to_dead_letters, on_event
+    )
 
     async def guarded(event: Any, handle: Any) -> None:
         message = event.message
@@ -212,18 +270,36 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         try:
             await handle(key, message.value)
         except (ValidationError, UnknownHousehold) as exc:
-            await to_dead_letters(message.topic, message.partition, message.offset, message.key,
-                                  message.value, str(exc))
+            await to_dead_letters(
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+                str(exc),
+            )
         except Exception as exc:  # the stream goes on; the message's coordinates are logged
-            log.exception("failed topic=%s partition=%d offset=%d key=%s", message.topic,
-                          message.partition, message.offset, key)
-            await to_dead_letters(message.topic, message.partition, message.offset, message.key,
-                                  message.value, f"internal error: {exc!r}")
+            log.exception(
+                "failed topic=%s partition=%d offset=%d key=%s",
+                message.topic,
+                message.partition,
+                message.offset,
+                key,
+            )
+            await to_dead_letters(
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+                f"internal error: {exc!r}",
+            )
 
     def check_key(key: str, household_id: str) -> None:
         if key != household_id:
-            raise ValidationError([Issue(
-                "household_id", f"{household_id!r} does not match the message key {key!r}")])
+            raise ValidationError(
+                [Issue("household_id", f"{household_id!r} does not match the message key {key!r}")]
+            )
 
     async def handle_snapshot(key: str, value: bytes | None) -> None:
         if value is None:
@@ -284,9 +360,17 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         rebalancer.forget(rebalancer.household_ids())
 
     async def recheck() -> None:
+        # An open rebalance recovered from the changelog unpublished may never have reached
+        # `orders` (its worker was killed between the write and the ack): publish it, as is.
+        try:
+            await rebalancer.republish_open(rebalancer.household_ids())
+        except Exception:
+            log.exception("re-publishing open rebalances after recovery failed")
         # Ticks that arrived while partitions moved found no owner (the price feed is outside
         # the group), so a breach seen by a worker that then died would wait for the next
         # tick of its symbols: evaluate the newly owned households once at the latest prices.
+        # The EPOCH tick date moves no household's day: each is solved for its own latest
+        # event date (Rebalancer._evaluate), whichever worker does it.
         now = time.time()
         known = {s: (p, EPOCH, now) for s, p in rebalancer.prices.items()}
         if known:
@@ -326,9 +410,16 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     wiring.on_partitions_revoked.connect(on_revoked)
     wiring.on_before_shutdown.connect(on_shutdown)
 
-    umh = UmhApp(app, settings, rebalancer, store, feed, metrics, names,
-                 {"households": households_agent, "fills": fills_agent,
-                  "cash-flows": cash_flows_agent})
+    umh = UmhApp(
+        app,
+        settings,
+        rebalancer,
+        store,
+        feed,
+        metrics,
+        names,
+        {"households": households_agent, "fills": fills_agent, "cash-flows": cash_flows_agent},
+    )
     from .web import register
 
     register(umh)

@@ -29,11 +29,14 @@ from .state import (
     apply_fill,
     expire_open_rebalance,
     from_snapshot,
+    household_day,
+    mark_published,
     next_sequence,
     open_rebalance,
     open_rebalance_expired,
     to_household,
     with_band_state,
+    with_event_day,
     with_prices,
 )
 
@@ -59,6 +62,11 @@ class Publisher(Protocol):
     def __call__(self, topic: str, key: str | None, value: bytes) -> Awaitable[Any]: ...
 
 
+#: Makes the store's latest write of a household durable (the table's changelog record
+#: acknowledged); awaited before a rebalance's orders are published.
+Persist = Callable[[HouseholdState], Awaitable[None]]
+
+
 class UnknownHousehold(LookupError):
     pass
 
@@ -77,9 +85,11 @@ class Rebalancer:
     publish: Publisher
     metrics: Metrics = field(default_factory=Metrics)
     solve: SolveFn | None = None
+    persist: Persist | None = None
     clock: Callable[[], float] = time.time
     unknown_grace_s: float = UNKNOWN_GRACE_S
     prices: dict[str, float] = field(default_factory=dict)  # live ticks, every symbol
+    price_days: dict[str, date] = field(default_factory=dict)  # symbol -> latest tick date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
@@ -230,8 +240,11 @@ class Rebalancer:
 
     async def on_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
         """A coalesced batch: symbol -> (price, event ts, record time s). Returns solves started."""
-        for symbol, (price, _ts, _t) in ticks.items():
+        for symbol, (price, ts, _t) in ticks.items():
             self.prices[symbol] = price
+            day = ts.date()
+            if day > self.price_days.get(symbol, date.min):
+                self.price_days[symbol] = day
         affected: set[str] = set()
         for symbol in ticks:
             affected.update(self._index.get(symbol, ()))
@@ -258,15 +271,14 @@ class Rebalancer:
             if not candidate:
                 continue
             held = [ticks[s] for s in state.held_symbols if s in ticks]
-            day = max((ts.date() for _p, ts, _t in held), default=state.event_day)
             origin = min((t for _p, _ts, t in held), default=None)
             async with self.lock(hid):
                 before = self.store.get(hid)
                 if before is None:
                     continue
-                after = await self._evaluate(
-                    before, max(day, before.event_day), origin, from_tick=True
-                )
+                # the day is the household's latest event date (_evaluate), whichever tick
+                # woke it up: a re-check after a takeover solves for the same day
+                after = await self._evaluate(before, date.min, origin, from_tick=True)
                 if after.open_rebalance is not before.open_rebalance:
                     started += 1
                 self._save(before, after)
@@ -298,6 +310,11 @@ class Rebalancer:
     ) -> HouseholdState:
         now = self.clock()
         hid = state.household_id
+        # Event time, never an older date: the latest of the event that woke us, the
+        # snapshot, the fills and flows, and the ticks of the symbols held. Two workers that
+        # solve the same household state therefore publish the same rebalance_id.
+        day = max(day, household_day(state, self.price_days))
+        state = with_event_day(state, day)
         if open_rebalance_expired(state, now, self.settings.order_ttl_s):
             assert state.open_rebalance is not None
             log.info(
@@ -349,10 +366,19 @@ class Rebalancer:
             result.rebalance_id,
         )
         if result.status == "rebalanced" and result.orders:
+            # Durable before visible: the open rebalance (marked unpublished) is in the table's
+            # changelog before a single order is on `orders`. A worker killed in between
+            # leaves either nothing written (then nothing was published either, and the
+            # survivor solves afresh) or an unpublished open rebalance, which the survivor
+            # publishes, unchanged (`republish_open`). Never two rebalance ids.
+            state = with_prices(open_rebalance(state, result, self.clock()), self.prices)
+            self.store.put(state)
+            await self._persist(state)
             await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
+            state = mark_published(state)  # written with the rest (no wait): if lost, the
+            # survivor publishes the same orders again, which the OMS de-duplicates
             if tick_time_s is not None:
                 self.metrics.tick_to_order.observe(max(0.0, self.clock() - tick_time_s))
-            state = open_rebalance(state, result, self.clock())
             self._quiet_until.pop(hid, None)
             return state, ("guardrail_breach" if h.mode == "guardrail" else "rebalance_submitted")
         if result.status in ("infeasible", "solver_error", "invalid_input"):
@@ -369,6 +395,49 @@ class Rebalancer:
             if result.status != "no_action"
             else ("guardrail_breach" if h.mode == "guardrail" else "band_unreachable")
         )
+
+    async def _persist(self, state: HouseholdState) -> None:
+        if self.persist is None:
+            return
+        try:
+            await self.persist(state)
+        except Exception:
+            # The write stays queued in the table's producer; publishing anyway keeps the
+            # orders flowing (the OMS de-duplicates by order_id if the write is lost later).
+            log.exception("household=%s open rebalance not confirmed durable", state.household_id)
+
+    async def republish_open(self, household_ids: Iterable[str], *, every: bool = False) -> int:
+        """Publish again, unchanged, each open rebalance not known to be published
+        (`every`: each open rebalance).
+
+        Called after partitions are assigned: a worker killed between writing an open
+        rebalance and the acknowledgement of its orders left orders nobody may have seen.
+        Same rebalance/v1, same ids: the OMS de-duplicates by order_id. Expired ones are left
+        to the sweep. Returns how many were published.
+        """
+        count = 0
+        now = self.clock()
+        for hid in sorted(household_ids):
+            async with self.lock(hid):
+                state = self.store.get(hid)
+                if state is None or state.open_rebalance is None:
+                    continue
+                if state.open_rebalance.published and not every:
+                    continue
+                if open_rebalance_expired(state, now, self.settings.order_ttl_s):
+                    continue
+                result = state.open_rebalance.result
+                await self.publish(
+                    self.settings.topic("orders"), hid, dumps(result_to_json(result))
+                )
+                self._save(state, mark_published(state))
+                log.info(
+                    "household=%s rebalance=%s re-published after assignment",
+                    hid,
+                    result.rebalance_id,
+                )
+                count += 1
+        return count
 
     async def _solve(self, h: Household, sequence: int) -> RebalanceResult:
         solve = self.solve or default_solver()

@@ -7,6 +7,7 @@ misconfigured worker stops with a message a person can act on; secrets never app
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +19,20 @@ from schemas import UmhError
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-512")
 SECRET_FIELDS = frozenset({"api_token", "sasl_password"})
+
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def machine_address() -> str:
+    """This machine's address as peers see it: the hostname's address when it resolves to a
+    non-loopback one (a pod's IP, a compose service's), else the hostname itself."""
+    name = socket.gethostname()
+    try:
+        address = socket.gethostbyname(name)
+    except OSError:
+        return name
+    return name if address.startswith("127.") else address
 
 
 class ConfigError(UmhError):
@@ -32,6 +47,8 @@ class Settings:
     order_ttl_s: float = 900.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066  # 0 disables the web server
+    # the host other workers reach this one at (console forwarding); None: see `advertised_host`
+    web_advertised_host: str | None = None
     api_token: str | None = None
     partitions: int = 4
     # None: chosen by the worker from the cluster (min(3, brokers)), see topics.resolve_cluster
@@ -61,6 +78,25 @@ class Settings:
     @property
     def web_enabled(self) -> bool:
         return self.web_port != 0
+
+    @property
+    def advertised_host(self) -> str:
+        """The host in this worker's canonical URL: `UMH_WEB_ADVERTISED_HOST`, else the bind
+        host, unless that is a wildcard (0.0.0.0, ::), which no peer can connect to: then this
+        machine's address."""
+        if self.web_advertised_host:
+            return self.web_advertised_host
+        if self.web_host in WILDCARD_HOSTS:
+            return machine_address()
+        return self.web_host
+
+    @property
+    def canonical_url(self) -> str:
+        """Where other workers reach this worker's web server (Faust's `canonical_url`)."""
+        host = self.advertised_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 literal
+        return f"http://{host}:{self.web_port or 6066}"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -118,8 +154,9 @@ def _number(env: Mapping[str, str], var: str, default: float, *, minimum: float)
     return value
 
 
-def _integer(env: Mapping[str, str], var: str, default: int, *, minimum: int,
-             maximum: int | None = None) -> int:
+def _integer(
+    env: Mapping[str, str], var: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     text = env.get(var, "").strip()
     if not text:
         return default
@@ -133,8 +170,9 @@ def _integer(env: Mapping[str, str], var: str, default: int, *, minimum: int,
     return value
 
 
-def _choice(env: Mapping[str, str], var: str, options: tuple[str, ...],
-            default: str | None) -> str | None:
+def _choice(
+    env: Mapping[str, str], var: str, options: tuple[str, ...], default: str | None
+) -> str | None:
     text = env.get(var, "").strip()
     if not text:
         return default
@@ -153,6 +191,18 @@ def _file(env: Mapping[str, str], var: str) -> str | None:
     return text
 
 
+def _host(env: Mapping[str, str], var: str) -> str | None:
+    text = env.get(var, "").strip()
+    if not text:
+        return None
+    if text in WILDCARD_HOSTS or any(c in text for c in "/ ?#@") or text.count(":") == 1:
+        raise ConfigError(
+            f"{var}: a host name or IP address other workers can connect to, without scheme or "
+            f"port (got {text!r})"
+        )
+    return text
+
+
 def _optional(env: Mapping[str, str], var: str) -> str | None:
     return env.get(var) or None
 
@@ -163,7 +213,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     prefix = env.get("UMH_TOPIC_PREFIX", "")
     if prefix and not all(c.isalnum() or c in "._-" for c in prefix):
         raise ConfigError(
-            f"UMH_TOPIC_PREFIX: only letters, digits, '.', '_' and '-' (got {prefix!r})")
+            f"UMH_TOPIC_PREFIX: only letters, digits, '.', '_' and '-' (got {prefix!r})"
+        )
     app_id = env.get("UMH_APP_ID", "").strip() or "umh"
     if not all(c.isalnum() or c in "._-" for c in app_id):
         raise ConfigError(f"UMH_APP_ID: only letters, digits, '.', '_' and '-' (got {app_id!r})")
@@ -177,7 +228,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             # listener that expects SCRAM and fail later with a less helpful error
             raise ConfigError(
                 f"UMH_KAFKA_SASL_MECHANISM: required with {protocol} "
-                f"(one of {', '.join(SASL_MECHANISMS)})")
+                f"(one of {', '.join(SASL_MECHANISMS)})"
+            )
         if not username:
             raise ConfigError(f"UMH_KAFKA_SASL_USERNAME: required with {protocol}")
         if not password:
@@ -204,10 +256,14 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         order_ttl_s=_number(env, "UMH_ORDER_TTL_S", 900.0, minimum=0.0),
         web_host=env.get("UMH_WEB_HOST", "").strip() or "127.0.0.1",
         web_port=_integer(env, "UMH_WEB_PORT", 6066, minimum=0, maximum=65535),
+        web_advertised_host=_host(env, "UMH_WEB_ADVERTISED_HOST"),
         api_token=_optional(env, "UMH_API_TOKEN"),
         partitions=_integer(env, "UMH_PARTITIONS", 4, minimum=1, maximum=10_000),
-        replication_factor=(_integer(env, "UMH_REPLICATION_FACTOR", 1, minimum=1, maximum=100)
-                            if env.get("UMH_REPLICATION_FACTOR", "").strip() else None),
+        replication_factor=(
+            _integer(env, "UMH_REPLICATION_FACTOR", 1, minimum=1, maximum=100)
+            if env.get("UMH_REPLICATION_FACTOR", "").strip()
+            else None
+        ),
         standby_replicas=_integer(env, "UMH_STANDBY_REPLICAS", 1, minimum=0, maximum=10),
         coalesce_ms=_number(env, "UMH_COALESCE_MS", 75.0, minimum=0.0),
         security_protocol=protocol,

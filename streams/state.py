@@ -45,6 +45,9 @@ class OpenRebalance:
     result: RebalanceResult
     opened_at_s: float  # wall clock (time.time()) when published: the TTL is operational
     filled: dict[str, float] = field(default_factory=dict)
+    # False from the moment it is written until its orders are acknowledged on `orders`: a
+    # worker that recovers an unpublished one publishes it (it may never have left)
+    published: bool = True
 
     @property
     def complete(self) -> bool:
@@ -117,6 +120,27 @@ def from_snapshot(household: Household, previous: HouseholdState | None) -> Hous
         prices={**previous.prices, **prices},
         event_day=max(previous.event_day, household.as_of),
     )
+
+
+def household_day(state: HouseholdState, price_days: Mapping[str, date] | None = None) -> date:
+    """The latest event date known for the household: its snapshot's `as_of`, its fills' and
+    flows' dates (`event_day`), and the latest price-tick date of any symbol it holds.
+
+    Every solve uses this as `as_of`, so the rebalance id (`household:as_of:sequence`) does not
+    depend on which worker solves or on which event woke it up.
+    """
+    day = max(state.household.as_of, state.event_day)
+    if price_days:
+        for symbol in state.held_symbols:
+            tick_day = price_days.get(symbol)
+            if tick_day is not None and tick_day > day:
+                day = tick_day
+    return day
+
+
+def with_event_day(state: HouseholdState, day: date) -> HouseholdState:
+    """Move the household's event day forward to `day` (never back)."""
+    return state if day <= state.event_day else replace(state, event_day=day)
 
 
 def with_prices(state: HouseholdState, prices: Mapping[str, float]) -> HouseholdState:
@@ -366,13 +390,22 @@ def next_sequence(state: HouseholdState) -> int:
 def open_rebalance(
     state: HouseholdState, result: RebalanceResult, opened_at_s: float
 ) -> HouseholdState:
-    """Remember published orders as the household's one open rebalance."""
+    """Remember orders about to be published as the household's one open rebalance
+    (unpublished until `mark_published`)."""
     sequence = int(result.rebalance_id.rsplit(":", 1)[-1]) if result.rebalance_id else 0
     return replace(
         state,
-        open_rebalance=OpenRebalance(result, opened_at_s, {}),
+        open_rebalance=OpenRebalance(result, opened_at_s, {}, published=False),
         sequence=max(sequence, state.sequence + 1),
     )
+
+
+def mark_published(state: HouseholdState) -> HouseholdState:
+    """The open rebalance's orders are on `orders` (acknowledged)."""
+    opened = state.open_rebalance
+    if opened is None or opened.published:
+        return state
+    return replace(state, open_rebalance=replace(opened, published=True))
 
 
 def open_rebalance_expired(state: HouseholdState, now_s: float, ttl_s: float) -> bool:
@@ -475,6 +508,7 @@ def state_to_json(state: HouseholdState) -> dict[str, Any]:
             "result": result_to_json(opened.result),
             "opened_at_s": opened.opened_at_s,
             "filled": opened.filled,
+            "published": opened.published,
         },
         "last_rebalance": (
             None if state.last_rebalance is None else result_to_json(state.last_rebalance)
@@ -521,6 +555,7 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
             result=parse_result(opened["result"]),
             opened_at_s=float(opened["opened_at_s"]),
             filled={k: float(v) for k, v in (opened.get("filled") or {}).items()},
+            published=bool(opened.get("published", True)),  # older states: published first
         ),
         last_rebalance=(
             None if raw.get("last_rebalance") is None else parse_result(raw["last_rebalance"])

@@ -15,8 +15,16 @@ log = logging.getLogger(__name__)
 
 COMPACTED = frozenset({"securities", "households"})
 INPUTS = ("households", "fills", "cash-flows")
-ALL = ("securities", "households", "prices", "fills", "cash-flows", "orders", "drift-alerts",
-       "dead-letters")
+ALL = (
+    "securities",
+    "households",
+    "prices",
+    "fills",
+    "cash-flows",
+    "orders",
+    "drift-alerts",
+    "dead-letters",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +41,28 @@ class TopicNames:
     @classmethod
     def of(cls, settings: Settings) -> TopicNames:
         t = settings.topic
-        return cls(t("securities"), t("households"), t("prices"), t("fills"), t("cash-flows"),
-                   t("orders"), t("drift-alerts"), t("dead-letters"))
+        return cls(
+            t("securities"),
+            t("households"),
+            t("prices"),
+            t("fills"),
+            t("cash-flows"),
+            t("orders"),
+            t("drift-alerts"),
+            t("dead-letters"),
+        )
 
     def all(self) -> tuple[str, ...]:
-        return (self.securities, self.households, self.prices, self.fills, self.cash_flows,
-                self.orders, self.drift_alerts, self.dead_letters)
+        return (
+            self.securities,
+            self.households,
+            self.prices,
+            self.fills,
+            self.cash_flows,
+            self.orders,
+            self.drift_alerts,
+            self.dead_letters,
+        )
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -96,25 +120,36 @@ def explain(exc: BaseException, settings: Settings) -> str:
 
     where = f"{settings.security_protocol} {settings.bootstrap}"
     if isinstance(exc, SaslAuthenticationFailed | AuthenticationFailedError):
-        return (f"SASL authentication failed on {where} (mechanism {settings.sasl_mechanism}, "
-                f"user {settings.sasl_username!r}): check UMH_KAFKA_SASL_USERNAME, "
-                "UMH_KAFKA_SASL_PASSWORD and UMH_KAFKA_SASL_MECHANISM")
+        return (
+            f"SASL authentication failed on {where} (mechanism {settings.sasl_mechanism}, "
+            f"user {settings.sasl_username!r}): check UMH_KAFKA_SASL_USERNAME, "
+            "UMH_KAFKA_SASL_PASSWORD and UMH_KAFKA_SASL_MECHANISM"
+        )
     if isinstance(exc, UnsupportedSaslMechanismError):
-        return (f"the broker at {where} does not enable SASL mechanism "
-                f"{settings.sasl_mechanism}: check UMH_KAFKA_SASL_MECHANISM")
+        return (
+            f"the broker at {where} does not enable SASL mechanism "
+            f"{settings.sasl_mechanism}: check UMH_KAFKA_SASL_MECHANISM"
+        )
     if isinstance(exc, ssl.SSLError):
         why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
-        return (f"TLS handshake with {where} failed ({why}): "
-                "check UMH_KAFKA_SSL_CAFILE (the CA that signed the brokers' certificates) and "
-                "that the listener speaks TLS")
+        return (
+            f"TLS handshake with {where} failed ({why}): "
+            "check UMH_KAFKA_SSL_CAFILE (the CA that signed the brokers' certificates) and "
+            "that the listener speaks TLS"
+        )
     if isinstance(exc, KafkaConnectionError | OSError | asyncio.TimeoutError):
-        return (f"cannot connect to Kafka at {where} ({exc}): check UMH_BROKER and "
-                "UMH_KAFKA_SECURITY_PROTOCOL")
+        return (
+            f"cannot connect to Kafka at {where} ({exc}): check UMH_BROKER and "
+            "UMH_KAFKA_SECURITY_PROTOCOL"
+        )
     return f"cannot use Kafka at {where}: {exc.__class__.__name__}: {exc}"
 
 
-_FATAL_NAMES = ("SaslAuthenticationFailed", "AuthenticationFailedError",
-                "UnsupportedSaslMechanismError")
+_FATAL_NAMES = (
+    "SaslAuthenticationFailed",
+    "AuthenticationFailedError",
+    "UnsupportedSaslMechanismError",
+)
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -134,8 +169,11 @@ async def diagnose(settings: Settings, timeout_s: float = 10.0) -> BaseException
         host, _, port = address.rpartition(":")
         try:
             conn = await asyncio.wait_for(
-                create_conn(host.strip("[]"), int(port), request_timeout_ms=int(timeout_s * 1000),
-                            **options), timeout_s)
+                create_conn(
+                    host.strip("[]"), int(port), request_timeout_ms=int(timeout_s * 1000), **options
+                ),
+                timeout_s,
+            )
         except BaseException as exc:  # reported, not handled
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -148,8 +186,9 @@ async def diagnose(settings: Settings, timeout_s: float = 10.0) -> BaseException
     return last
 
 
-async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0,
-                        create: bool = True) -> Settings:
+async def ensure_topics(
+    settings: Settings, *, timeout_s: float = 30.0, create: bool = True
+) -> Settings:
     """Create every topic the worker uses (idempotent); compacted where the contract says so.
 
     Returns the settings with the replication factor resolved: when `UMH_REPLICATION_FACTOR`
@@ -197,11 +236,16 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0,
                     break
                 errors = [e for e in getattr(response, "topic_errors", ()) if e[1] not in (0, 36)]
                 if not errors:
-                    log.info("created topic=%s partitions=%d replication_factor=%d", name,
-                             settings.partitions, rf)
+                    log.info(
+                        "created topic=%s partitions=%d replication_factor=%d",
+                        name,
+                        settings.partitions,
+                        rf,
+                    )
                     break
-                log.warning("create topic=%s configs=%s rf=%d failed: %s", name, attempt, rf,
-                            errors)
+                log.warning(
+                    "create topic=%s configs=%s rf=%d failed: %s", name, attempt, rf, errors
+                )
     except Exception as exc:
         if _fatal(exc):
             raise KafkaConnectError(explain(exc, settings)) from None

@@ -7,16 +7,16 @@ tests/integration); the solver is a fake that returns orders for whatever it is 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from schemas import Household, Order, RebalanceResult
-from streams.app import UmhApp, create_app
+from streams.app import EPOCH, UmhApp, create_app
 from streams.settings import Settings
-from streams.state import HouseholdState
+from streams.state import HouseholdState, state_from_json, state_to_json
 
 SNAPSHOT: dict[str, Any] = {
     "household_id": "hh-1",
@@ -80,7 +80,15 @@ def fake_solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) ->
 
 
 @pytest.fixture
-async def umh() -> AsyncIterator[tuple[UmhApp, list[tuple[str, str | None, dict[str, Any]]]]]:
+def persisted() -> list[tuple[int, HouseholdState]]:
+    """(messages published so far, state) for every `persist` call, in order."""
+    return []
+
+
+@pytest.fixture
+async def umh(
+    persisted: list[tuple[int, HouseholdState]],
+) -> AsyncIterator[tuple[UmhApp, list[tuple[str, str | None, dict[str, Any]]]]]:
     u = create_app(Settings(web_port=0, topic_prefix="agent."), solve=fake_solve)
     u.app.finalize()
     u.app.flow_control.resume()
@@ -89,8 +97,17 @@ async def umh() -> AsyncIterator[tuple[UmhApp, list[tuple[str, str | None, dict[
     async def publish(topic: str, key: str | None, value: bytes) -> None:
         sent.append((topic, key, orjson.loads(value)))
 
-    u.rebalancer.store = DictStore()
+    store = DictStore()
+    u.rebalancer.store = store
     u.rebalancer.publish = publish
+
+    async def persist(state: HouseholdState) -> None:
+        # what is durable when the orders go out: the store's value at this moment
+        current = store.get(state.household_id)
+        assert current is state, "persist must follow the table write of that very state"
+        persisted.append((len(sent), current))
+
+    u.rebalancer.persist = persist
     u.rebalancer.unknown_grace_s = 0.0  # dead-letter unknown households at once
     yield u, sent
     u.rebalancer.close()
@@ -195,3 +212,101 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     assert state.household.accounts[0].cash_needed == 500.0
     assert topics(sent)[2:] == ["agent.orders", "agent.drift-alerts"]  # cash needed: a solve
     assert state.open_rebalance is not None and state.event_day == date(2026, 11, 25)
+
+
+def through_changelog(state: HouseholdState) -> HouseholdState:
+    return state_from_json(orjson.loads(orjson.dumps(state_to_json(state))))
+
+
+def recovered(u: UmhApp) -> DictStore:
+    """A survivor's view of the table: every state through the changelog's JSON."""
+    store = DictStore()
+    for hid in u.rebalancer.store.ids():
+        state = u.rebalancer.store.get(hid)
+        assert state is not None
+        store.put(through_changelog(state))
+    return store
+
+
+async def test_open_rebalance_is_durable_before_its_orders_are_visible(
+    umh: Any, persisted: list[tuple[int, HouseholdState]]
+) -> None:
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
+    ((published_before, state),) = persisted
+    assert published_before == 0  # written and acknowledged before any order went out
+    assert state.open_rebalance is not None and not state.open_rebalance.published
+    assert state.open_rebalance.result.rebalance_id == sent[0][2]["rebalance_id"]
+    # once the orders are acknowledged the table says so: a restart does not publish again
+    after = u.rebalancer.store.get("hh-1")
+    assert after.open_rebalance is not None and after.open_rebalance.published
+    u.rebalancer.store = recovered(u)
+    u.rebalancer.rebuild()
+    assert await u.rebalancer.republish_open(u.rebalancer.household_ids()) == 0
+
+
+async def test_recovery_republishes_the_open_rebalance_unchanged(
+    umh: Any, persisted: list[tuple[int, HouseholdState]]
+) -> None:
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    first = sent[0][2]
+    # killed after the durable write, before the orders' ack: the survivor recovers exactly
+    # what was persisted (an open rebalance not known to be published)
+    ((_, durable),) = persisted
+    survivor = DictStore()
+    survivor.put(through_changelog(durable))
+    u.rebalancer.store = survivor
+    u.rebalancer.rebuild()
+    sent.clear()
+    assert await u.rebalancer.republish_open(u.rebalancer.household_ids()) == 1
+    assert sent == [("agent.orders", "hh-1", first)]  # same rebalance/v1, same ids
+    # published now: a second assignment does not publish it again
+    assert await u.rebalancer.republish_open(u.rebalancer.household_ids()) == 0
+    sent.clear()
+    # and nothing new is solved while it is open: a re-check only reports pending orders
+    sent.clear()
+    await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    assert "agent.orders" not in topics(sent)
+    # an expired one is not re-published (the sweep expires it and may solve again)
+    u.rebalancer.clock = lambda: 1e12
+    assert await u.rebalancer.republish_open(["hh-1"], every=True) == 0
+
+
+async def test_solve_date_does_not_depend_on_the_worker(umh: Any) -> None:
+    """The re-check after a takeover solves for the household's latest event date: the tick
+    date the dead worker saw, not the older snapshot date."""
+    u, sent = umh
+    balanced = {
+        **SNAPSHOT,
+        "accounts": [
+            {
+                **SNAPSHOT["accounts"][0],
+                "lots": [
+                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
+                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40},
+                ],
+            }
+        ],
+    }
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+    assert "agent.orders" not in topics(sent)
+    table = recovered(u)
+    # this worker sees the breach tick (dated the 25th) while it does not own the household
+    u.rebalancer.store = DictStore()
+    u.rebalancer.rebuild()
+    tick_ts = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    await u.rebalancer.on_ticks({"VTI": (150.0, tick_ts, 0.0)})
+    assert "agent.orders" not in topics(sent)
+    # then takes the partition over and re-checks at the latest prices (EPOCH tick date)
+    u.rebalancer.store = table
+    u.rebalancer.rebuild()
+    await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    orders = [v for t, _k, v in sent if t == "agent.orders"]
+    assert [o["rebalance_id"] for o in orders] == ["hh-1:2026-11-25:1"]
+    assert orders[0]["as_of"] == "2026-11-25"
+    assert u.rebalancer.store.get("hh-1").event_day == date(2026, 11, 25)

@@ -17,7 +17,11 @@ Noise ticks (+/-0.2 %) on every symbol every `noise_s` keep prices moving, so a 
 breach tick was missed during a takeover is re-evaluated on its next tick.
 
 The OMS fills every order once (by order_id) at its estimated price, sells before buys; it
-records every order message, duplicates included, with its arrival time.
+records every order and alert message, duplicates included, with its arrival time and the worker
+that produced it (the `umh-worker` header).
+
+Every client here outlives a broker kill: metadata is refreshed often (a dead leader is not
+pinned), and a send that fails after the producer's own retries is retried until it lands.
 """
 
 from __future__ import annotations
@@ -27,14 +31,24 @@ import contextlib
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 DAY = "2026-11-25"
 GROUP_SIZE = 20
+WORKER_HEADER = "umh-worker"
+#: Client settings that follow leader changes quickly after a broker dies.
+FAILOVER_OPTIONS: dict[str, Any] = {
+    "metadata_max_age_ms": 2000,
+    "retry_backoff_ms": 100,
+    "request_timeout_ms": 10_000,
+}
+SEND_DEADLINE_S = 90.0
 
 
 def ts(second: float) -> str:
@@ -155,6 +169,21 @@ class Book:
 class OrderSeen:
     arrival_s: float
     rebalance: dict[str, Any]
+    worker: str | None = None  # the producing worker's canonical URL
+
+
+@dataclass
+class AlertSeen:
+    arrival_s: float
+    alert: dict[str, Any]
+    worker: str | None = None
+
+
+def producer_of(headers: Any) -> str | None:
+    for key, value in headers or ():
+        if key == WORKER_HEADER:
+            return bytes(value).decode()
+    return None
 
 
 class Driver:
@@ -181,7 +210,9 @@ class Driver:
         self.conflicts: list[str] = []  # same order_id, different content
         self.filled: set[str] = set()  # order ids filled
         self.fill_sent_s: dict[str, float] = {}  # rebalance_id -> when its last fill was sent
-        self.alerts: list[tuple[float, dict[str, Any]]] = []
+        self.alerts: list[AlertSeen] = []
+        self.send_retries = 0
+        self._symbol_locks: dict[str, asyncio.Lock] = {}
         self.episodes: dict[str, list[float]] = defaultdict(list)  # hid -> episode start times
         self.producer: AIOKafkaProducer | None = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -205,7 +236,11 @@ class Driver:
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, enable_idempotence=True
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=5,
+            enable_idempotence=True,
+            **FAILOVER_OPTIONS,
         )
         await self.producer.start()
         self.tasks.append(asyncio.create_task(self._consume()))
@@ -221,11 +256,44 @@ class Driver:
             await self.producer.stop()
 
     async def send(self, name: str, key: str, value: dict[str, Any]) -> None:
+        """Send until acknowledged: a broker kill can outlast the producer's own retries. A
+        retried send may land twice; every consumer here de-duplicates by id."""
         assert self.producer is not None
-        await self.producer.send_and_wait(self.topic(name), orjson.dumps(value), key=key.encode())
+        deadline = time.monotonic() + SEND_DEADLINE_S
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    self.topic(name), orjson.dumps(value), key=key.encode()
+                )
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                self.send_retries += 1
+                await asyncio.sleep(0.2)
 
     def now(self) -> float:
         return time.time() - self.clock0
+
+    def symbol_lock(self, symbol: str) -> asyncio.Lock:
+        lock = self._symbol_locks.get(symbol)
+        if lock is None:
+            lock = self._symbol_locks[symbol] = asyncio.Lock()
+        return lock
+
+    async def move(self, symbol: str, level: float, episode_hids: Sequence[str] = ()) -> None:
+        """An episode's tick: the new level, then its tick, with no noise tick in between.
+
+        Under the symbol's lock: a noise tick reads the level when it is sent, never before, so
+        a stale noise tick at the old level can not follow the episode's tick (during a broker
+        failover a send takes seconds; a stale tick there re-breached every household of the
+        group after its rebalance: "6 rebalances for 4 breaches").
+        """
+        async with self.symbol_lock(symbol):
+            self.level[symbol] = level
+            for hid in episode_hids:
+                self.episodes[hid].append(self.now())
+            await self.tick(symbol, level)
 
     async def tick(self, symbol: str, value: float) -> None:
         await self.send(
@@ -292,6 +360,7 @@ class Driver:
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
+            **FAILOVER_OPTIONS,
         )
         await consumer.start()
         try:
@@ -310,19 +379,24 @@ class Driver:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             while True:
-                batch = await consumer.getmany(timeout_ms=100)
+                try:
+                    batch = await consumer.getmany(timeout_ms=100)
+                except KafkaError:  # a leader moving; the fetcher refreshes its metadata
+                    await asyncio.sleep(0.1)
+                    continue
                 for tp, records in batch.items():
                     for r in records:
                         value = orjson.loads(r.value)
+                        worker = producer_of(r.headers)
                         if tp.topic == names[1]:
-                            self.alerts.append((self.now(), value))
+                            self.alerts.append(AlertSeen(self.now(), value, worker))
                         else:
-                            await self._order(value)
+                            await self._order(value, worker)
         finally:
             await consumer.stop()
 
-    async def _order(self, rb: dict[str, Any]) -> None:
-        self.orders.append(OrderSeen(self.now(), rb))
+    async def _order(self, rb: dict[str, Any], worker: str | None = None) -> None:
+        self.orders.append(OrderSeen(self.now(), rb, worker))
         rid = rb["rebalance_id"]
         first = self.by_rebalance.get(rid)
         if first is not None:
@@ -334,7 +408,8 @@ class Driver:
                 self.conflicts.append(f"{rid}: different order sets")
             return
         self.by_rebalance[rid] = rb
-        asyncio.get_running_loop().create_task(self._fill(rb))
+        filler = asyncio.get_running_loop().create_task(self._fill(rb))
+        self.tasks.append(filler)  # keep a reference (and cancel it on stop)
 
     async def _fill(self, rb: dict[str, Any]) -> None:
         await asyncio.sleep(0.05 + self.rng.random() * 0.15)  # the market takes a moment
@@ -388,10 +463,8 @@ class Driver:
         for k in range(count):
             await self.wait_settled(hids, k, timeout_s)
             await asyncio.sleep(0.4)  # let the last fills be applied
-            self.level[symbol] *= 1.5 if k % 2 == 0 else 1 / 1.5
-            for hid in hids:
-                self.episodes[hid].append(self.now())
-            await self.tick(symbol, self.level[symbol])
+            factor = 1.5 if k % 2 == 0 else 1 / 1.5
+            await self.move(symbol, self.level[symbol] * factor, hids)
 
     async def deposit_episodes(self, count: int, start_s: float, timeout_s: float = 45.0) -> None:
         await asyncio.sleep(start_s)
@@ -414,13 +487,12 @@ class Driver:
 
     async def loss_episode(self) -> None:
         """LEQ falls to 40: every loss/control household is below its equity band."""
-        self.level["LEQ"] = 40.0
-        for hid in self.loss_hids + self.control_hids:
-            self.episodes[hid].append(self.now())
-        await self.tick("LEQ", 40.0)
+        await self.move("LEQ", 40.0, self.loss_hids + self.control_hids)
 
     async def noise(self) -> None:
         while not self.stopping.is_set():
-            for symbol, value in list(self.level.items()):
-                await self.tick(symbol, value * (1 + self.rng.uniform(-0.002, 0.002)))
+            for symbol in list(self.level):
+                async with self.symbol_lock(symbol):  # the level now, not a stale copy
+                    value = self.level[symbol] * (1 + self.rng.uniform(-0.002, 0.002))
+                    await self.tick(symbol, value)
             await asyncio.sleep(self.noise_s)

@@ -38,6 +38,7 @@ REQUIRED_ENV = {
     "UMH_APP_ID",
     "UMH_ORDER_TTL_S",
     "UMH_WEB_HOST",
+    "UMH_WEB_ADVERTISED_HOST",
     "UMH_WEB_PORT",
     "UMH_API_TOKEN",
     "UMH_PARTITIONS",
@@ -184,6 +185,12 @@ def test_worker_deployment_env_is_known() -> None:
     assert env["UMH_WEB_HOST"] == "0.0.0.0"
 
 
+def test_worker_advertises_its_pod_ip() -> None:
+    """Bound on 0.0.0.0, a worker must advertise an address its peers can forward to."""
+    (item,) = [e for e in _worker_container()["env"] if e["name"] == "UMH_WEB_ADVERTISED_HOST"]
+    assert item["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+
+
 def test_worker_secrets_come_from_a_secret() -> None:
     container = _worker_container()
     from_secret = {
@@ -252,6 +259,8 @@ def test_compose_has_three_kraft_brokers_and_two_workers() -> None:
         assert {b.split(":")[0] for b in brokers_in_env} == set(brokers), name
         web_port = int(env["UMH_WEB_PORT"])
         assert web_port == 6066
+        # peers forward console requests to the service's name, not to 0.0.0.0
+        assert env["UMH_WEB_ADVERTISED_HOST"] in (name, svc.get("hostname")), name
         (mapping,) = svc["ports"]
         host, container = str(mapping).rsplit(":", 1)
         assert int(container) == web_port, name

@@ -25,11 +25,13 @@ from streams.state import (
     apply_fill,
     expire_open_rebalance,
     from_snapshot,
+    household_day,
     open_rebalance,
     open_rebalance_expired,
     state_from_json,
     state_to_json,
     to_household,
+    with_event_day,
 )
 
 TS = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
@@ -270,6 +272,50 @@ def test_serialisation_round_trip() -> None:
     s = replace(s, band_state="us_equity|rebalance_submitted")
     raw = orjson.loads(orjson.dumps(state_to_json(s)))
     assert state_from_json(raw) == s
+
+
+def test_household_day_is_the_latest_event_date() -> None:
+    """Snapshot as_of, fills/flows (event_day) and ticks of held symbols; never an older one."""
+    s = make_state()  # as_of 2026-11-24
+    assert household_day(s) == date(2026, 11, 24)
+    ticks = {"VTI": date(2026, 11, 25), "BND": date(2026, 11, 23), "XOM": date(2026, 12, 1)}
+    assert household_day(s, ticks) == date(2026, 11, 25)  # XOM is not held: ignored
+    later, _ = apply_fill(s, fill(ts=TS + timedelta(days=3)))
+    assert household_day(later, ticks) == date(2026, 11, 27)
+    assert with_event_day(later, date(2026, 11, 20)) is later  # never back
+    assert with_event_day(s, date(2026, 11, 26)).event_day == date(2026, 11, 26)
+
+
+def test_open_rebalance_survives_the_table_unchanged() -> None:
+    """What a survivor re-publishes after a takeover is byte for byte what was published."""
+    from schemas import dumps, result_to_json
+
+    order = Order(
+        "hh-1:2026-11-25:1:0",
+        "hh-1-TAX",
+        "VTI",
+        "sell",
+        4.5,
+        250.25,
+        1126.125,
+        "rebalance",
+        (LotRelief("L-1", 4.5),),
+    )
+    result = RebalanceResult(
+        "hh-1",
+        date(2026, 11, 25),
+        "hh-1:2026-11-25:1",
+        "rebalanced",
+        (order,),
+        drift_before={"us_equity": 0.0612345678901},
+        drift_after={"us_equity": 0.1 + 0.2},
+        turnover=0.021,
+        solve_ms=3.14159,
+    )
+    s = open_rebalance(make_state(), result, 5.0)
+    back = state_from_json(orjson.loads(orjson.dumps(state_to_json(s))))
+    assert back.open_rebalance is not None
+    assert dumps(result_to_json(back.open_rebalance.result)) == dumps(result_to_json(result))
 
 
 sides = st.sampled_from(["buy", "sell"])
