@@ -126,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
             )
     elapsed = time.perf_counter() - started
     n = len(book)
-    print(f"umh bench solve --shape {args.shape} --households {n} --seed {args.seed}")
+    print(
+        f"umh bench solve --shape {args.shape} --households {n} --seed {args.seed} "
+        f"--drifted-share {args.drifted_share}"
+    )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}"

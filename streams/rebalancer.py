@@ -49,6 +49,10 @@ QUIET_AFTER_NO_ORDERS_S = 30.0
 #: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
 #: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
 UNKNOWN_GRACE_S = 3.0
+# Households evaluated at once after a tick batch (their solves still queue on one thread).
+TICK_CONCURRENCY = 64
+# Seconds between two harvest checks of one household on ticks (wall clock: a pacing timer).
+HARVEST_RECHECK_S = 30.0
 
 
 class Store(Protocol):
@@ -92,6 +96,7 @@ class Rebalancer:
     price_days: dict[str, date] = field(default_factory=dict)  # symbol -> latest tick date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     _quiet_until: dict[str, float] = field(default_factory=dict)
@@ -254,7 +259,7 @@ class Rebalancer:
         rows = [r for h in ids if (r := self._rows[h]) is not None]
         batch = batch_drift(rows, self.prices)
         now = self.clock()
-        started = 0
+        candidates: list[tuple[str, float | None]] = []
         for i, hid in enumerate(ids):
             state = self.store.get(hid)
             if state is None:
@@ -264,25 +269,43 @@ class Rebalancer:
             candidate = (
                 breached
                 or state.band_state is not None
-                or (h.options.harvest_losses and h.mode == "rebalance")
                 or any(a.cash_needed > a.cash for a in h.accounts)
                 or open_rebalance_expired(state, now, self.settings.order_ttl_s)
+                or self._harvest_due(hid, h, now)
             )
             if not candidate:
                 continue
             held = [ticks[s] for s in state.held_symbols if s in ticks]
-            origin = min((t for _p, _ts, t in held), default=None)
-            async with self.lock(hid):
-                before = self.store.get(hid)
-                if before is None:
-                    continue
-                # the day is the household's latest event date (_evaluate), whichever tick
-                # woke it up: a re-check after a takeover solves for the same day
-                after = await self._evaluate(before, date.min, origin, from_tick=True)
-                if after.open_rebalance is not before.open_rebalance:
-                    started += 1
-                self._save(before, after)
-        return started
+            candidates.append((hid, min((t for _p, _ts, t in held), default=None)))
+        # Households are independent: evaluate them concurrently, so that one rebalance waiting
+        # for its broker acknowledgements does not hold up the next (solves still run one at a
+        # time on the solver thread; each household keeps its own lock).
+        gate = asyncio.Semaphore(TICK_CONCURRENCY)
+        outcomes = await asyncio.gather(
+            *(self._tick_one(hid, origin, gate) for hid, origin in candidates)
+        )
+        return sum(outcomes)
+
+    def _harvest_due(self, hid: str, h: Household, now: float) -> bool:
+        """A harvest is not urgent: re-check a household for one at most every
+        HARVEST_RECHECK_S, so that half the book is not re-solved for it on every tick."""
+        if not (h.options.harvest_losses and h.mode == "rebalance"):
+            return False
+        if now - self._harvest_checked.get(hid, -1e18) < HARVEST_RECHECK_S:
+            return False
+        self._harvest_checked[hid] = now
+        return True
+
+    async def _tick_one(self, hid: str, origin: float | None, gate: asyncio.Semaphore) -> int:
+        async with gate, self.lock(hid):
+            before = self.store.get(hid)
+            if before is None:
+                return 0
+            # the day is the household's latest event date (_evaluate), whichever tick
+            # woke it up: a re-check after a takeover solves for the same day
+            after = await self._evaluate(before, date.min, origin, from_tick=True)
+            self._save(before, after)
+            return int(after.open_rebalance is not before.open_rebalance)
 
     async def sweep(self) -> None:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
