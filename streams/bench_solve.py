@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--time-limit", type=float, default=2.0)
     parser.add_argument(
+        "--drifted-share",
+        type=float,
+        default=1.0,
+        help="share of households out of band (1.0: every one needs a solve; a realistic book "
+        "is ~0.3, with the contract's mode mix)",
+    )
+    parser.add_argument(
         "--batch",
         action="store_true",
         help="also time the JSON-in/JSON-out batch path (umh solve --batch)",
@@ -94,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         rng,
         n_accounts=accounts,
         n_lots=lots,
-        mode="rebalance",
-        drifted=True,
+        mode="rebalance" if args.drifted_share >= 1.0 else None,
+        drifted=True if args.drifted_share >= 1.0 else None,
+        drifted_share=min(args.drifted_share, 1.0),
     )
     if not rules:
         book = [lp_only(h) for h in book]
