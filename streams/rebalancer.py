@@ -264,9 +264,8 @@ class Rebalancer:
             state = self.store.get(hid)
             if state is None:
                 continue
-            flags = batch.breached[i]
-            breached = bool(flags.any())
-            band = ",".join(c for c, b in zip(rows[i].classes, flags, strict=True) if b) or None
+            breached = bool(batch.breached[i].any())
+            band = ",".join(batch.out_of_band(i)) or None
             h = state.household
             expired = open_rebalance_expired(state, now, self.settings.order_ttl_s)
             if (state.open_rebalance is not None and not expired) or h.mode == "monitor":
