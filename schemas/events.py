@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from .household import Security, parse_security, security_to_json
-from .reader import Reader, format_timestamp, join
-from .rebalance import LotRelief
+from .reader import Reader, format_timestamp
+from .rebalance import LotRelief, parse_lot_reliefs
 
 SIDES = ("buy", "sell")
 FLOW_KINDS = ("deposit", "withdrawal_request", "withdrawal")
@@ -112,20 +112,6 @@ def parse_price(raw: Any) -> Price:
     )
     r.raise_if_any()
     return out
-
-
-def parse_lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRelief, ...]:
-    out: list[LotRelief] = []
-    for i, raw in enumerate(r.array(obj, "lots", path)):
-        lpath = join(join(path, "lots"), i)
-        item = r.obj(raw, lpath)
-        out.append(
-            LotRelief(
-                lot_id=r.string(item, "lot_id", lpath),
-                quantity=r.real(item, "quantity", lpath, exclusive_minimum=0.0),
-            )
-        )
-    return tuple(out)
 
 
 def parse_fill(raw: Any) -> Fill:

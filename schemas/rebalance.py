@@ -121,7 +121,7 @@ def parse_result(raw: Any) -> RebalanceResult:
                 est_price=r.real(o, "est_price", path, exclusive_minimum=0.0),
                 est_value=r.real(o, "est_value", path, minimum=0.0),
                 reason=r.choice(o, "reason", path, REASONS, "rebalance"),
-                lots=_lot_reliefs(r, o, path),
+                lots=parse_lot_reliefs(r, o, path),
             )
         )
     realized = r.obj(obj.get("realized") or {}, "realized")
@@ -151,7 +151,7 @@ def parse_result(raw: Any) -> RebalanceResult:
     return res
 
 
-def _lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRelief, ...]:
+def parse_lot_reliefs(r: Reader, obj: dict[str, Any], path: str) -> tuple[LotRelief, ...]:
     out: list[LotRelief] = []
     for j, raw in enumerate(r.array(obj, "lots", path)):
         lpath = join(join(path, "lots"), j)
