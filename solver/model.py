@@ -337,6 +337,14 @@ def _forbidden_buys(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
     return out
 
 
+def cash_to_raise(p: HouseholdProblem) -> FloatArray:
+    """Per account, the sells (weight units, before costs) its cash row forces: the shortfall
+    plus the cash margin. Sells up to this are "raising cash", never a swap."""
+    margin = CASH_MARGIN_USD / p.value_usd
+    need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
+    return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+
+
 def _cash_row_lower(free: float, margin: float) -> float:
     """Net cash an account must raise: its shortfall plus the margin; an account with less spare
     cash than the margin just may not spend."""
@@ -377,7 +385,7 @@ def _add_swap_binaries(
 ) -> None:
     """No class sold (outside harvests, screens and raised cash) while it is bought elsewhere."""
     exempt = swap_exempt_lots(p)
-    shortfall = (-p.account_free_cash).clip(min=0) / max(1.0 - p.cost_rate, 1e-9)
+    shortfall = cash_to_raise(p)
     for c in sorted(r.swap_classes):
         ls = np.flatnonzero((p.lot_class == c) & ~exempt)
         js = np.flatnonzero(p.buy_class == c)

@@ -16,7 +16,7 @@ from schemas import Household, Order, RebalanceResult
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
-from .model import Restrictions, Solution, solve_model, swap_exempt_lots
+from .model import Restrictions, Solution, cash_to_raise, solve_model, swap_exempt_lots
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, realized_gains
 from .rounding import round_trades
@@ -30,6 +30,8 @@ MIP_MAX_NODES = 200
 MAX_ROUNDING_ROUNDS = 3
 # Amounts (weight units) below this count as zero when reading a solution for rule breaks.
 ACTIVE = 1e-9
+# A swap smaller than this many dollars is solver noise, not a swap.
+CONFLICT_USD = 0.01
 
 
 def rebalance_id(h: Household, sequence: int) -> str:
@@ -183,14 +185,14 @@ def wash_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> 
 def swap_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[int]:
     """Classes sold (beyond harvests, screens and raised cash) while being bought."""
     exempt = swap_exempt_lots(p)
-    shortfall = (-p.account_free_cash).clip(min=0) / max(1.0 - p.cost_rate, 1e-9)
+    shortfall = cash_to_raise(p)
     out: set[int] = set()
     for c in set(p.buy_class[buys > ACTIVE].tolist()):
         counted = (p.lot_class == c) & ~exempt & (sells > ACTIVE)
         per_account = np.bincount(
             p.lot_account[counted], weights=sells[counted], minlength=len(p.accounts)
         )
-        if float((per_account - shortfall).clip(min=0).sum()) > ACTIVE:
+        if float((per_account - shortfall).clip(min=0).sum()) * p.value_usd > CONFLICT_USD:
             out.add(int(c))
     return out
 

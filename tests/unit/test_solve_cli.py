@@ -192,3 +192,4 @@ def test_saved_scenarios_obey_the_hard_rules_through_the_cli(name: str) -> None:
         }[r["status"]]
     )
     assert violations(json.loads(path.read_text()), r) == []
+    assert r["status"] != "solver_error", r["messages"]  # every saved household is valid
