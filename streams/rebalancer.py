@@ -265,20 +265,15 @@ class Rebalancer:
             if state is None:
                 continue
             breached = bool(batch.breached[i].any())
-            band = ",".join(batch.out_of_band(i)) or None
             h = state.household
             expired = open_rebalance_expired(state, now, self.settings.order_ttl_s)
-            if (state.open_rebalance is not None and not expired) or h.mode == "monitor":
-                # Nothing to solve: only a change of band state (an alert) matters.
-                candidate = band != state.band_state
-            else:
-                candidate = (
-                    breached
-                    or band != state.band_state
-                    or any(a.cash_needed > a.cash for a in h.accounts)
-                    or expired
-                    or self._harvest_due(hid, h, now)
-                )
+            candidate = (
+                breached
+                or state.band_state is not None
+                or any(a.cash_needed > a.cash for a in h.accounts)
+                or expired
+                or self._harvest_due(hid, h, now)
+            )
             if not candidate:
                 continue
             held = [ticks[s] for s in state.held_symbols if s in ticks]
