@@ -35,7 +35,12 @@ async def test_metrics_expose_the_operational_figures(cluster: Cluster) -> None:
     worker.start()
     hid = "hh-metrics"
     await cluster.send("households", hid, snapshot(hid, eq="MEQ", fi="MFI"))
-    await asyncio.sleep(0.5)
+    # The tick must be what pushes the household out of band (so that tick-to-order is
+    # measured): send it only once the worker holds the snapshot (independent topics race).
+    loaded = time.monotonic() + 20
+    while value(worker.get("/metrics").decode(), "umh_households") < 1:
+        assert time.monotonic() < loaded, "the worker never loaded the snapshot"
+        await asyncio.sleep(0.2)
     await cluster.send("prices", "MEQ", price("MEQ", 150.0))
     await cluster.send("fills", hid, b"not json")
     assert await cluster.read("orders", lambda m: any(x.get("household_id") == hid for x in m))
