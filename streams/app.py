@@ -270,15 +270,9 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         key = message.key.decode("utf-8", errors="replace") if message.key else ""
         try:
             await handle(key, message.value)
+            return
         except (ValidationError, UnknownHousehold) as exc:
-            await to_dead_letters(
-                message.topic,
-                message.partition,
-                message.offset,
-                message.key,
-                message.value,
-                str(exc),
-            )
+            error = str(exc)
         except Exception as exc:  # the stream goes on; the message's coordinates are logged
             log.exception(
                 "failed topic=%s partition=%d offset=%d key=%s",
@@ -287,14 +281,10 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
                 message.offset,
                 key,
             )
-            await to_dead_letters(
-                message.topic,
-                message.partition,
-                message.offset,
-                message.key,
-                message.value,
-                f"internal error: {exc!r}",
-            )
+            error = f"internal error: {exc!r}"
+        await to_dead_letters(
+            message.topic, message.partition, message.offset, message.key, message.value, error
+        )
 
     def check_key(key: str, household_id: str) -> None:
         if key != household_id:

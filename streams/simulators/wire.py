@@ -18,20 +18,12 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from ..topics import ALL, COMPACTED
+
 log = logging.getLogger(__name__)
 
-#: Every topic of the contract (section 4), without prefix.
-TOPICS = (
-    "securities",
-    "households",
-    "prices",
-    "fills",
-    "cash-flows",
-    "orders",
-    "drift-alerts",
-    "dead-letters",
-)
-COMPACTED = frozenset({"securities", "households"})
+#: Every topic of the contract (section 4), without prefix: the worker's own list.
+TOPICS = ALL
 
 
 def topic(prefix: str, name: str) -> str:
