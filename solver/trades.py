@@ -36,7 +36,7 @@ def _apply_to_account(
     lots = {lot.lot_id: lot for lot in account.lots}
     for o in orders:
         if o.side == "sell":
-            # One record per lot relieved, each with its own gain (see streams.state.apply_fill).
+            # One record per lot relieved, each with its own gain (as in the worker's apply_fill).
             for rel in o.lots:
                 lot = lots[rel.lot_id]
                 relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity

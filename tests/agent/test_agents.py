@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from schemas import Household, Order, RebalanceResult
-from streams.app import EPOCH, UmhApp, create_app
 from streams.settings import Settings
-from streams.state import HouseholdState, state_from_json, state_to_json
+from streams.worker.app import EPOCH, UmhApp, create_app
+from streams.worker.state import HouseholdState, state_from_json, state_to_json
 
 SNAPSHOT: dict[str, Any] = {
     "household_id": "hh-1",

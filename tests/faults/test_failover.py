@@ -42,8 +42,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from integration.conftest import Cluster, KafkaCluster
 
-from streams.app import partition_for
-from streams.state import state_from_json
+from streams.kafka.topics import partition_for
+from streams.worker.state import state_from_json
 
 from .driver import Driver
 

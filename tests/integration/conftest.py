@@ -40,7 +40,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import embedded_broker, free_port
+from streams.kafka.broker import embedded_broker, free_port
 
 from . import kafka_cluster as kc
 

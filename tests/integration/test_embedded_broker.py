@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion, KafkaError
 
 from streams import offsets_workaround
-from streams.broker import (
+from streams.kafka.broker import (
     BrokerNotServing,
     EmbeddedBroker,
     embedded_broker,

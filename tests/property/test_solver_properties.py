@@ -1,6 +1,6 @@
 """Properties of the solver on random households (CONTRACT.md sections 1-3).
 
-- every result obeys every hard rule (the independent checker in tests/contract_checker.py);
+- every result obeys every hard rule (the independent checker in streams/tools/contract_check.py);
 - the same input gives the same output (order ids included);
 - a second solve right after applying a `rebalanced` result proposes nothing new: every band
   holds, no cash is short and idle cash is inside its band, so the only trigger left is a
@@ -27,8 +27,9 @@ from solver import solve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from contract_checker import apply_orders, investable, out_of_band, violations
 from strategies import households
+
+from streams.tools.contract_check import apply_orders, investable, out_of_band, violations
 
 # Derandomized (a fixed seed: the same examples every run) and without the shrink phase, so that
 # a failing run stays well under a minute; the failing household is printed in full.
@@ -143,7 +144,8 @@ def band_reachable_lp(h: dict[str, Any], margin: float = 0.25) -> bool:
     with fractional securities and no min_trade_value, where rounding cannot bite."""
     import highspy
     import numpy as np
-    from contract_checker import (
+
+    from streams.tools.contract_check import (
         applicable_list,
         class_values,
         exposures,

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract_checker import violations
+from streams.tools.contract_check import violations
 
 ROOT = Path(__file__).resolve().parents[2]
 UMH = ROOT / ".venv" / "bin" / "umh"

@@ -19,7 +19,7 @@ from schemas import (
     parse_household,
 )
 from schemas.events import CashFlow, Fill
-from streams.state import (
+from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
@@ -359,7 +359,7 @@ def test_batch_drift_agrees_with_household_drift() -> None:
     import numpy as np
 
     from solver.drift import household_drift
-    from streams.book import batch_drift, book_row
+    from streams.worker.book import batch_drift, book_row
 
     states = [
         make_state(),

@@ -1,6 +1,6 @@
 """`umh bench solve`: solver latency, throughput, status mix, and tax against per-account.
 
-Generated households of a given shape (streams.synthetic) are solved one by one; build and
+Generated households of a given shape (streams.tools.synthetic) are solved one by one; build and
 total times are measured with a monotonic clock; the same book goes through the per-account
 baseline (solver.per_account) so that tax, turnover and order counts can be compared.
 """
@@ -18,11 +18,10 @@ import numpy as np
 
 from schemas import Household, Order, dumps, household_to_json, result_to_json
 from solver import apply_orders, hard_rule_violations, household_drift, solve
+from solver.documents import solve_bytes
 from solver.per_account import per_account_orders
 from solver.problem import build_problem, long_term_after
-
-from .solve_command import solve_bytes
-from .synthetic import make_book, make_universe
+from streams.tools.synthetic import make_book, make_universe
 
 SHAPES = {
     # name: (accounts, securities, lots, integer rules active)

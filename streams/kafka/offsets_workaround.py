@@ -16,7 +16,7 @@ The fix, client side and minimal: after aiokafka's ListOffsets for LATEST, send 
 same leader at the offset ListOffsets returned (always a valid offset, at most the true end) and
 take ``max(ListOffsets offset, fetch high-water mark)``. On a correct broker both agree, so the
 patch is harmless; it is only installed for the embedded broker (``install()`` from
-``umh demo``/``umh worker`` when :func:`streams.broker.is_embedded_broker` says so) because it
+``umh demo``/``umh worker`` when :func:`streams.kafka.broker.is_embedded_broker` says so) because it
 costs one extra round trip per end-offset lookup.
 """
 

@@ -317,7 +317,7 @@ def markdown(summary: Mapping[str, Any], plots: list[str]) -> str:
         "",
         "### Book and flows",
         "",
-        "Households from `streams.synthetic.make_household`: 2-5 accounts (30/35/20/15%) mixing "
+        "Households from `tools.synthetic.make_household`: 2-5 accounts (30/35/20/15%) mixing "
         "taxable, tax-deferred and tax-exempt, 40-120 lots with embedded gains and losses "
         "(bought over the past 12 years), targets and 5/25 bands (some cash overrides), "
         "per-account muni buy lists, screens, no-bond rules, `max_realized_gain` budgets on "
@@ -334,7 +334,7 @@ def markdown(summary: Mapping[str, Any], plots: list[str]) -> str:
         "### Execution",
         "",
         "Orders decided on a day's close fill at the next day's close, through "
-        "`streams.state.apply_fill` (sells relieve the order's lots, buys create lots); the "
+        "`streams.worker.state.apply_fill` (sells relieve the order's lots, buys create lots); the "
         "fill price carries the 2 bp cost. A buy the new price makes dearer than the account's "
         "cash above `cash_needed` is cut to fit. umh strategies solve only when "
         "`solver.triggers` fires; after a solve that does not end `rebalanced` the household "

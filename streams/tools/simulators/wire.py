@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ..topics import ALL, COMPACTED
+from streams.kafka.topics import ALL, COMPACTED
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,18 @@ import sys
 
 # name -> (module, help). `bench` has its own sub-commands.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "solve": ("streams.solve_command", "solve one household snapshot (or a JSONL batch)"),
-    "demo": ("streams.demo", "the main job on one machine, on the embedded broker"),
-    "broker": ("streams.broker_command", "run the embedded broker in the foreground"),
-    "worker": ("streams.worker", "a streaming worker against the Kafka named by UMH_BROKER"),
-    "backtest": ("streams.backtest", "the tax value of household management, measured"),
+    "solve": ("streams.cli.solve", "solve one household snapshot (or a JSONL batch)"),
+    "demo": ("streams.tools.demo", "the main job on one machine, on the embedded broker"),
+    "broker": ("streams.cli.broker", "run the embedded broker in the foreground"),
+    "worker": ("streams.cli.worker", "a streaming worker against the Kafka named by UMH_BROKER"),
+    "backtest": ("streams.tools.backtest", "the tax value of household management, measured"),
 }
 BENCHES: dict[str, tuple[str, str]] = {
-    "solve": ("streams.bench_solve", "solver latency, throughput and tax against per-account"),
-    "stream": ("streams.bench_stream", "streaming throughput and tick-to-order latency"),
+    "solve": (
+        "streams.tools.bench_solve",
+        "solver latency, throughput and tax against per-account",
+    ),
+    "stream": ("streams.tools.bench_stream", "streaming throughput and tick-to-order latency"),
 }
 
 

@@ -8,7 +8,7 @@ On the embedded broker with one worker subprocess (the same helpers as `umh demo
 2. drift check after a market-wide tick: every symbol gets a new price in one burst; reported
    from the worker's metrics when it exposes a drift-check histogram (`umh_drift_check_seconds`
    or `umh_revalue_seconds`), else measured directly on the worker's vectorised drift
-   (`streams.book.batch_drift` over the whole book) and said so; the end-to-end time until the
+   (`worker.book.batch_drift` over the whole book) and said so; the end-to-end time until the
    worker has consumed the burst (`umh_events{topic="prices"}`) is reported as well;
 3. tick-to-order latency: a few market-wide shocks (equities +/-8%) push households out of band;
    the latency of each order message is its arrival at our consumer minus the tick's `ts`
@@ -37,8 +37,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from schemas import Household, Security
-
-from .demo import (
+from streams.tools.demo import (
     HOST,
     fetch_metrics,
     metric,
@@ -48,7 +47,7 @@ from .demo import (
     wait_for_worker,
     worker_env,
 )
-from .simulators import (
+from streams.tools.simulators import (
     CustodianSimulator,
     MarketSimulator,
     OmsSimulator,
@@ -57,7 +56,7 @@ from .simulators import (
     make_producer,
     topic,
 )
-from .synthetic import make_book, make_universe
+from streams.tools.synthetic import make_book, make_universe
 
 DRIFT_METRICS = ("umh_drift_check_seconds", "umh_revalue_seconds")
 
@@ -138,7 +137,7 @@ class Row:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .broker import free_port, start_broker, stop_broker, wait_until_serving
+    from streams.kafka.broker import free_port, start_broker, stop_broker, wait_until_serving
 
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -157,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         with quiet_logger("aiokafka"):
             wait_until_serving(HOST, port, 20.0, proc=broker)
         env = worker_env(port, web_port, str(workdir / "data"))
-        from .settings import load_settings
+        from streams.settings import load_settings
 
         settings = load_settings(env)
         asyncio.run(
@@ -283,7 +282,7 @@ async def _prices_consumed(web_port: int) -> float:
 async def _drift_check(
     web_port: int, market: MarketSimulator, producer: AIOKafkaProducer, book: list[Household]
 ) -> list[Row]:
-    from .book import batch_drift, book_row
+    from streams.worker.book import batch_drift, book_row
 
     rows: list[Row] = []
     before = await _prices_consumed(web_port)

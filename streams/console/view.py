@@ -2,7 +2,7 @@
 
 Pure functions over `HouseholdState` (no Faust, no I/O): the HTTP routes and the live event feed
 call them with the worker's security master and live prices. Summaries are computed for many
-households at once with `streams.book` (the vectorised drift the rebalancer uses on ticks); the
+households at once with `streams.worker.book` (the vectorised drift of the rebalancer on ticks); the
 detail uses `solver.household_drift`, the one-household reference.
 """
 
@@ -15,9 +15,8 @@ from typing import Any
 from schemas import Household, Security, household_to_json, result_to_json
 from solver.drift import household_drift, missing_prices
 from solver.tolerances import WEIGHT_DECIMALS
-
-from .book import BookRow, batch_drift
-from .state import HouseholdState, to_household
+from streams.worker.book import BookRow, batch_drift
+from streams.worker.state import HouseholdState, to_household
 
 
 @dataclass(frozen=True, slots=True)

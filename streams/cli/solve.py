@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 
-from schemas import Issue, RebalanceResult, ValidationError, loads, parse_household, result_to_json
-from solver import rebalance_id, solve
+from schemas import result_to_json
+from solver.documents import solve_bytes
 
 EXIT_CODES = {
     "rebalanced": 0,
@@ -41,56 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="solver time limit per household (default 2)",
     )
     parser.add_argument("--pretty", action="store_true", help="indent the JSON output")
-
-
-def invalid_result(raw: Any, issues: tuple[Issue, ...]) -> RebalanceResult:
-    """The `invalid_input` result, naming the household when its id could be read."""
-    obj = raw if isinstance(raw, dict) else {}
-    raw_id = obj.get("household_id")
-    hid = raw_id if isinstance(raw_id, str) else ""
-    as_of = _valid_day(obj.get("as_of"))
-    rid = f"{hid}:{as_of}:1" if hid and as_of else ""
-    return RebalanceResult(
-        household_id=hid,
-        as_of=date.fromisoformat(as_of) if as_of else None,
-        rebalance_id=rid,
-        status="invalid_input",
-        errors=issues,
-        messages=(f"{len(issues)} problem(s) in the input",),
-    )
-
-
-def _valid_day(value: Any) -> str:
-    try:
-        return date.fromisoformat(value).isoformat() if isinstance(value, str) else ""
-    except ValueError:
-        return ""
-
-
-def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
-    """Validate one decoded snapshot and solve it; never raises for bad input."""
-    try:
-        household = parse_household(raw)
-    except ValidationError as exc:
-        return invalid_result(raw, exc.issues)
-    try:
-        return solve(household, time_limit_s=time_limit_s)
-    except Exception as exc:  # a solver bug must still answer in the contract's terms
-        return RebalanceResult(
-            household.household_id,
-            household.as_of,
-            rebalance_id(household, 1),
-            "solver_error",
-            messages=(f"internal error: {type(exc).__name__}: {exc}",),
-        )
-
-
-def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
-    try:
-        raw = loads(data)
-    except ValidationError as exc:
-        return invalid_result(None, exc.issues)
-    return solve_raw(raw, time_limit_s)
 
 
 def _open(path: str) -> BinaryIO:

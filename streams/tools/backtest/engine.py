@@ -1,18 +1,18 @@
 """The backtest's day loop: one household, one strategy, every business day of the paths.
 
 Each day, in this order: the holdings are marked to the close; the orders decided the day before
-fill at today's close (`streams.state.apply_fill`: sells name the order's lots, buys create a
+fill at today's close (`streams.worker.state.apply_fill`: sells name the order's lots, buys create a
 lot; the fill price carries the transaction cost, `price * (1 +/- cost)`; a buy that today's
 price makes dearer than the cash left above `cash_needed` is cut to fit); on the first business
 day of a year last year's tax is assessed and asked for as a withdrawal request on the taxable
-account; the client's scheduled flows apply (`streams.state.apply_cash_flow`); every request the
+account; the client's scheduled flows apply (`worker.state.apply_cash_flow`); every request the
 account's cash now covers is paid (a `withdrawal` that settles it). Then the strategy looks at
 the close: umh strategies solve only when `solver.triggers` says so, `per_account` when an
 account leaves its bands or lacks cash, `buy_and_hold` only when cash is needed.
 
 Between events nothing changes but prices, so the loop does not visit every day: it computes the
 drift of the whole stretch up to the next scheduled event in one numpy pass over the price
-matrix (the household's weights by `streams.book.book_row`, the same arithmetic as
+matrix (the household's weights by `streams.worker.book.book_row`, the same arithmetic as
 `solver.household_drift`) and jumps to the first day that might trigger, where the real
 `solver.triggers` decides. After a solve that leaves the household not `rebalanced` (no action,
 band unreachable, infeasible), the household is quiet for `QUIET_DAYS` business days unless a
@@ -22,13 +22,10 @@ be reached or a loss that may not be harvested yet is not re-solved every day.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,12 +39,19 @@ from schemas import (
     result_to_json,
 )
 from schemas.events import CashFlow, Fill
-from solver import cash_shortfalls, hard_rule_violations, solve, triggers
+from solver import cash_shortfalls, solve, triggers
 from solver.per_account import per_account_orders
 from solver.rounding import floor_quantity
 from solver.tolerances import BAND_EPS, USD_EPS
-from streams.book import book_row
-from streams.state import HouseholdState, apply_cash_flow, apply_fill, from_snapshot, to_household
+from streams.tools.contract_check import violations as contract_violations
+from streams.worker.book import book_row
+from streams.worker.state import (
+    HouseholdState,
+    apply_cash_flow,
+    apply_fill,
+    from_snapshot,
+    to_household,
+)
 
 from .accounting import (
     LotGain,
@@ -67,31 +71,19 @@ Checker = Callable[[Household, RebalanceResult], list[str]]
 
 QUIET_DAYS = 5
 MAX_VIOLATION_SAMPLES = 5
-CHECKER_PATH = Path(__file__).resolve().parents[2] / "tests" / "contract_checker.py"
 
 
 # --------------------------------------------------------------------------- the checker
 
-_checker_module: ModuleType | None = None
-
 
 def checker_name() -> str:
-    return "tests/contract_checker.py" if CHECKER_PATH.exists() else "solver.hard_rule_violations"
+    return "streams/tools/contract_check.py"
 
 
 def check_result(h: Household, r: RebalanceResult) -> list[str]:
-    """Hard-rule violations of a umh result, by the test suite's independent checker when the
-    source tree has it (it reads the JSON of both), else by the solver's own check."""
-    global _checker_module
-    if not CHECKER_PATH.exists():
-        return hard_rule_violations(h, r.orders)
-    if _checker_module is None:
-        spec = importlib.util.spec_from_file_location("umh_contract_checker", CHECKER_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _checker_module = module
-    found: list[str] = _checker_module.violations(household_to_json(h), result_to_json(r))
+    """Hard-rule violations of a umh result, by the independent contract checker (written from
+    the contract text, reading the JSON of both), and by the solver's own check."""
+    found: list[str] = contract_violations(household_to_json(h), result_to_json(r))
     return found
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas import Household, Security
-from streams.synthetic import make_household, make_universe
+from streams.tools.synthetic import make_household, make_universe
 
 from .engine import HouseholdResult, Market, checker_name, simulate_household
 from .flows import ScheduledFlow, make_flows

@@ -9,7 +9,9 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from .settings import Settings
+from aiokafka.partitioner import murmur2
+
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,11 @@ ALL = (
     "drift-alerts",
     "dead-letters",
 )
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Where the Java and aiokafka default partitioners put a key (murmur2, positive, modulo)."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,7 @@ import numpy as np
 
 from schemas import Household, Security, ValidationError, loads
 from schemas.events import parse_drift_alert
-
-from .simulators import (
+from streams.tools.simulators import (
     CustodianSimulator,
     MarketSimulator,
     OmsSimulator,
@@ -43,7 +42,7 @@ from .simulators import (
     ensure_topics,
     topic,
 )
-from .synthetic import make_book, make_universe
+from streams.tools.synthetic import make_book, make_universe
 
 HOST = "127.0.0.1"
 
@@ -275,7 +274,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .broker import BrokerNotServing, start_broker, stop_broker, wait_until_serving
+    from streams.kafka.broker import BrokerNotServing, start_broker, stop_broker, wait_until_serving
 
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -302,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"umh demo: embedded broker on {HOST}:{args.port}", flush=True)
         env = worker_env(args.port, args.web_port, str(workdir / "data"))
-        from .settings import load_settings
+        from streams.settings import load_settings
 
         settings = load_settings(env)
         if not args.no_worker:

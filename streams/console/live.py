@@ -13,18 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from schemas import Security
-
-from .book import BookRow, book_row
-from .console_view import Summary, select, summarize
-from .rebalancer import Store
-from .state import HouseholdState, to_household
+from streams.console.view import Summary, select, summarize
+from streams.worker.book import BookRow, book_row
+from streams.worker.rebalancer import Store
+from streams.worker.state import HouseholdState, to_household
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +71,6 @@ class Hub:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
         self.queues.clear()
-
-
-class ObservedStore:
-    """The rebalancer's `Store` that also tells the console feed about every write."""
-
-    def __init__(self, inner: Store, on_change: Callable[[str], None]) -> None:
-        self.inner = inner
-        self.on_change = on_change
-
-    def get(self, household_id: str) -> HouseholdState | None:
-        return self.inner.get(household_id)
-
-    def put(self, state: HouseholdState) -> None:
-        self.inner.put(state)
-        self.on_change(state.household_id)
-
-    def delete(self, household_id: str) -> None:
-        self.inner.delete(household_id)
-        self.on_change(household_id)
-
-    def ids(self) -> Iterable[str]:
-        return self.inner.ids()
 
 
 class ConsoleFeed:

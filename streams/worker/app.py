@@ -19,27 +19,21 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 
 from schemas import Issue, ValidationError, loads, parse_household
 from schemas.events import parse_cash_flow, parse_fill
-
-from .dead_letters import dead_letter
-from .metrics import Metrics
-from .prices import PriceFeed
-from .rebalancer import Rebalancer, SolveFn, UnknownHousehold
-from .settings import Settings
-from .state import HouseholdState, state_from_json, state_to_json
-from .topics import TopicNames, min_insync_replicas, ssl_context
+from streams.kafka.topics import TopicNames, min_insync_replicas, partition_for, ssl_context
+from streams.settings import Settings
+from streams.worker.dead_letters import dead_letter
+from streams.worker.events import WorkerEvents
+from streams.worker.metrics import Metrics
+from streams.worker.prices import PriceFeed
+from streams.worker.rebalancer import Rebalancer, SolveFn, UnknownHousehold
+from streams.worker.state import HouseholdState, state_from_json, state_to_json
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
 WORKER_HEADER = "umh-worker"  # header on every output message: the producing worker's URL
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """Where the Java and aiokafka default partitioners put a key (murmur2, positive, modulo)."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class TableStore:
@@ -49,8 +43,16 @@ class TableStore:
     visible through `keys()`; the cache is dropped on every revocation.
     """
 
-    def __init__(self, table: Any, owned: Any, partitions: int, producer: Any = None) -> None:
+    def __init__(
+        self,
+        table: Any,
+        owned: Any,
+        partitions: int,
+        producer: Any = None,
+        events: WorkerEvents | None = None,
+    ) -> None:
         self.table = table
+        self.events = events or WorkerEvents()
         self.owned = owned  # () -> set of owned partition numbers
         self.partitions = partitions
         self.producer = producer  # () -> Faust's producer, for `persist`
@@ -70,6 +72,7 @@ class TableStore:
     def put(self, state: HouseholdState) -> None:
         self.cache[state.household_id] = state
         self.table[state.household_id.encode()] = orjson.dumps(state_to_json(state))
+        self.events.changed(state.household_id)
 
     async def persist(self, state: HouseholdState) -> None:
         """Write the household's current table value to the changelog and wait for the ack.
@@ -94,6 +97,7 @@ class TableStore:
         key = household_id.encode()
         if key in self.table:
             del self.table[key]
+        self.events.changed(household_id)
 
     def ids(self) -> Iterable[str]:
         owned = self.owned()
@@ -115,6 +119,7 @@ class UmhApp:
     metrics: Metrics
     topics: TopicNames
     agents: dict[str, Any]
+    events: WorkerEvents
 
     def household_states(self) -> dict[str, HouseholdState]:
         """The states of the households this worker owns now (for the operations console)."""
@@ -218,20 +223,26 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.households
         }
 
-    store = TableStore(table, owned, settings.partitions, producer=lambda: app.producer)
+    events = WorkerEvents()
+    store = TableStore(table, owned, settings.partitions, lambda: app.producer, events)
     metrics = Metrics()
     # Every output message names the worker that produced it (operators, and the fault tests'
     # takeover measurement, tell a survivor's messages from a dead worker's in-flight ones).
     produced_by = [(WORKER_HEADER, str(app.conf.canonical_url).encode())]
+    observed_kinds = {names.orders: "orders", names.drift_alerts: "alert"}
 
     async def publish(topic: str, key: str | None, value: bytes) -> Any:
         # Straight through the producer, not Faust's topic buffer: a buffered send is only
         # flushed by the commit timer (~2-3 s of latency per order). Returns once the broker
         # acknowledged it (acks=all): an open rebalance is marked published only then.
         assert topic in out_topics, topic
-        return await app.producer.send_and_wait(
+        sent = await app.producer.send_and_wait(
             topic, None if key is None else key.encode(), value, None, None, produced_by
         )
+        kind = observed_kinds.get(topic)
+        if kind is not None:
+            events.published(kind, value)
+        return sent
 
     rebalancer = Rebalancer(settings, store, publish, metrics, solve=solve, persist=store.persist)
 
@@ -260,9 +271,16 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     def on_event(topic: str) -> None:
         metrics.events.labels(topic=topic).inc()
 
-    feed = PriceFeed(
-        settings, rebalancer.on_ticks, rebalancer.on_security, to_dead_letters, on_event
-    )
+    async def on_ticks(ticks: Any) -> int:
+        started = await rebalancer.on_ticks(ticks)
+        events.ticked(ticks)
+        return started
+
+    def on_security(security: Any) -> None:
+        rebalancer.on_security(security)
+        events.securities_changed()
+
+    feed = PriceFeed(settings, on_ticks, on_security, to_dead_letters, on_event)
 
     async def guarded(event: Any, handle: Any) -> None:
         message = event.message
@@ -410,8 +428,6 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         metrics,
         names,
         {"households": households_agent, "fills": fills_agent, "cash-flows": cash_flows_agent},
+        events,
     )
-    from .web import register
-
-    register(umh)
     return umh

@@ -19,9 +19,8 @@ from typing import Any
 
 from schemas import Security, ValidationError, loads
 from schemas.events import parse_price, parse_security_event
-
-from .settings import Settings
-from .topics import client_options
+from streams.kafka.topics import client_options
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

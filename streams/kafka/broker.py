@@ -183,7 +183,7 @@ def start_broker(
 
 async def _metadata_ok(bootstrap: str, request_timeout_ms: int) -> bool:
     """One ApiVersions + Metadata round trip via aiokafka: True when the broker lists itself."""
-    from aiokafka import AIOKafkaClient  # local import: keep ``import streams.broker`` cheap
+    from aiokafka import AIOKafkaClient  # local import: keep ``import streams.kafka.broker`` cheap
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
     try:
@@ -255,7 +255,7 @@ def wait_until_serving(
 async def is_embedded_broker(bootstrap: str, timeout_s: float = 5.0) -> bool:
     """True when ``bootstrap`` is a broker started by this module (its cluster id is ours).
 
-    The embedded broker needs client-side work-arounds (``streams.offsets_workaround``) that a
+    The embedded broker needs client-side work-arounds (``streams.kafka.offsets_workaround``) that a
     real Kafka cluster must not get by accident; the fixed cluster id is how we tell them apart.
     """
     from aiokafka.admin import AIOKafkaAdminClient

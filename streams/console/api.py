@@ -28,18 +28,18 @@ import orjson
 from yarl import URL
 
 from schemas import ValidationError, loads, result_to_json
-
-from .console_live import KEEPALIVE_S, ConsoleFeed, ObservedStore, sse
-from .console_view import household_detail, select, summary_from_json
-from .solve_command import invalid_result, solve_raw
-from .state import HouseholdState
+from solver.documents import invalid_result, solve_raw
+from streams.console.live import KEEPALIVE_S, ConsoleFeed, sse
+from streams.console.view import household_detail, select, summary_from_json
+from streams.kafka.topics import partition_for
+from streams.worker.state import HouseholdState
 
 if TYPE_CHECKING:
-    from .app import UmhApp
+    from streams.worker.app import UmhApp
 
 log = logging.getLogger(__name__)
 
-CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -90,35 +90,7 @@ class Console:
 
     def attach(self) -> None:
         """Hear of every state write, tick batch, security update and published message."""
-        umh, feed = self.umh, self.feed
-        rebalancer = umh.rebalancer
-        rebalancer.store = ObservedStore(rebalancer.store, feed.changed)
-        publish = rebalancer.publish
-        kinds = {umh.topics.orders: "orders", umh.topics.drift_alerts: "alert"}
-
-        async def observed_publish(topic: str, key: str | None, value: bytes) -> Any:
-            result = await publish(topic, key, value)
-            kind = kinds.get(topic)
-            if kind is not None:
-                feed.published(kind, value)
-            return result
-
-        rebalancer.publish = observed_publish
-        on_ticks = umh.feed.on_ticks
-
-        async def observed_ticks(ticks: Any) -> Any:
-            result = await on_ticks(ticks)
-            feed.ticked(ticks)
-            return result
-
-        umh.feed.on_ticks = observed_ticks
-        on_security = umh.feed.on_security
-
-        def observed_security(security: Any) -> None:
-            on_security(security)
-            feed.securities_changed()
-
-        umh.feed.on_security = observed_security
+        self.umh.events.subscribe(self.feed)
 
     def close(self) -> None:
         self.feed.close()
@@ -129,8 +101,6 @@ class Console:
     # ------------------------------------------------------------------ ownership
 
     def owns(self, household_id: str) -> bool:
-        from .app import partition_for
-
         return partition_for(household_id, self.umh.settings.partitions) in self.umh.store.owned()
 
     def owner_url(self, household_id: str) -> str | None:
@@ -309,7 +279,7 @@ class Console:
         content_type = STATIC.get(name)
         if content_type is None:
             return _error(web, 404, f"no such file {name!r}")
-        data = await asyncio.to_thread((CONSOLE_DIR / name).read_bytes)
+        data = await asyncio.to_thread((STATIC_DIR / name).read_bytes)
         response = web.bytes(data, content_type=content_type.split(";")[0])
         response.headers["Cache-Control"] = "no-cache"
         return response

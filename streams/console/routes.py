@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from .app import UmhApp
+    from streams.worker.app import UmhApp
 
 
 def register(umh: UmhApp) -> None:
@@ -28,6 +28,6 @@ def register(umh: UmhApp) -> None:
         ok = umh.healthy()
         return web.json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
-    from .console_api import register as register_console
+    from streams.console.api import register as register_console
 
     register_console(umh)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .broker import run_broker_foreground
-from .settings import ConfigError, load_settings
+from streams.kafka.broker import run_broker_foreground
+from streams.settings import ConfigError, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """`umh backtest`: the tax value of household management, measured on simulated years.
 
-A seeded synthetic book (streams.synthetic), daily prices (correlated random walks or a CSV),
+A seeded synthetic book (streams.tools.synthetic), daily prices (correlated random walks or a CSV),
 one client cash-flow schedule, and five strategies run on the same paths: umh household
 rebalancing with and without loss harvesting, umh guardrail, the per-account baseline and buy
 and hold. Outputs `summary.json`, `report.md` and plots.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 
-from .settings import ConfigError, load_settings
+from streams.settings import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "ticks trigger (outside the consumer group) can be aborted; at_least_once with "
             "idempotent state is the supported guarantee"
         )
-    from .topics import KafkaConnectError, ensure_topics
+    from streams.kafka.topics import KafkaConnectError, ensure_topics
 
     try:
         resolved = asyncio.run(ensure_topics(settings, create=not args.no_create_topics))
@@ -79,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
     import faust
 
-    from .app import create_app
+    from streams.console.routes import register
+    from streams.worker.app import create_app
 
     umh = create_app(settings)
+    register(umh)  # /metrics, /healthz and the operations console on the worker's web server
     worker = faust.Worker(umh.app, loglevel=args.loglevel, quiet=True, override_logging=False)
     # mode's Worker installs the SIGINT/SIGTERM handlers and stops the app cleanly on them;
     # execute_from_commandline exits the process with the worker's status.

@@ -19,11 +19,10 @@ from typing import Any, Protocol
 from schemas import Household, RebalanceResult, Security, dumps, result_to_json
 from schemas.events import Breach, CashFlow, DriftAlert, Fill, drift_alert_to_json
 from solver.drift import DriftReport, household_drift, missing_prices, triggers
-
-from .book import BookRow, batch_drift, book_row
-from .metrics import Metrics
-from .settings import Settings
-from .state import (
+from streams.settings import Settings
+from streams.worker.book import BookRow, batch_drift, book_row
+from streams.worker.metrics import Metrics
+from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
