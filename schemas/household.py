@@ -12,6 +12,8 @@ MODES = ("rebalance", "guardrail", "monitor")
 ACCOUNT_TYPES = ("taxable", "tax_deferred", "tax_exempt")
 CASH = "cash"
 WEIGHT_SUM_TOLERANCE = 1e-6
+MAX_COST_BPS = 1000.0
+MAX_TAX_BUDGET_BPS = 10_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class Lot:
     quantity: float
     cost_basis: float
     acquired: date
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,23 @@ class Options:
     harvest_min_loss: float = 500.0
     max_realized_gain: float | None = None
     transaction_cost_bps: float = 0.0
+    max_realized_gain_year: float | None = None
+    allow_sells: bool = True
+    max_turnover: float | None = None
+    defer_short_term_days: int = 0
+    target_tax_budget_bps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class YearRealized:
+    """Gains already realized in the household's taxable accounts in the calendar year of as_of."""
+
+    short_term_gain: float = 0.0
+    long_term_gain: float = 0.0
+
+    @property
+    def net(self) -> float:
+        return self.short_term_gain + self.long_term_gain
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,7 @@ class Household:
     location: dict[str, tuple[str, ...]] = field(default_factory=dict)
     options: Options = field(default_factory=Options)
     recent_trades: tuple[RecentTrade, ...] = ()
+    realized_this_year: YearRealized = field(default_factory=YearRealized)
 
     def with_prices(self, prices: dict[str, float]) -> Household:
         """A copy whose securities carry the given prices (symbols not named keep theirs)."""
@@ -217,8 +238,29 @@ def parse_options(r: Reader, raw: Any, path: str) -> Options:
         harvest_min_loss=r.real(obj, "harvest_min_loss", path, 500.0, minimum=0.0),
         max_realized_gain=r.number(obj, "max_realized_gain", path, None, nullable=True),
         transaction_cost_bps=r.real(
-            obj, "transaction_cost_bps", path, 0.0, minimum=0.0, maximum=10_000.0
+            obj, "transaction_cost_bps", path, 0.0, minimum=0.0, maximum=MAX_COST_BPS
         ),
+        max_realized_gain_year=r.number(
+            obj, "max_realized_gain_year", path, None, minimum=0.0, nullable=True
+        ),
+        allow_sells=r.boolean(obj, "allow_sells", path, True),
+        max_turnover=r.number(
+            obj, "max_turnover", path, None, minimum=0.0, maximum=1.0, nullable=True
+        ),
+        defer_short_term_days=r.integer(obj, "defer_short_term_days", path, 0, minimum=0),
+        target_tax_budget_bps=r.real(
+            obj, "target_tax_budget_bps", path, 0.0, minimum=0.0, maximum=MAX_TAX_BUDGET_BPS
+        ),
+    )
+
+
+def parse_year_realized(r: Reader, raw: Any, path: str) -> YearRealized:
+    if raw is None:
+        return YearRealized()
+    obj = r.obj(raw, path)
+    return YearRealized(
+        short_term_gain=r.real(obj, "short_term_gain", path, 0.0),
+        long_term_gain=r.real(obj, "long_term_gain", path, 0.0),
     )
 
 
@@ -230,6 +272,7 @@ def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
         quantity=r.real(obj, "quantity", path, exclusive_minimum=0.0),
         cost_basis=r.real(obj, "cost_basis", path, minimum=0.0),
         acquired=r.day(obj, "acquired", path),
+        locked=r.boolean(obj, "locked", path, False),
     )
 
 
@@ -345,6 +388,9 @@ def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
             parse_recent_trade(r, t, f"recent_trades[{i}]")
             for i, t in enumerate(r.array(obj, "recent_trades", ""))
         ),
+        realized_this_year=parse_year_realized(
+            r, obj.get("realized_this_year"), "realized_this_year"
+        ),
     )
     check_references(r, household, prices_required=prices_required)
     r.raise_if_any()
@@ -419,6 +465,11 @@ def household_to_json(h: Household) -> dict[str, Any]:
             "harvest_min_loss": o.harvest_min_loss,
             "max_realized_gain": o.max_realized_gain,
             "transaction_cost_bps": o.transaction_cost_bps,
+            "max_realized_gain_year": o.max_realized_gain_year,
+            "allow_sells": o.allow_sells,
+            "max_turnover": o.max_turnover,
+            "defer_short_term_days": o.defer_short_term_days,
+            "target_tax_budget_bps": o.target_tax_budget_bps,
         },
         "accounts": [account_to_json(a) for a in h.accounts],
         "securities": {s: security_to_json(sec) for s, sec in h.securities.items()},
@@ -433,6 +484,10 @@ def household_to_json(h: Household) -> dict[str, Any]:
             }
             for t in h.recent_trades
         ],
+        "realized_this_year": {
+            "short_term_gain": h.realized_this_year.short_term_gain,
+            "long_term_gain": h.realized_this_year.long_term_gain,
+        },
     }
 
 
@@ -449,6 +504,7 @@ def account_to_json(a: Account) -> dict[str, Any]:
                 "quantity": lot.quantity,
                 "cost_basis": lot.cost_basis,
                 "acquired": format_day(lot.acquired),
+                **({"locked": True} if lot.locked else {}),
             }
             for lot in a.lots
         ],

@@ -137,6 +137,29 @@ class Reader:
         value = self.number(obj, key, path, default, **bounds)  # type: ignore[arg-type]
         return 0.0 if value is None else value
 
+    def integer(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        default: int,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> int:
+        """A whole number (30 or 30.0), within the bounds and the common magnitude limit."""
+        value = obj.get(key)
+        if value is None:
+            return default
+        before = len(self.issues)
+        number = self.check_number(value, join(path, key), minimum=minimum, maximum=maximum)
+        if len(self.issues) > before:
+            return default
+        if not float(number).is_integer():
+            self.fail(join(path, key), "must be a whole number")
+            return default
+        return int(number)
+
     def boolean(self, obj: dict[str, Any], key: str, path: str, default: bool) -> bool:
         value = obj.get(key, default)
         if value is None:
