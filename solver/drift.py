@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from schemas import CASH, Household
 
 from .tolerances import BAND_EPS, USD_EPS, WEIGHT_DECIMALS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots
 
 FloatArray = NDArray[np.float64]
 
@@ -133,7 +133,7 @@ def harvestable_lots(h: Household) -> tuple[tuple[str, str], ...]:
     that may be sold at a loss now (no buy of their wash group in the last 30 days, rule 4b)."""
     if not h.options.harvest_losses:
         return ()
-    _, bought = recent_wash_groups(h)
+    blocked = blocked_loss_lots(h)
     out: list[tuple[str, str]] = []
     for a in h.accounts:
         if a.type != "taxable":
@@ -141,7 +141,7 @@ def harvestable_lots(h: Household) -> tuple[tuple[str, str], ...]:
         for lot in a.lots:
             sec = h.securities[lot.symbol]
             price = sec.price
-            if price is None or sec.group in bought:
+            if price is None or (a.account_id, lot.lot_id) in blocked:
                 continue
             loss = lot.cost_basis - lot.quantity * price
             if loss >= max(h.options.harvest_min_loss, USD_EPS):

@@ -7,7 +7,6 @@ investable value V, so that the model is well scaled whatever the household's si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,23 +14,15 @@ from numpy.typing import NDArray
 from schemas import CASH, Household, Security
 
 from .drift import DriftReport, household_drift
+from .lots import long_term_after
 from .tolerances import USD_EPS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots, recent_wash_groups
+
+__all__ = ["HouseholdProblem", "build_problem", "long_term_after"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
-
-
-def long_term_after(acquired: date) -> date:
-    """The anniversary: a sale after it is long-term, on or before it short-term.
-
-    A lot bought on 29 February has its anniversary on 1 March (the conservative reading).
-    """
-    try:
-        return acquired.replace(year=acquired.year + 1)
-    except ValueError:
-        return date(acquired.year + 1, 3, 1)
 
 
 def primary_class(sec: Security) -> str:
@@ -132,7 +123,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     classes = report.classes
     cidx = {c: i for i, c in enumerate(classes)}
     value = max(report.investable_usd, USD_EPS)
-    sold_at_loss, bought = recent_wash_groups(h)
+    sold_at_loss, _ = recent_wash_groups(h)
+    blocked_4b = blocked_loss_lots(h)
     notes: list[str] = []
 
     lots = [(ai, a, lot) for ai, a in enumerate(h.accounts) for lot in a.lots]
@@ -154,7 +146,9 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     )
     loss_usd = np.where(in_taxable, basis - market, 0.0)
     groups = tuple(table.group[i] for i in sym)
-    lot_blocked = (loss_usd > USD_EPS) & np.array([g in bought for g in groups], dtype=bool)
+    lot_blocked = (loss_usd > USD_EPS) & np.array(
+        [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
+    )
     lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
         loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
     )
