@@ -73,6 +73,8 @@ def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
         household = parse_household(raw)
     except ValidationError as exc:
         return invalid_result(raw, exc.issues)
+    except Exception as exc:  # a validator bug: still an answer, naming the defect
+        return _internal_error(invalid_result(raw, ()), "validating the input", exc)
     try:
         return solve(household, time_limit_s=time_limit_s)
     except Exception as exc:  # a solver bug must still answer in the contract's terms
@@ -90,7 +92,31 @@ def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
         raw = loads(data)
     except ValidationError as exc:
         return invalid_result(None, exc.issues)
+    except Exception as exc:  # a decoder bug (loads turns every bad text into a ValidationError)
+        return _internal_error(invalid_result(None, ()), "decoding the input", exc)
     return solve_raw(raw, time_limit_s)
+
+
+def _internal_error(base: RebalanceResult, step: str, exc: Exception) -> RebalanceResult:
+    """`solver_error` for an unexpected exception, keeping the household's id when known."""
+    return RebalanceResult(
+        base.household_id,
+        base.as_of,
+        base.rebalance_id,
+        "solver_error",
+        messages=(f"internal error {step}: {type(exc).__name__}: {exc}",),
+    )
+
+
+def answer(data: bytes, time_limit_s: float, option: int = 0) -> tuple[bytes, int]:
+    """One input's result line and exit status, whatever the input holds or the solver does."""
+    result = solve_bytes(data, time_limit_s)
+    try:
+        line = orjson.dumps(result_to_json(result), option=option)
+    except Exception as exc:  # a result the wire cannot carry (e.g. an integer beyond 64 bits)
+        result = _internal_error(result, "encoding the result", exc)
+        line = orjson.dumps(result_to_json(result), option=option)
+    return line + b"\n", EXIT_CODES[result.status]
 
 
 def _open(path: str) -> BinaryIO:
@@ -107,12 +133,12 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with source:
         if not args.batch:
-            result = solve_bytes(source.read(), args.time_limit)
-            out.write(orjson.dumps(result_to_json(result), option=option) + b"\n")
-            return EXIT_CODES[result.status]
+            line, status = answer(source.read(), args.time_limit, option)
+            out.write(line)
+            return status
         # A batch answers every line (its status is in the line), so it exits 0 once all are out.
-        for line in source:
-            if line.strip():
-                result = solve_bytes(line, args.time_limit)
-                out.write(orjson.dumps(result_to_json(result)) + b"\n")
+        for raw_line in source:
+            if raw_line.strip():
+                out.write(answer(raw_line, args.time_limit)[0])
+                out.flush()
         return 0
