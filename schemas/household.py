@@ -224,7 +224,7 @@ def parse_weights(r: Reader, raw: Any, path: str) -> dict[str, float]:
     obj = r.obj(raw, path)
     out: dict[str, float] = {}
     for key, value in obj.items():
-        out[key] = r.check_number(value, join(path, key), minimum=0.0, maximum=1.0)
+        out[key] = r.check_number(value, path, key, minimum=0.0, maximum=1.0)
     return out
 
 
