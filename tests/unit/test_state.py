@@ -274,6 +274,16 @@ def test_serialisation_round_trip() -> None:
     assert state_from_json(raw) == s
 
 
+def test_a_buy_after_the_snapshots_as_of_survives_the_table() -> None:
+    """A buy fill of a later event day adds a lot acquired after the snapshot's `as_of`; that is
+    state, not a bad snapshot, so the stored state must still load (a snapshot with such a lot is
+    invalid, contract section 1)."""
+    s, _ = apply_fill(make_state(), fill("b9", ts=TS + timedelta(days=9)))
+    assert s.household.accounts[0].lots[-1].acquired > s.household.as_of
+    assert state_from_json(orjson.loads(orjson.dumps(state_to_json(s)))) == s
+    assert to_household(s).as_of >= s.household.accounts[0].lots[-1].acquired
+
+
 def test_household_day_is_the_latest_event_date() -> None:
     """Snapshot as_of, fills/flows (event_day) and ticks of held symbols; never an older one."""
     s = make_state()  # as_of 2026-11-24
