@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL
+from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL, TURNOVER_MARGIN_USD
 
 # Objective weights (per unit of household value traded or drifted); their order is the
 # contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
@@ -299,7 +299,8 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         _add_raise_only_rows(b, p, s)
     if opts.max_turnover is not None:
         # Turnover: raising cash_needed is always allowed on top of the cap.
-        cap = opts.max_turnover + float(cash_to_raise(p).sum()) - r.turnover_shrink
+        cap = opts.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
+        cap -= TURNOVER_MARGIN_USD / p.value_usd
         b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, max(cap, 0.0))
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
@@ -372,11 +373,11 @@ def _add_cash_rows(
 def _add_raise_only_rows(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64]) -> None:
     """allow_sells false: an account sells (screened lots aside) at most what its cash_needed
     forces: sum_{l in a, not screened} s_l <= cash_to_raise_a."""
-    need = cash_to_raise(p)
-    for a in np.flatnonzero(need > 0):
+    room = raise_room(p)
+    for a in np.flatnonzero(room > 0):
         ls = np.flatnonzero((p.lot_account == a) & ~p.lot_screened)
         if len(ls):
-            b.add_row(s[ls], np.ones(len(ls)), -INF, float(need[a]))
+            b.add_row(s[ls], np.ones(len(ls)), -INF, float(room[a]))
 
 
 def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
@@ -408,6 +409,15 @@ def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     margin = CASH_MARGIN_USD / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
     return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+
+
+def raise_room(p: HouseholdProblem) -> FloatArray:
+    """Per account that must raise cash, what "raising cash_needed" may sell (weight units): the
+    shortfall with its margin, plus min_trade_value (the smallest order allowed may exceed the
+    need). Zero elsewhere. Used by allow_sells false and by max_turnover."""
+    need = cash_to_raise(p)
+    extra = p.household.options.min_trade_value / p.value_usd
+    return np.where(need > 0, need + extra, 0.0)
 
 
 def _cash_row_lower(free: float, margin: float) -> float:

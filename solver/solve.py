@@ -22,6 +22,7 @@ from .model import (
     Restrictions,
     Solution,
     cash_to_raise,
+    raise_room,
     solve_model,
     swap_exempt_lots,
 )
@@ -403,7 +404,7 @@ def _tighten(
             gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
         if h.options.max_turnover is not None:
             traded = sum(o.est_value for o in a.orders) / p.value_usd
-            cap = h.options.max_turnover + float(cash_to_raise(p).sum()) - r.turnover_shrink
+            cap = h.options.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
             turnover_excess = max(turnover_excess, traded - cap)
     if gain_excess > 0 or turnover_excess > 0:
         return replace(

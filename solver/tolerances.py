@@ -15,6 +15,8 @@ USD_EPS = 1e-6
 CASH_MARGIN_USD = 0.05
 # Headroom the model keeps under max_realized_gain, for the same reason.
 GAIN_MARGIN_USD = 0.05
+# Headroom the model keeps under max_turnover (dollars of traded value), for the same reason.
+TURNOVER_MARGIN_USD = 0.05
 # Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
 QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
