@@ -87,6 +87,9 @@ class Restrictions:
     gain_shrink_usd: float = 0.0
     turnover_shrink: float = 0.0
     band_margin: float = 1e-4
+    # The ladder's exact rung: whole-share trades as integer share counts (a MIP) instead of
+    # rounding afterwards.
+    integer_shares: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +112,21 @@ class _Builder:
         self.lower: list[FloatArray] = []
         self.upper: list[FloatArray] = []
         self.integer: list[NDArray[np.int64]] = []
+        self.semi: list[NDArray[np.int64]] = []
         self.row_lower: list[float] = []
         self.row_upper: list[float] = []
         self.cols: list[NDArray[np.int64]] = []
         self.vals: list[FloatArray] = []
 
     def add_cols(
-        self, cost: FloatArray, lower: FloatArray, upper: FloatArray, integer: bool = False
+        self,
+        cost: FloatArray,
+        lower: FloatArray,
+        upper: FloatArray,
+        integer: bool = False,
+        semi: bool = False,
     ) -> NDArray[np.int64]:
+        """Columns; `semi`: semi-continuous (0, or between lower and upper)."""
         idx = np.arange(self.n_cols, self.n_cols + len(cost), dtype=np.int64)
         self.n_cols += len(cost)
         self.cost.append(cost)
@@ -124,6 +134,8 @@ class _Builder:
         self.upper.append(upper)
         if integer:
             self.integer.append(idx)
+        if semi:
+            self.semi.append(idx)
         return idx
 
     def add_row(
@@ -145,6 +157,8 @@ class _Builder:
         integrality = np.zeros(self.n_cols, dtype=np.int32)  # HiGHS reads one per column
         if self.integer:
             integrality[np.concatenate(self.integer)] = 1  # kInteger
+        if self.semi:
+            integrality[np.concatenate(self.semi)] = 2  # kSemiContinuous
         highs.passModel(
             self.n_cols,
             len(self.row_lower),
@@ -165,7 +179,7 @@ class _Builder:
 
     @property
     def has_integers(self) -> bool:
-        return bool(self.integer)
+        return bool(self.integer or self.semi)
 
 
 @contextlib.contextmanager
@@ -305,6 +319,9 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
+    if r.integer_shares:
+        _add_integer_shares(b, p, r, s, bcols)
+        _add_minimum_trades(b, p, s, bcols, big_m)
     if not opts.allow_cross_account_swaps:
         _add_swap_binaries(b, p, r, s, bcols, big_m)
     tax_row = None
@@ -409,6 +426,52 @@ def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     margin = CASH_MARGIN_USD / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
     return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+
+
+def _add_integer_shares(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+) -> None:
+    """Whole shares exactly: s_l = n_l price_l / V with n_l integer (a lot's whole remainder may
+    also be sold: n_l <= floor(quantity), or the whole lot); likewise for whole-share buys."""
+    V = p.value_usd
+    for i in np.flatnonzero(p.lot_whole_shares & (p.lot_value > 0)):
+        if int(i) in r.fixed_sells:
+            continue
+        q = float(p.lot_quantity[i])
+        if abs(q - round(q)) > 1e-9:
+            continue  # a fractional remnant: selling it whole is allowed, leave it continuous
+        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([np.floor(q + 1e-9)]), integer=True)
+        b.add_row(np.array([s[i], n[0]]), np.array([1.0, -p.lot_price[i] / V]), 0.0, 0.0)
+    for j in np.flatnonzero(p.buy_whole_shares):
+        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([INF]), integer=True)
+        b.add_row(np.array([bcols[j], n[0]]), np.array([1.0, -p.buy_price[j] / V]), 0.0, 0.0)
+
+
+def _add_minimum_trades(
+    b: _Builder,
+    p: HouseholdProblem,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    big_m: float,
+) -> None:
+    """min_trade_value exactly (rule 5): each position's sell, and each buy, is 0 or at least
+    the minimum, semi-continuous; a position worth less than the minimum is sold whole or not."""
+    minimum = p.household.options.min_trade_value / p.value_usd
+    if minimum <= 0:
+        return
+    n_pos = int(p.lot_order.max()) + 1 if len(p.lot_order) else 0
+    for pos in range(n_pos):
+        ls = np.flatnonzero(p.lot_order == pos)
+        total = float(p.lot_value[ls].sum())
+        v = b.add_cols(np.zeros(1), np.array([min(minimum, total)]), np.array([total]), semi=True)
+        b.add_row(np.append(s[ls], v[0]), np.append(np.ones(len(ls)), -1.0), 0.0, 0.0)
+    for j in range(len(bcols)):
+        v = b.add_cols(np.zeros(1), np.array([minimum]), np.array([big_m]), semi=True)
+        b.add_row(np.array([bcols[j], v[0]]), np.array([1.0, -1.0]), 0.0, 0.0)
 
 
 def raise_room(p: HouseholdProblem) -> FloatArray:

@@ -263,6 +263,9 @@ def swap_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> 
     return out
 
 
+INFEASIBLE = "infeasible"
+
+
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     sell_sh: np.ndarray
@@ -295,7 +298,16 @@ def _finish(
     if solution.status == "time_limit":
         messages.append(f"time limit reached: best solution found, MIP gap {solution.mip_gap:.4f}")
     chosen = _ladder(p, rid, why, solution, restrictions, deadline, mode, messages)
-    if chosen is None:
+    if chosen is INFEASIBLE:
+        return replace(
+            base,
+            status="infeasible",
+            messages=(
+                *infeasible_reasons(h, model=True),
+                "no whole-share trades satisfy every hard rule (solved exactly)",
+            ),
+        )
+    if not isinstance(chosen, _Attempt):
         return replace(
             base,
             status="solver_error",
@@ -331,7 +343,7 @@ def _ladder(
     deadline: Deadline,
     mode: str,
     messages: list[str],
-) -> _Attempt | None:
+) -> _Attempt | str | None:
     """The fallback ladder, from the exact answer down to simpler rule-abiding ones:
     1. round the model's answer (whole-share sells up, then down), re-solving the rest;
     2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
@@ -363,6 +375,22 @@ def _ladder(
             messages.append("fallback: re-solved with tighter caps or band margins after rounding")
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
+    if best is None and not deadline.expired:
+        # The exact rung: whole shares as integers, the caps untightened (so that "infeasible"
+        # here proves the household has no whole-share answer: see _finish).
+        exact = Restrictions(band_margin=r.band_margin, integer_shares=True)
+        solution, r = _solve_with_rules(p, mode, deadline, exact)
+        if solution.status == "infeasible":
+            return INFEASIBLE
+        if _usable(solution):
+            for sells_up in (True, False):
+                got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
+                if got is not None:
+                    a = _attempt(p, *got, rid, why)
+                    if not a.problems and (best is None or a.out_of_band < best.out_of_band):
+                        best = a
+            if best is not None:
+                messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
     if best is not None:
         return best
     for a in tried:
@@ -387,6 +415,7 @@ def _reset_lazy(r: Restrictions) -> Restrictions:
         gain_shrink_usd=r.gain_shrink_usd,
         turnover_shrink=r.turnover_shrink,
         band_margin=r.band_margin,
+        integer_shares=r.integer_shares,
     )
 
 
