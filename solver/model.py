@@ -578,6 +578,10 @@ def _run(
             )
         )
         budget = p.household.options.target_tax_budget_bps / 1e4
+        if budget > 0:
+            # Rounding a whole-share sell up adds at most one share's tax: keep that in hand.
+            per_share = p.lot_tax_rate * p.lot_gain_frac.clip(min=0.0) * p.lot_price / p.value_usd
+            budget = max(budget - float(per_share[p.lot_whole_shares].max(initial=0.0)), 0.0)
         highs.changeRowBounds(rows, -INF, taxes + budget + PHASE_SLACK)
         slack = float(x[u].sum())
         highs.changeRowBounds(rows + 1, -INF, slack * (1.0 + 1e-6) + PHASE_SLACK)

@@ -22,6 +22,8 @@ QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
 # A re-solve after rounding is needed only when some amount moved by more than this.
 ROUNDING_NOISE_USD = 0.01
+# A model sell worth less than this is solver noise and is not rounded up to a whole share.
+SELL_NOISE_USD = 1.0
 # Orders smaller than this are dust and never emitted, whatever min_trade_value says.
 DUST_USD = 0.01
 # HiGHS feasibility/optimality tolerances used for the model and for our own post-check.
