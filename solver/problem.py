@@ -7,7 +7,6 @@ investable value V, so that the model is well scaled whatever the household's si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,23 +14,14 @@ from numpy.typing import NDArray
 from schemas import CASH, Household, Security
 
 from .drift import DriftReport, household_drift
+from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
+from .harvest import long_term_after as long_term_after  # re-exported: the backtest, benches
 from .tolerances import USD_EPS
 from .wash import recent_wash_groups
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
-
-
-def long_term_after(acquired: date) -> date:
-    """The anniversary: a sale after it is long-term, on or before it short-term.
-
-    A lot bought on 29 February has its anniversary on 1 March (the conservative reading).
-    """
-    try:
-        return acquired.replace(year=acquired.year + 1)
-    except ValueError:
-        return date(acquired.year + 1, 3, 1)
 
 
 def primary_class(sec: Security) -> str:
@@ -126,7 +116,9 @@ def symbol_table(h: Household, symbols: list[str], cidx: dict[str, int]) -> Symb
     )
 
 
-def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdProblem:
+def build_problem(
+    h: Household, report: DriftReport | None = None, harvest_rule: HarvestRule = HARVEST_BY_VALUE
+) -> HouseholdProblem:
     """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
     report = report or household_drift(h)
     classes = report.classes
@@ -155,9 +147,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     loss_usd = np.where(in_taxable, basis - market, 0.0)
     groups = tuple(table.group[i] for i in sym)
     lot_blocked = (loss_usd > USD_EPS) & np.array([g in bought for g in groups], dtype=bool)
-    lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
-        loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
-    )
+    worth = household_candidates(h, bought, harvest_rule)  # solver.harvest: by value
+    lot_harvest = np.array([(a.account_id, lot.lot_id) in worth for _, a, lot in lots], dtype=bool)
     lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
     lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
     lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)

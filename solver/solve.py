@@ -16,6 +16,7 @@ from schemas import Household, Order, RebalanceResult
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
+from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .model import Restrictions, Solution, cash_to_raise, solve_model, swap_exempt_lots
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, realized_gains
@@ -38,14 +39,22 @@ def rebalance_id(h: Household, sequence: int) -> str:
     return f"{h.household_id}:{h.as_of.isoformat()}:{sequence}"
 
 
-def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+def solve(
+    h: Household,
+    *,
+    sequence: int = 1,
+    time_limit_s: float = 2.0,
+    harvest_rule: HarvestRule = HARVEST_BY_VALUE,
+) -> RebalanceResult:
     """Trades that bring the household back inside its bands at the least tax and trading."""
     started = time.perf_counter()
-    result = _solve(h, rebalance_id(h, sequence), time_limit_s)
+    result = _solve(h, rebalance_id(h, sequence), time_limit_s, harvest_rule)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
 
 
-def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
+def _solve(
+    h: Household, rid: str, time_limit_s: float, harvest_rule: HarvestRule
+) -> RebalanceResult:
     unpriced = missing_prices(h)
     if unpriced:
         return RebalanceResult(
@@ -68,20 +77,22 @@ def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
         )
     if h.mode == "monitor":
         return replace(base, messages=_monitor_messages(report.out_of_band))
-    why = triggers(h, report)
+    why = triggers(h, report, harvest_rule)
     if not why:
         return replace(base, messages=("inside every band; nothing to do",))
     reasons = infeasible_reasons(h)
     if reasons:
         return replace(base, status="infeasible", messages=reasons)
-    p = build_problem(h, report)
+    p = build_problem(h, report, harvest_rule)
     mode = "harvest" if why == ("harvest",) else h.mode
     solution, restrictions = _solve_with_rules(p, mode, time_limit_s)
     if solution.status == "infeasible":
         return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
     if solution.status == "error":
         return replace(base, status="solver_error", messages=(f"HiGHS returned {solution.detail}",))
-    return _finish(p, base, rid, why, solution, restrictions, time_limit_s, mode)
+    result = _finish(p, base, rid, why, solution, restrictions, time_limit_s, mode)
+    notes = harvest_messages(h, result.orders, harvest_rule)
+    return replace(result, messages=(*result.messages, *notes)) if notes else result
 
 
 def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:

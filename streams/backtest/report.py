@@ -42,6 +42,7 @@ class Totals:
 
     value_usd: np.ndarray
     after_tax_usd: np.ndarray
+    held_for_life_usd: np.ndarray
     drift_sum: np.ndarray
     out_of_band: np.ndarray
     taxes_by_year: Counter[int] = field(default_factory=Counter)
@@ -55,7 +56,13 @@ class Totals:
 def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, Totals]:
     n_days, n_samples = len(market.paths.days), len(market.sample_days)
     totals = {
-        s.name: Totals(np.zeros(n_days), np.zeros(n_samples), np.zeros(n_days), np.zeros(n_days))
+        s.name: Totals(
+            np.zeros(n_days),
+            np.zeros(n_samples),
+            np.zeros(n_samples),
+            np.zeros(n_days),
+            np.zeros(n_days),
+        )
         for s in STRATEGIES
     }
     for result in sorted(results, key=lambda r: r.household_id):
@@ -64,6 +71,7 @@ def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, T
             t.households += 1
             t.value_usd += run.value_usd
             t.after_tax_usd += run.after_tax_usd
+            t.held_for_life_usd += run.held_for_life_usd
             t.drift_sum += run.max_abs_drift
             t.out_of_band += run.out_of_band
             t.taxes_by_year.update(run.taxes_by_year)
@@ -72,6 +80,7 @@ def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, T
                 "start_value_usd",
                 "final_value_usd",
                 "after_tax_value_usd",
+                "held_for_life_value_usd",
                 "realized_short_usd",
                 "realized_long_usd",
                 "harvested_usd",
@@ -82,6 +91,8 @@ def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, T
                 "deposits_usd",
                 "withdrawals_usd",
                 "tax_payments_usd",
+                "tax_refunds_usd",
+                "ordinary_offset_usd",
                 "owed_usd",
                 "costs_usd",
             ):
