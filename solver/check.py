@@ -10,8 +10,9 @@ from collections import defaultdict
 
 from schemas import Account, Household, Lot, Order
 
+from .lots import sale_gain
 from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots, recent_wash_groups
 
 
 def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
@@ -23,6 +24,7 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     gains = 0.0
     loss_groups: set[str] = set()
     sold_value: dict[tuple[str, str], float] = defaultdict(float)
+    blocked = blocked_loss_lots(h)
     for o in orders:
         account = accounts.get(o.account_id)
         sec = h.securities.get(o.symbol)
@@ -37,7 +39,7 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
             problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
         if o.side == "sell":
             cash[o.account_id] += o.est_value * (1 - k)
-            gains += _check_sell(h, account, o, problems, loss_groups)
+            gains += _check_sell(h, account, o, problems, loss_groups, blocked)
             sold_value[(o.account_id, o.symbol)] += o.est_value
         else:
             cash[o.account_id] -= o.est_value * (1 + k)
@@ -71,6 +73,7 @@ def _check_sell(
     o: Order,
     problems: list[str],
     loss_groups: set[str],
+    blocked: frozenset[tuple[str, str]],
 ) -> float:
     lots = {lot.lot_id: lot for lot in account.lots}
     total = 0.0
@@ -83,11 +86,16 @@ def _check_sell(
         if r.quantity > lot.quantity + QUANTITY_EPS:
             problems.append(f"{o.order_id}: sells more of {r.lot_id} than held")
         total += r.quantity
-        lot_gain = r.quantity * o.est_price - lot.cost_basis * r.quantity / lot.quantity
+        lot_gain = sale_gain(r.quantity, o.est_price, lot.quantity, lot.cost_basis)
         if account.type == "taxable":
             gain += lot_gain
             if lot_gain < -CHECK_TOL_USD:
                 loss_groups.add(h.securities[o.symbol].group)
+                if (account.account_id, lot.lot_id) in blocked:
+                    problems.append(
+                        f"{o.order_id}: loss sale of {lot.lot_id} within 30 days of a buy of "
+                        "its wash group (rule 4b)"
+                    )
     if abs(total - o.quantity) > QUANTITY_EPS * max(1.0, o.quantity):
         problems.append(f"{o.order_id}: lot quantities do not sum to the order's")
     return gain
@@ -110,12 +118,10 @@ def _check_buy(h: Household, account: Account, o: Order, problems: list[str]) ->
 
 
 def _check_wash(h: Household, orders: tuple[Order, ...], loss_groups: set[str]) -> list[str]:
-    sold_at_loss, bought = recent_wash_groups(h)
+    sold_at_loss, _ = recent_wash_groups(h)
     problems = []
     for o in orders:
         group = h.securities[o.symbol].group
         if o.side == "buy" and group in (sold_at_loss | loss_groups):
             problems.append(f"{o.order_id}: buys {group} within 30 days of a loss sale")
-        if o.side == "sell" and group in bought and group in loss_groups:
-            problems.append(f"{o.order_id}: loss sale of {group} within 30 days of a buy")
     return problems

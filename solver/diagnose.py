@@ -8,20 +8,24 @@ from schemas import CASH, Household
 
 from .drift import DriftReport
 from .problem import HouseholdProblem
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots
 
 
 def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
     """Accounts whose cash_needed exceeds all they could raise; with `model`, the combined rules."""
     k = h.options.transaction_cost_bps / 1e4
-    _, bought = recent_wash_groups(h)
+    blocked_4b = blocked_loss_lots(h)
     out: list[str] = []
     for a in h.accounts:
         sellable = 0.0
         for lot in a.lots:
             sec = h.securities[lot.symbol]
             value = lot.quantity * float(sec.price or 0.0)
-            blocked = a.type == "taxable" and value < lot.cost_basis and sec.group in bought
+            blocked = (
+                a.type == "taxable"
+                and value < lot.cost_basis
+                and (a.account_id, lot.lot_id) in blocked_4b
+            )
             sellable += 0.0 if blocked else value
         if a.cash + sellable * (1 - k) < a.cash_needed - 1e-6:
             out.append(

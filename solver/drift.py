@@ -14,7 +14,7 @@ from schemas import CASH, Household
 
 from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
 from .tolerances import BAND_EPS, USD_EPS, WEIGHT_DECIMALS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots
 
 FloatArray = NDArray[np.float64]
 
@@ -134,11 +134,10 @@ def harvestable_lots(
 ) -> tuple[tuple[str, str], ...]:
     """(account_id, lot_id) of taxable lots worth harvesting (`solver.harvest`: a loss of at
     least harvest_min_loss and, by value, a positive after-tax value) that may be sold at a
-    loss now (no buy of their wash group in the last 30 days, rule 4b)."""
+    loss now (rule 4b, `solver.wash.blocked_loss_lots`)."""
     if not h.options.harvest_losses:
         return ()
-    _, bought = recent_wash_groups(h)
-    return tuple(household_candidates(h, bought, rule))
+    return tuple(household_candidates(h, blocked_loss_lots(h), rule))
 
 
 def triggers(

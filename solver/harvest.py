@@ -14,25 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date
 
 from schemas import Household, Order, TaxRates
 
+from .lots import long_term_after
 from .tolerances import USD_EPS
 
 #: A year's net capital loss may offset this much ordinary income (US rule, single or joint).
 ORDINARY_OFFSET_USD = 3000.0
-
-
-def long_term_after(acquired: date) -> date:
-    """The anniversary: a sale after it is long-term, on or before it short-term.
-
-    A lot bought on 29 February has its anniversary on 1 March (the conservative reading).
-    """
-    try:
-        return acquired.replace(year=acquired.year + 1)
-    except ValueError:
-        return date(acquired.year + 1, 3, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,18 +239,23 @@ def harvest_message(lot_id: str, symbol: str, v: HarvestValue) -> str:
     )
 
 
-def loss_lots(h: Household, blocked_groups: Iterable[str] = ()) -> tuple[LossLot, ...]:
-    """Taxable lots at a loss on `as_of` whose wash group is not in `blocked_groups` (rule 4b:
-    a group bought within the last 30 days may not be sold at a loss). Lots without a price
-    and locked lots are left out."""
-    blocked = frozenset(blocked_groups)
+def loss_lots(
+    h: Household, blocked: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[LossLot, ...]:
+    """Taxable lots at a loss on `as_of`, but for the (account_id, lot_id) in `blocked` (rule
+    4b: `solver.wash.blocked_loss_lots`). Lots without a price and locked lots are left out."""
     out: list[LossLot] = []
     for a in h.accounts:
         if a.type != "taxable":
             continue
         for lot in a.lots:
             sec = h.securities.get(lot.symbol)
-            if sec is None or sec.price is None or sec.group in blocked or lot.locked:
+            if (
+                sec is None
+                or sec.price is None
+                or lot.locked
+                or (a.account_id, lot.lot_id) in blocked
+            ):
                 continue
             value = lot.quantity * sec.price
             loss = lot.cost_basis - value
@@ -280,12 +274,15 @@ def loss_lots(h: Household, blocked_groups: Iterable[str] = ()) -> tuple[LossLot
 
 
 def household_candidates(
-    h: Household, blocked_groups: Iterable[str] = (), rule: HarvestRule = HARVEST_BY_VALUE
+    h: Household,
+    blocked: frozenset[tuple[str, str]] = frozenset(),
+    rule: HarvestRule = HARVEST_BY_VALUE,
 ) -> dict[tuple[str, str], HarvestValue]:
-    """The household's losses worth harvesting now, priced against `realized_this_year`."""
+    """The household's losses worth harvesting now (but the `blocked` lots, rule 4b), priced
+    against `realized_this_year`."""
     return harvest_candidates(
         h,
-        loss_lots(h, blocked_groups),
+        loss_lots(h, blocked),
         realized_short_usd=h.realized_this_year.short_term_gain,
         realized_long_usd=h.realized_this_year.long_term_gain,
         rule=rule,

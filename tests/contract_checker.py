@@ -162,6 +162,24 @@ def recent_groups(household: dict[str, Any]) -> tuple[set[str], set[str]]:
     return loss, bought
 
 
+def blocked_by_recent_buy(household: dict[str, Any], account_id: str, lot: dict[str, Any]) -> bool:
+    """Rule 4b's "bought within the 30 days before": a buy of the lot's group in recent_trades,
+    or any other lot of the group, in any account, acquired within the 30 days before as_of."""
+    as_of = _day(household["as_of"])
+    g = wash_group(household, lot["symbol"])
+    if g in recent_groups(household)[1]:
+        return True
+    for a in household["accounts"]:
+        for other in a.get("lots", []):
+            if (a["account_id"], other["lot_id"]) == (account_id, lot["lot_id"]):
+                continue
+            if wash_group(household, other["symbol"]) == g and _within_window(
+                as_of, _day(other["acquired"])
+            ):
+                return True
+    return False
+
+
 # --------------------------------------------------------------------------- applying orders
 
 
@@ -287,7 +305,6 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
     opts = options(household)
     k = float(opts["transaction_cost_bps"]) / 1e4
     mtv = float(opts["min_trade_value"] or 0.0)
-    _, bought = recent_groups(household)
     sold: list[tuple[str, str]] = []
     gains = 0.0
     for a in household["accounts"]:
@@ -301,7 +318,7 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
             blocked = (
                 a["type"] == "taxable"
                 and gain < -USD_TOL
-                and wash_group(household, lot["symbol"]) in bought
+                and blocked_by_recent_buy(household, a["account_id"], lot)
             )
             by_symbol[lot["symbol"]].append((lot, blocked))
         for sym, lots in by_symbol.items():
@@ -448,7 +465,7 @@ def lot_gains(
 def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list[str]:
     """Rule 4 a and b, across all accounts; and rule 6 (the tax budget)."""
     out = []
-    loss_recent, bought_recent = recent_groups(household)
+    loss_recent, _ = recent_groups(household)
     loss_now: set[str] = set()
     net_gain = 0.0
     for a, o, lot, _q, gain in lot_gains(household, orders):
@@ -458,7 +475,7 @@ def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list
         if gain < -USD_TOL:
             g = wash_group(household, o["symbol"])
             loss_now.add(g)
-            if g in bought_recent:
+            if blocked_by_recent_buy(household, a["account_id"], lot):
                 out.append(
                     f"{o['order_id']}: loss sale of lot {lot['lot_id']} ({g}) in taxable "
                     f"{a['account_id']} within 30 days after a buy of {g} (rule 4b)"

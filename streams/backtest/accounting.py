@@ -1,7 +1,7 @@
 """Backtest accounting, the same for every strategy: realized gains lot by lot, the yearly tax
 with loss carry-forward, wash sales, and the after-tax value of a household.
 
-- A lot sold after its anniversary (`solver.harvest.long_term_after`) is long-term, else short.
+- A lot sold after its anniversary (`solver.lots.long_term_after`) is long-term, else short.
 - Only taxable accounts realize taxable gains. Each calendar year nets its short- and long-term
   gains with the losses carried in (each keeps its character), a net loss of one kind offsets a
   net gain of the other; a net loss left over offsets up to 3,000 USD of ordinary income at
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from schemas import Account, Household, LotRelief, TaxRates
-from solver.harvest import long_term_after, year_tax
+from solver.harvest import year_tax
+from solver.lots import long_term_after
 
 #: A relieved lot whose gain is below this (USD) is a loss for the wash-sale count.
 LOSS_EPS_USD = 0.01

@@ -634,3 +634,26 @@ def test_a_withdrawal_a_loss_lot_pays_for_is_not_infeasible_under_a_zero_tax_bud
     r = checked(h)  # the checker's own witness also flags the infeasible status
     assert r["status"] != "infeasible", r["messages"]
     assert cash_after(h, r, "A0") >= 10000.0 - 1e-4
+
+
+def test_a_recently_acquired_lot_of_the_group_blocks_a_loss_sale() -> None:
+    """tests/data/scenarios/bug_wash_4b_recent_lot.json: a 20,000 loss on ITOT in taxable, but
+    the IRA acquired VTI (same wash group) 5 days ago and the taxable account another ITOT lot
+    10 days ago. Neither is in recent_trades; the lots are the record of the buys (rule 4b), so
+    harvesting the loss would be a wash sale. Nothing of the group may be sold at a loss."""
+    h = json.loads((SCENARIOS / "bug_wash_4b_recent_lot.json").read_text())
+    r = checked(h)
+    assert "T1" not in relieved(r), r["orders"]
+    assert not orders(r, reason="tax_loss_harvest"), r["orders"]
+
+
+def test_a_recent_lot_is_not_its_own_replacement() -> None:
+    """The same household without the IRA's VTI lot and the second ITOT lot, the loss lot itself
+    bought 10 days ago: nothing else of the group was bought, so the harvest goes ahead."""
+    h = json.loads((SCENARIOS / "bug_wash_4b_recent_lot.json").read_text())
+    tax = h["accounts"][0]
+    tax["lots"] = [dict(tax["lots"][0], acquired="2026-11-14")]
+    h["accounts"][1]["lots"] = h["accounts"][1]["lots"][1:]
+    h["accounts"][1]["cash"] = 6000.0
+    r = checked(h)
+    assert "T1" in relieved(r), r
