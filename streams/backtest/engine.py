@@ -158,6 +158,22 @@ class _Arrays:
 # --------------------------------------------------------------------------- one strategy
 
 
+def with_recent_buys(h: Household) -> Household:
+    """The snapshot with a `recent_trades` buy for every lot acquired within the wash window
+    before `as_of` that has none: the record a custodian's snapshot carries, which the
+    synthetic book leaves out. Without it, once such a lot is sold, nothing tells the solver
+    that its group was bought within the last 30 days (rule 4b)."""
+    known = {(t.account_id, t.symbol, t.date) for t in h.recent_trades if t.side == "buy"}
+    extra = tuple(
+        RecentTrade(a.account_id, lot.symbol, "buy", lot.quantity, lot.acquired)
+        for a in h.accounts
+        for lot in a.lots
+        if 0 <= (h.as_of - lot.acquired).days <= WASH_WINDOW_DAYS
+        and (a.account_id, lot.symbol, lot.acquired) not in known
+    )
+    return replace(h, recent_trades=(*h.recent_trades, *extra)) if extra else h
+
+
 class Simulation:
     def __init__(
         self,
@@ -173,9 +189,14 @@ class Simulation:
     ) -> None:
         self.strategy = strategy
         h = strategy.configure(h0)
+        self.groups = {s: sec.group for s, sec in h.securities.items()}
+        self.types = {a.account_id: a.type for a in h.accounts}
+        self.days = market.paths.days
+        self.trades: list[TradeRecord] = [self._prior(h, t) for t in h.recent_trades]
+        self.trades += self._prior_lots(h)
+        h = with_recent_buys(h)
         self.hid = h.household_id
         self.state: HouseholdState = from_snapshot(h, None)
-        self.days = market.paths.days
         self.market = market
         self.symbols = tuple(sorted(h.securities))
         self.col = {s: i for i, s in enumerate(self.symbols)}
@@ -186,12 +207,8 @@ class Simulation:
         self.keep_trades = keep_trades
         self.checker = checker
         self.cost_rate = h.options.transaction_cost_bps / 1e4
-        self.types = {a.account_id: a.type for a in h.accounts}
-        self.groups = {s: sec.group for s, sec in h.securities.items()}
         self.has_taxable = any(a.type == "taxable" for a in h.accounts)
         self.ledger = TaxLedger(h.tax, self.days[0].year)
-        self.trades: list[TradeRecord] = [self._prior(h, t) for t in h.recent_trades]
-        self.trades += self._prior_lots(h)
         self.requests: dict[str, tuple[str, float, bool]] = {}
         self.pending: list[Order] = []
         self.quiet_until = 0
