@@ -27,6 +27,7 @@ from .engine import Checker, HouseholdResult, Market, own_check, simulate_househ
 from .flows import ScheduledFlow, make_flows
 from .prices import PricePaths, business_days, read_prices_csv, simulate_paths
 from .report import aggregate, table, write
+from .transition import BUDGET_USD, run_transition
 
 START = date(2026, 1, 2)
 ACCOUNT_MIX = {2: 0.30, 3: 0.35, 4: 0.20, 5: 0.15}
@@ -60,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-limit", type=float, default=1.0, help="time limit of one solve, seconds"
+    )
+    parser.add_argument(
+        "--transition-budget",
+        type=float,
+        default=BUDGET_USD,
+        help="yearly budget (USD of net realized gains) of the legacy transition scenario; "
+        "0 skips the scenario",
     )
 
 
@@ -165,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
                 bar.update()
     bar.close()
     totals = aggregate(results, market)
+    transition = (
+        run_transition(
+            universe, market, budget_usd=args.transition_budget, time_limit_s=args.time_limit
+        )
+        if args.transition_budget > 0
+        else None
+    )
     elapsed = time.perf_counter() - started
     parameters = {
         "command": "umh backtest " + " ".join(shlex.quote(a) for a in _argv(args)),
@@ -175,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         "prices": str(args.prices) if args.prices else "simulated",
         "jobs": args.jobs,
         "time_limit_s": args.time_limit,
+        "transition_budget": args.transition_budget,
         "checker": checker_label,
         "elapsed_s": round(elapsed, 1),
         "cpu_count": os.cpu_count(),
@@ -182,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(os, "getloadavg")
         else None,
     }
-    summary = write(args.out, totals, market, parameters)
+    summary = write(args.out, totals, market, parameters, transition)
     print(table(summary))
     print(
         f"\n{args.households} households x {args.years} years in {elapsed:.1f} s "
@@ -204,6 +220,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
         "--symbols",
         str(args.symbols),
     ]
+    if args.transition_budget != BUDGET_USD:
+        out += ["--transition-budget", f"{args.transition_budget:g}"]
     if args.prices is not None:
         out += ["--prices", str(args.prices)]
     return out

@@ -56,7 +56,7 @@ from .accounting import (
 )
 from .flows import ScheduledFlow, timestamp, withdrawal_account
 from .prices import PricePaths
-from .strategies import STRATEGIES, Strategy, raise_cash_fifo
+from .strategies import STRATEGIES, Strategy, raise_cash
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -67,7 +67,10 @@ MAX_VIOLATION_SAMPLES = 5
 
 
 def own_check(h: Household, r: RebalanceResult) -> list[str]:
-    """The solver's own hard-rule check: the checker when the caller gives none."""
+    """The solver's own hard-rule check, the checker when the caller gives none. A result that
+    trades nothing (`infeasible`, `no_action`, ...) breaks no rule by its trades."""
+    if r.status not in ("rebalanced", "band_unreachable"):
+        return []
     return hard_rule_violations(h, r.orders)
 
 
@@ -482,12 +485,14 @@ class Simulation:
         else:
             rid = f"{kind}:{self.hid}:{day.isoformat()}:{self.sequence}"
             if kind == "per_account":
-                orders = list(per_account_orders(h, rid))
+                orders = list(per_account_orders(h, rid, lot_order=self.strategy.lot_order))
             sellers = {o.account_id for o in orders if o.side == "sell"}
             for account in h.accounts:
                 short = account.cash_needed - account.cash
                 if short > USD_EPS and account.account_id not in sellers:
-                    orders += raise_cash_fifo(h, account, short, f"{rid}:{account.account_id}")
+                    orders += raise_cash(
+                        h, account, short, f"{rid}:{account.account_id}", self.strategy.lot_order
+                    )
             if kind == "per_account":
                 self.run_out.solves += 1
             if not orders:
