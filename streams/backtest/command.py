@@ -173,13 +173,14 @@ def run(args: argparse.Namespace) -> int:
                 bar.update()
     bar.close()
     totals = aggregate(results, market)
-    transition = (
-        run_transition(
-            universe, market, budget_usd=args.transition_budget, time_limit_s=args.time_limit
-        )
-        if args.transition_budget > 0
-        else None
-    )
+    transition = None
+    if args.transition_budget > 0:
+        try:
+            transition = run_transition(
+                universe, market, budget_usd=args.transition_budget, time_limit_s=args.time_limit
+            )
+        except ValueError as exc:  # a universe without one of the classes it needs
+            print(f"umh backtest: transition scenario skipped: {exc}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     parameters = {
         "command": "umh backtest " + " ".join(shlex.quote(a) for a in _argv(args)),

@@ -167,7 +167,9 @@ def run_transition(
     arrival = (
         int(budgeted.first_day_in_bands[:4]) if budgeted.first_day_in_bands is not None else None
     )
-    before = range(days[0].year, arrival if arrival is not None else days[-1].year + 1)
+    # The years before the bands; never reached: every year the run saw to its December.
+    last_full = days[-1].year if days[-1].month == 12 else days[-1].year - 1
+    before = range(days[0].year, arrival if arrival is not None else last_full + 1)
     full = all(
         budgeted.realized_by_year.get(y, 0.0) >= BUDGET_USED_SHARE * budget_usd for y in before
     )
