@@ -12,7 +12,7 @@ from schemas import Account, Household, Lot, Order
 
 from .lots import sale_gain
 from .problem import gain_cap
-from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
+from .tolerances import CHECK_TOL_USD, QUANTITY_EPS, RAISE_SLACK_USD
 from .wash import blocked_loss_lots, recent_wash_groups
 
 
@@ -60,10 +60,15 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     return problems
 
 
-def raise_allowance_usd(h: Household, account: Account, sells: list[Order]) -> float:
+def raise_allowance_usd(h: Household, account: Account) -> float:
     """What an account's non-screen sells may raise beyond its shortfall (grossed up by costs):
-    the smallest order that whole shares or min_trade_value allow."""
-    return max([h.options.min_trade_value] + [o.est_price for o in sells])
+    the largest of min_trade_value, the account's dearest whole share and RAISE_SLACK_USD."""
+    whole = [
+        float(h.securities[lot.symbol].price or 0.0)
+        for lot in account.lots
+        if not h.securities[lot.symbol].fractional
+    ]
+    return max([h.options.min_trade_value, RAISE_SLACK_USD, *whole])
 
 
 def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
@@ -80,7 +85,7 @@ def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
         plain = [o for o in sells if o.symbol not in a.excluded_symbols]
         value = sum(o.est_value for o in plain)
         need = max(a.cash_needed - a.cash, 0.0) / (1.0 - k)
-        room = need + raise_allowance_usd(h, a, plain) if need > 0 else 0.0
+        room = need + raise_allowance_usd(h, a) if need > 0 else 0.0
         raised += min(value, room)
         if not h.options.allow_sells and value > room + CHECK_TOL_USD:
             problems.append(f"{a.account_id}: sells {value:.2f} with allow_sells false")

@@ -38,7 +38,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL, TURNOVER_MARGIN_USD
+from .tolerances import (
+    CASH_MARGIN_USD,
+    GAIN_MARGIN_USD,
+    RAISE_SLACK_USD,
+    SOLVER_FEAS_TOL,
+    TURNOVER_MARGIN_USD,
+)
 
 # Objective weights (per unit of household value traded or drifted); their order is the
 # contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
@@ -313,9 +319,9 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         _add_raise_only_rows(b, p, s)
     if opts.max_turnover is not None:
         # Turnover: raising cash_needed is always allowed on top of the cap.
-        cap = opts.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
-        cap -= TURNOVER_MARGIN_USD / p.value_usd
-        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, max(cap, 0.0))
+        cap = max(opts.max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
+        cap += float(raise_room(p).sum())
+        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, cap)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
@@ -476,10 +482,18 @@ def _add_minimum_trades(
 
 def raise_room(p: HouseholdProblem) -> FloatArray:
     """Per account that must raise cash, what "raising cash_needed" may sell (weight units): the
-    shortfall with its margin, plus min_trade_value (the smallest order allowed may exceed the
-    need). Zero elsewhere. Used by allow_sells false and by max_turnover."""
+    shortfall with its margin, plus the larger of min_trade_value and the account's dearest
+    whole share (the smallest order allowed may exceed the need by that). Zero elsewhere.
+    Used by allow_sells false and by max_turnover."""
     need = cash_to_raise(p)
-    extra = p.household.options.min_trade_value / p.value_usd
+    whole_price = np.zeros(len(p.accounts))
+    for i in np.flatnonzero(p.lot_whole_shares):
+        a = int(p.lot_account[i])
+        whole_price[a] = max(whole_price[a], float(p.lot_price[i]))
+    extra = (
+        np.maximum(max(p.household.options.min_trade_value, RAISE_SLACK_USD), whole_price)
+        / p.value_usd
+    )
     return np.where(need > 0, need + extra, 0.0)
 
 
