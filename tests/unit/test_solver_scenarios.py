@@ -939,3 +939,14 @@ def test_defer_short_term_is_soft_when_nothing_else_restores_the_bands() -> None
     r = checked(h)
     assert "T2" in relieved(r), r["orders"]
     assert not out_of_band(apply_orders(h, r))
+
+
+def test_the_mip_is_rerun_on_new_wash_conflicts_instead_of_dropped() -> None:
+    """tests/data/scenarios/bug_mip_dropped_for_greedy.json (issue 13, found by a search of
+    random households): the MIP's first answer creates a wash conflict in another group. It was
+    dropped and the greedy answer shipped (644 of tax); re-running the MIP with that group's
+    binary added (the lazy loop to its fixed point) harvests ~50,000 of losses instead."""
+    h = json.loads((SCENARIOS / "bug_mip_dropped_for_greedy.json").read_text())
+    r = checked(h)
+    assert r["realized"]["tax_cost"] < 0.0, r["realized"]
+    assert orders(r, reason="tax_loss_harvest")
