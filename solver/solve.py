@@ -66,11 +66,37 @@ def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> Reba
     branch-and-bound nodes instead, so that the answer does not depend on machine speed.
     """
     started = time.perf_counter()
+    h = canonical(h)
     n_lots = sum(len(a.lots) for a in h.accounts)
     small = len(h.accounts) <= SMALL_ACCOUNTS and n_lots <= SMALL_LOTS
     deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
     result = _solve(h, rebalance_id(h, sequence), deadline)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
+
+
+def canonical(h: Household) -> Household:
+    """The household in one canonical order (accounts by id, lots by id, securities, target
+    classes and recent trades sorted), so that the order of the snapshot's JSON keys and lists
+    never changes the answer. Buy lists and `location` keep their order: it is a preference."""
+    accounts = tuple(
+        sorted(
+            (
+                replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
+                for a in h.accounts
+            ),
+            key=lambda a: a.account_id,
+        )
+    )
+    trades = tuple(
+        sorted(h.recent_trades, key=lambda t: (t.date, t.account_id, t.symbol, t.side, t.quantity))
+    )
+    return replace(
+        h,
+        accounts=accounts,
+        securities=dict(sorted(h.securities.items())),
+        target=dict(sorted(h.target.items())),
+        recent_trades=trades,
+    )
 
 
 @dataclass(frozen=True, slots=True)

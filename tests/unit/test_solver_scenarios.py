@@ -950,3 +950,22 @@ def test_the_mip_is_rerun_on_new_wash_conflicts_instead_of_dropped() -> None:
     r = checked(h)
     assert r["realized"]["tax_cost"] < 0.0, r["realized"]
     assert orders(r, reason="tax_loss_harvest")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.json")))
+def test_key_and_list_order_never_change_the_answer(name: str) -> None:
+    """Issue 13: the same snapshot with its keys and lists reordered gave different orders.
+    Accounts, lots, securities, target classes and recent trades reversed: the same result."""
+    h = json.loads((SCENARIOS / name).read_text())
+    shuffled = copy.deepcopy(h)
+    shuffled["accounts"] = [
+        dict(reversed(list({**a, "lots": a["lots"][::-1]}.items()))) for a in h["accounts"][::-1]
+    ]
+    shuffled["securities"] = dict(reversed(list(h["securities"].items())))
+    shuffled["target"] = dict(reversed(list(h["target"].items())))
+    shuffled["recent_trades"] = h.get("recent_trades", [])[::-1]
+    shuffled = dict(reversed(list(shuffled.items())))
+    a, b = checked(h), checked(shuffled)
+    a.pop("solve_ms")
+    b.pop("solve_ms")
+    assert a == b
