@@ -6,6 +6,7 @@ import numpy as np
 
 from schemas import CASH, Household
 
+from .costs import cost_rate, proceeds
 from .drift import DriftReport
 from .problem import HouseholdProblem
 from .wash import blocked_loss_lots
@@ -13,7 +14,7 @@ from .wash import blocked_loss_lots
 
 def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
     """Accounts whose cash_needed exceeds all they could raise; with `model`, the combined rules."""
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     blocked_4b = blocked_loss_lots(h)
     out: list[str] = []
     for a in h.accounts:
@@ -27,10 +28,10 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
                 and (a.account_id, lot.lot_id) in blocked_4b
             )
             sellable += 0.0 if blocked else value
-        if a.cash + sellable * (1 - k) < a.cash_needed - 1e-6:
+        if a.cash + proceeds(sellable, k) < a.cash_needed - 1e-6:
             out.append(
                 f"account {a.account_id}: cash_needed {a.cash_needed:,.2f} exceeds what it "
-                f"can raise ({a.cash + sellable * (1 - k):,.2f} in cash and sellable lots)"
+                f"can raise ({a.cash + proceeds(sellable, k):,.2f} in cash and sellable lots)"
             )
     if out or not model:
         return tuple(out)

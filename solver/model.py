@@ -37,6 +37,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+from .costs import gross_up
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
     CASH_MARGIN_USD,
@@ -431,7 +432,7 @@ def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     plus the cash margin. Sells up to this are "raising cash", never a swap."""
     margin = CASH_MARGIN_USD / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
-    return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+    return np.array([gross_up(float(n), p.cost_rate) for n in need.clip(min=0.0)])
 
 
 def _add_integer_shares(

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from schemas import CASH, Account, Household, Lot, Security
 
+from .costs import cost_rate
 from .drift import DriftReport, household_drift
 from .lots import days_to_long_term, long_term_after
 from .tolerances import USD_EPS
@@ -176,7 +177,7 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         account_taxable=taxable,
         account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
         value_usd=value,
-        cost_rate=h.options.transaction_cost_bps / 1e4,
+        cost_rate=cost_rate(h.options),
         lot_ids=tuple(lot.lot_id for _, _, lot in lots),
         lot_symbols=tuple(lot.symbol for _, _, lot in lots),
         lot_account=lot_account,
