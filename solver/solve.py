@@ -16,6 +16,7 @@ from schemas import Household, Order, RebalanceResult
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
+from .lots import relief_key
 from .model import (
     MAX_INT,
     Limits,
@@ -522,7 +523,12 @@ def raise_cash_sells(p: HouseholdProblem) -> np.ndarray:
     sellable = ~(p.lot_sell_blocked | p.lot_locked)
     for a in np.flatnonzero(need > 0):
         lots = [int(i) for i in np.flatnonzero((p.lot_account == a) & sellable)]
-        lots.sort(key=lambda i: (not p.lot_screened[i], p.lot_gain_frac[i], p.lot_ids[i]))
+        lots.sort(
+            key=lambda i: (
+                not p.lot_screened[i],
+                relief_key(float(p.lot_gain_frac[i]), bool(p.lot_long_term[i]), p.lot_ids[i]),
+            )
+        )
         left = float(need[a])
         for i in lots:
             if left <= 0:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from schemas import Account, Household, Lot, Order, RecentTrade
 
 from .costs import outlay, proceeds
+from .lots import sale_gain
 from .tolerances import QUANTITY_EPS
 
 
@@ -41,7 +42,7 @@ def _apply_to_account(
             for rel in o.lots:
                 lot = lots[rel.lot_id]
                 relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
-                gain = rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
+                gain = sale_gain(rel.quantity, o.est_price, lot.quantity, lot.cost_basis)
                 trades.append(
                     RecentTrade(
                         account.account_id,
