@@ -1,28 +1,51 @@
 """HouseholdProblem -> one HiGHS model of the whole household; the only module importing highspy.
 
-The optimisation, in weight units (dollars / V). For lots l, permitted buys j, classes c,
-accounts a; E are exposures, k the transaction-cost rate:
+The optimisation, in weight units (dollars / V, V the investable value before trading). For
+lots l, permitted buys j, classes c, accounts a; E are exposures, k the transaction-cost rate,
+T = sum_l s_l + sum_j b_j the traded value:
 
-    w_c   = w0_c + sum_j E_jc b_j - sum_l E_lc s_l
-            + [c = cash] (sum_l s_l - sum_j b_j)           class weight after (costs: see below)
-    minimise   P_band   sum_c u_c                        bands (hard when feasible)
-             + lambda   sum_c d_c                        toward target (rebalance mode only;
-                                                         a harvest alone only holds the start)
-             + sum_l tax_l s_l                           tax: rate_l * gain_l, harvest credit
-             + sum (k + p_turn) (s + b) + p_taxable (trades in taxable accounts)
-             + p_loc * location rank_j b_j + p_list * buy-list rank_j b_j
-             - p_screen sum_{screened l} s_l + P_swap sum sigma
-    subject to
-        |w_c - t_c| <= tol_c + u_c,  |w_c - t_c| <= d_c,  u, d >= 0
-        free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= 0   (rule 1: cash)
-        0 <= s_l <= value_l (0 for a blocked loss sale, rule 4b),  b_j >= 0  (rules 2, 3)
-        sum_l gain_l s_l <= max_realized_gain / V                           (rule 6)
-        wash group g (rule 4a, same rebalance), binary z_g:
-            sum_{loss lots of g in taxable} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
-        no cross-account swap of class c, binary y_c (soft, penalised by P_swap):
-            sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
-Binaries are added lazily, only for the groups and classes whose LP solution breaks the rule.
-Whole shares and minimum trade sizes are handled by rounding and re-solving (result.py).
+  weights after trading, costs included (exact: V' = V (1 - k T) is linear in the trades):
+    n_c  = w0_c + sum_j E_jc b_j - sum_l E_lc s_l + [c = cash] (sum_l s_l (1-k) - sum_j b_j (1+k))
+    w_c  = n_c / (1 - k T)
+
+  minimise (one weighting; every term is per unit of V, so the scale is the household's):
+      P_BAND sum_c u_c                           bands, hard when feasible       (1000)
+    + P_SWAP sum sigma                           cross-account swaps (soft)        (50)
+    + P_DEFER sum_{deferred l} s_l               defer_short_term_days (soft)      (10)
+    + P_TAX sum_l rate_l gain_l s_l              tax; harvestable losses earn it   (1)
+    + LAMBDA_TARGET sum_c d_c                    toward target, phase 2 only       (0.25)
+    + sum (k + P_TURNOVER)(s + b) + P_TAXABLE [taxable] (s + b)                    (1e-4..1e-3)
+    + P_LOCATION location rank_j b_j + P_LIST buy-list rank_j b_j - P_SCREEN [screened] s_l
+  In rebalance mode it is solved in two phases on one HiGHS instance: phase 1 without the
+  target term (d costs 0): bands, then tax, then trading; phase 2 adds LAMBDA_TARGET d with
+  sum_c u_c <= U1 and the tax on realized gains sum_{l: gain_l > 0} rate_l gain_l s_l <= G1 +
+  target_tax_budget_bps / 1e4 (less one share's tax for rounding): toward target only as far as
+  it costs no more tax than the bands need (CONTRACT.md section 3's soft order). Guardrail mode
+  has no target term; a harvest alone (mode "harvest") only penalises moving away from it.
+
+  subject to
+    bands (rule 7): n_c - (t_c + tol'_c)(1 - k T) <= u_c,  n_c - (t_c - tol'_c)(1 - k T) >= -u_c,
+        tol'_c = tol_c - min(band_margin, BAND_MARGIN tol_c)  (1 bp inside the edge by default)
+    target: |n_c - t_c (1 - k T)| <= d_c + held_c  (held_c = |t_c - w0_c| in harvest mode, else 0)
+    cash (rule 1): free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin_a
+    0 <= s_l <= value_l; 0 for a lot that is locked, or a taxable loss lot a recent buy blocks
+        (rule 4b, solver/wash.py); b_j >= 0 only for buys rules 3 and 4a allow (rules 2, 3)
+    tax budget (rule 6): sum_l gain_l s_l <= (min(max_realized_gain, max_realized_gain_year -
+        realized_this_year) - margin - shrink) / V
+    allow_sells false: s_l = 0 outside screened lots and accounts that must raise cash; there
+        sum_{l in a, not screened} s_l <= raise_room_a (the need plus the smallest order)
+    max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
+    wash group g (rule 4a within the rebalance), binary z_g:
+        sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
+    no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
+        exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+    exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
+        with n, m integer for whole-share securities; each position's sell and each buy is 0 or
+        at least min_trade_value (semi-continuous; a smaller position: all or nothing)
+Binaries are added lazily (solver/solve.py): only for the groups and classes whose solution
+breaks the rule, the MIP re-run on each new conflict until none is left. Whole shares and
+minimum trades are otherwise handled by rounding and re-solving with the rounded amounts fixed
+(solver/rounding.py), and the fallback ladder of solver/solve.py when that fails.
 """
 
 from __future__ import annotations
@@ -48,7 +71,8 @@ from .tolerances import (
 )
 
 # Objective weights (per unit of household value traded or drifted); their order is the
-# contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
+# contract's order of soft goals: bands >> swaps >> deferral >> tax >> target >> trading >>
+# preferences (target after tax through the two phases, see the header).
 P_BAND = 1000.0
 P_TAX = 1.0
 P_DEFER = 10.0
