@@ -79,5 +79,20 @@ def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:
                 else "selling enough would break max_realized_gain, min_trade_value or whole "
                 "shares, or nothing else may be bought with the proceeds"
             )
-        out.append(f"{head}: {why}")
+        out.append(f"{head}: {why}{_controls(p)}")
     return out
+
+
+def _controls(p: HouseholdProblem) -> str:
+    """The advisor controls that may have stopped the trades, as a clause."""
+    o = p.household.options
+    named: list[str] = []
+    if not o.allow_sells:
+        named.append("allow_sells is false")
+    if o.max_turnover is not None:
+        named.append(f"max_turnover {o.max_turnover}")
+    if bool(p.lot_locked.any()):
+        named.append("locked lots")
+    if o.max_realized_gain_year is not None and p.gain_cap_usd is not None:
+        named.append(f"the yearly tax budget leaves {p.gain_cap_usd:,.2f}")
+    return f" (controls in force: {', '.join(named)})" if named else ""

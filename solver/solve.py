@@ -375,9 +375,11 @@ def _ladder(
     1. round the model's answer (whole-share sells up, then down), re-solving the rest;
     2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
        with the cap tightened by the excess (or the band margin widened) and round again;
-    3. drop the offending orders (buys first) and re-check;
-    4. a greedy rule-abiding repair: raise each account's cash_needed alone;
-    5. no orders at all.
+    3. the exact rung: whole shares as integers and min_trade_value as semi-continuous trades
+       (a node-bounded MIP); when even that is infeasible, the household has no answer;
+    4. drop the offending orders (buys first) and re-check;
+    5. a greedy rule-abiding repair: raise each account's cash_needed alone;
+    6. no orders at all.
     The first answer that obeys every hard rule and leaves the fewest classes out of band wins;
     every step below the first says so in `messages`."""
     best: _Attempt | None = None
