@@ -15,6 +15,7 @@ from schemas import CASH, Account, Household, Lot, Security
 
 from .costs import cost_rate
 from .drift import DriftReport, household_drift
+from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
 from .lots import days_to_long_term, gain_fractions, is_long_term, long_term_after
 from .tolerances import USD_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
@@ -123,7 +124,9 @@ def symbol_table(h: Household, symbols: list[str], cidx: dict[str, int]) -> Symb
     )
 
 
-def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdProblem:
+def build_problem(
+    h: Household, report: DriftReport | None = None, harvest_rule: HarvestRule = HARVEST_BY_VALUE
+) -> HouseholdProblem:
     """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
     report = report or household_drift(h)
     classes = report.classes
@@ -155,9 +158,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     lot_blocked = (loss_usd > USD_EPS) & np.array(
         [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
     )
-    lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
-        loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
-    )
+    worth = household_candidates(h, blocked_4b, harvest_rule)  # solver.harvest: by value
+    lot_harvest = np.array([(a.account_id, lot.lot_id) in worth for _, a, lot in lots], dtype=bool)
     lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
     lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
     lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)

@@ -16,6 +16,7 @@ from schemas import Household, Order, RebalanceResult
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
+from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .lots import relief_key
 from .model import (
     MAX_INT,
@@ -59,7 +60,13 @@ def rebalance_id(h: Household, sequence: int) -> str:
     return f"{h.household_id}:{h.as_of.isoformat()}:{sequence}"
 
 
-def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+def solve(
+    h: Household,
+    *,
+    sequence: int = 1,
+    time_limit_s: float = 2.0,
+    harvest_rule: HarvestRule = HARVEST_BY_VALUE,
+) -> RebalanceResult:
     """Trades that bring the household back inside its bands at the least tax and trading.
 
     `time_limit_s` bounds the whole solve (every HiGHS call and re-solve shares it). Below
@@ -71,7 +78,7 @@ def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> Reba
     n_lots = sum(len(a.lots) for a in h.accounts)
     small = len(h.accounts) <= SMALL_ACCOUNTS and n_lots <= SMALL_LOTS
     deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
-    result = _solve(h, rebalance_id(h, sequence), deadline)
+    result = _solve(h, rebalance_id(h, sequence), deadline, harvest_rule)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
 
 
@@ -118,7 +125,9 @@ class Deadline:
         return self.end is not None and time.perf_counter() >= self.end
 
 
-def _solve(h: Household, rid: str, deadline: Deadline) -> RebalanceResult:
+def _solve(
+    h: Household, rid: str, deadline: Deadline, harvest_rule: HarvestRule
+) -> RebalanceResult:
     unpriced = missing_prices(h)
     if unpriced:
         return RebalanceResult(
@@ -141,18 +150,20 @@ def _solve(h: Household, rid: str, deadline: Deadline) -> RebalanceResult:
         )
     if h.mode == "monitor":
         return replace(base, messages=_monitor_messages(report.out_of_band))
-    why = triggers(h, report)
+    why = triggers(h, report, harvest_rule)
     if not why:
         return replace(base, messages=("inside every band; nothing to do",))
     reasons = infeasible_reasons(h)
     if reasons:
         return replace(base, status="infeasible", messages=reasons)
-    p = build_problem(h, report)
+    p = build_problem(h, report, harvest_rule)
     mode = "harvest" if why == ("harvest",) else h.mode
     solution, restrictions = _solve_with_rules(p, mode, deadline)
     if solution.status == "infeasible":
         return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
-    return _finish(p, base, rid, why, solution, restrictions, deadline, mode)
+    result = _finish(p, base, rid, why, solution, restrictions, deadline, mode)
+    notes = harvest_messages(h, result.orders, harvest_rule)
+    return replace(result, messages=(*result.messages, *notes)) if notes else result
 
 
 def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
