@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
 
 def long_term_after(acquired: date) -> date:
     """The anniversary: a sale after it is long-term, on or before it short-term.
@@ -29,12 +34,33 @@ def days_to_long_term(acquired: date, as_of: date) -> int:
     return max(0, (long_term_after(acquired) - as_of).days + 1)
 
 
+def sale_gains(
+    quantity_sold: FloatArray, price: FloatArray, quantity_held: FloatArray, basis: FloatArray
+) -> FloatArray:
+    """Realized gain of selling `quantity_sold` of each lot: proceeds less pro-rata basis
+    (before transaction costs, as the contract's `realized` reports it)."""
+    held = np.maximum(quantity_held, 1e-300)
+    return np.asarray(quantity_sold * price - basis * quantity_sold / held, dtype=np.float64)
+
+
 def sale_gain(quantity_sold: float, price: float, quantity_held: float, basis: float) -> float:
-    """Realized gain of selling `quantity_sold` of a lot: proceeds less pro-rata basis (before
-    transaction costs, as the contract's `realized` reports it)."""
-    return quantity_sold * price - basis * quantity_sold / quantity_held
+    """`sale_gains` for one lot."""
+    one = np.array
+    return float(
+        sale_gains(one([quantity_sold]), one([price]), one([quantity_held]), one([basis]))[0]
+    )
 
 
-def gain_fraction(market_value: float, basis: float) -> float:
-    """Gain per dollar sold: 1 - basis / market value (negative for a loss)."""
-    return 1.0 - basis / market_value if market_value > 0 else 0.0
+def gain_fractions(market_value: FloatArray, basis: FloatArray) -> FloatArray:
+    """Gain per dollar sold, per lot: 1 - basis / market value (negative for a loss; 0 for a
+    lot worth nothing). `sale_gain` of x dollars of a lot is x times this."""
+    safe = np.where(market_value > 0, market_value, 1.0)
+    return np.asarray(np.where(market_value > 0, 1.0 - basis / safe, 0.0), dtype=np.float64)
+
+
+def relief_key(gain_fraction: float, long_term: bool, lot_id: str) -> tuple[float, bool, str]:
+    """The order lots are relieved in when the model does not decide (the greedy raise-cash
+    step): losses first, then the highest basis (lowest gain per dollar), long-term before
+    short-term at the same gain, then by id. The model itself reaches the same order through
+    its tax costs (rate x gain per dollar), so both agree."""
+    return (gain_fraction, not long_term, lot_id)

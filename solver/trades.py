@@ -9,6 +9,8 @@ from dataclasses import replace
 
 from schemas import Account, Household, Lot, Order, RecentTrade
 
+from .costs import outlay, proceeds
+from .lots import sale_gain
 from .tolerances import QUANTITY_EPS
 
 
@@ -40,7 +42,7 @@ def _apply_to_account(
             for rel in o.lots:
                 lot = lots[rel.lot_id]
                 relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
-                gain = rel.quantity * o.est_price - lot.cost_basis * rel.quantity / lot.quantity
+                gain = sale_gain(rel.quantity, o.est_price, lot.quantity, lot.cost_basis)
                 trades.append(
                     RecentTrade(
                         account.account_id,
@@ -51,9 +53,9 @@ def _apply_to_account(
                         gain if account.type == "taxable" else 0.0,
                     )
                 )
-            cash += o.est_value * (1.0 - cost_rate)
+            cash += proceeds(o.est_value, cost_rate)
         else:
-            cash -= o.est_value * (1.0 + cost_rate)
+            cash -= outlay(o.est_value, cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
             trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
     if not orders:
