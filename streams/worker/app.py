@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,8 @@ from streams.worker.dead_letters import dead_letter
 from streams.worker.events import WorkerEvents
 from streams.worker.metrics import Metrics
 from streams.worker.prices import PriceFeed
-from streams.worker.rebalancer import Rebalancer, SolveFn, UnknownHousehold
+from streams.worker.rebalancer import Rebalancer, UnknownHousehold
+from streams.worker.solving import SolveFn
 from streams.worker.state import HouseholdState, state_from_json, state_to_json
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,10 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             events.published(kind, value)
         return sent
 
-    rebalancer = Rebalancer(settings, store, publish, metrics, solve=solve, persist=store.persist)
+    # no household is evaluated before the price feed has read every price back
+    rebalancer = Rebalancer(
+        settings, store, publish, metrics, solve=solve, persist=store.persist, prices_ready=False
+    )
 
     async def to_dead_letters(
         topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, error: str
@@ -280,7 +283,12 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         rebalancer.on_security(security)
         events.securities_changed()
 
-    feed = PriceFeed(settings, on_ticks, on_security, to_dead_letters, on_event)
+    async def on_caught_up(ticks: Any) -> int:
+        evaluated = await rebalancer.prices_caught_up(ticks)
+        events.ticked(ticks)
+        return evaluated
+
+    feed = PriceFeed(settings, on_ticks, on_security, to_dead_letters, on_event, on_caught_up)
 
     async def guarded(event: Any, handle: Any) -> None:
         message = event.message
@@ -344,6 +352,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             await guarded(event, handle_flow)
 
     async def price_feed() -> None:
+        rebalancer.start()  # the solver processes start while the prices are read back
         await feed.run()
 
     async def expire_orders() -> None:
@@ -377,14 +386,12 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             log.exception("re-publishing open rebalances after recovery failed")
         # Ticks that arrived while partitions moved found no owner (the price feed is outside
         # the group), so a breach seen by a worker that then died would wait for the next
-        # tick of its symbols: evaluate the newly owned households once at the latest prices.
-        # The EPOCH tick date moves no household's day: each is solved for its own latest
-        # event date (Rebalancer._evaluate), whichever worker does it.
-        now = time.time()
-        known = {s: (p, EPOCH, now) for s, p in rebalancer.prices.items()}
-        if known:
+        # tick of its symbols: evaluate the newly owned households once at the latest prices
+        # (each is solved for its own latest event date, whichever worker does it). Before
+        # the feed has caught up this is left to `prices_caught_up`.
+        if rebalancer.prices_ready:
             try:
-                await rebalancer.on_ticks(known)
+                await rebalancer.recheck(rebalancer.household_ids())
             except Exception:
                 log.exception("re-check after recovery failed")
 

@@ -109,8 +109,15 @@ async def umh(
 
     u.rebalancer.persist = persist
     u.rebalancer.unknown_grace_s = 0.0  # dead-letter unknown households at once
+    u.rebalancer.prices_ready = True  # no price feed here: the snapshots carry the prices
     yield u, sent
     u.rebalancer.close()
+
+
+async def put(u: UmhApp, agent: Any, value: bytes, key: bytes) -> None:
+    """Hand the agent one message and wait until the solves it queued are published."""
+    await agent.put(value, key=key)
+    await u.rebalancer.idle()
 
 
 def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
@@ -120,7 +127,7 @@ def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
 async def test_snapshot_out_of_band_publishes_orders_and_alert(umh: Any) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
     rb = sent[0][2]
     assert rb["rebalance_id"] == "hh-1:2026-11-24:1" and sent[0][1] == "hh-1"
@@ -132,12 +139,12 @@ async def test_snapshot_out_of_band_publishes_orders_and_alert(umh: Any) -> None
 async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     rb = sent[0][2]
     async with u.agents["fills"].test_context() as agent:
         for _ in range(2):
             for i, o in enumerate(rb["orders"]):
-                await agent.put(
+                await put(u, agent, 
                     orjson.dumps(
                         {
                             "fill_id": f"f{i}",
@@ -163,8 +170,8 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
 async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     u, sent = umh
     async with u.agents["cash-flows"].test_context() as agent:
-        await agent.put(b"{oops", key=b"hh-1")
-        await agent.put(
+        await put(u, agent, b"{oops", key=b"hh-1")
+        await put(u, agent, 
             orjson.dumps(
                 {
                     "flow_id": "c",
@@ -193,9 +200,9 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
         ],
     }
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+        await put(u, agent, orjson.dumps(balanced), key=b"hh-1")
     async with u.agents["cash-flows"].test_context() as agent:
-        await agent.put(
+        await put(u, agent, 
             orjson.dumps(
                 {
                     "flow_id": "w",
@@ -233,7 +240,7 @@ async def test_open_rebalance_is_durable_before_its_orders_are_visible(
 ) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
     ((published_before, state),) = persisted
     assert published_before == 0  # written and acknowledged before any order went out
@@ -252,7 +259,7 @@ async def test_recovery_republishes_the_open_rebalance_unchanged(
 ) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     first = sent[0][2]
     # killed after the durable write, before the orders' ack: the survivor recovers exactly
     # what was persisted (an open rebalance not known to be published)
@@ -270,6 +277,7 @@ async def test_recovery_republishes_the_open_rebalance_unchanged(
     # and nothing new is solved while it is open: a re-check only reports pending orders
     sent.clear()
     await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    await u.rebalancer.idle()
     assert "agent.orders" not in topics(sent)
     # an expired one is not re-published (the sweep expires it and may solve again)
     u.rebalancer.clock = lambda: 1e12
@@ -293,7 +301,7 @@ async def test_solve_date_does_not_depend_on_the_worker(umh: Any) -> None:
         ],
     }
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+        await put(u, agent, orjson.dumps(balanced), key=b"hh-1")
     assert "agent.orders" not in topics(sent)
     table = recovered(u)
     # this worker sees the breach tick (dated the 25th) while it does not own the household
@@ -301,11 +309,13 @@ async def test_solve_date_does_not_depend_on_the_worker(umh: Any) -> None:
     u.rebalancer.rebuild()
     tick_ts = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     await u.rebalancer.on_ticks({"VTI": (150.0, tick_ts, 0.0)})
+    await u.rebalancer.idle()
     assert "agent.orders" not in topics(sent)
     # then takes the partition over and re-checks at the latest prices (EPOCH tick date)
     u.rebalancer.store = table
     u.rebalancer.rebuild()
     await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    await u.rebalancer.idle()
     orders = [v for t, _k, v in sent if t == "agent.orders"]
     assert [o["rebalance_id"] for o in orders] == ["hh-1:2026-11-25:1"]
     assert orders[0]["as_of"] == "2026-11-25"
