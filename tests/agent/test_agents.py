@@ -144,7 +144,9 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
     async with u.agents["fills"].test_context() as agent:
         for _ in range(2):
             for i, o in enumerate(rb["orders"]):
-                await put(u, agent, 
+                await put(
+                    u,
+                    agent,
                     orjson.dumps(
                         {
                             "fill_id": f"f{i}",
@@ -171,7 +173,9 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     u, sent = umh
     async with u.agents["cash-flows"].test_context() as agent:
         await put(u, agent, b"{oops", key=b"hh-1")
-        await put(u, agent, 
+        await put(
+            u,
+            agent,
             orjson.dumps(
                 {
                     "flow_id": "c",
@@ -202,7 +206,9 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     async with u.agents["households"].test_context() as agent:
         await put(u, agent, orjson.dumps(balanced), key=b"hh-1")
     async with u.agents["cash-flows"].test_context() as agent:
-        await put(u, agent, 
+        await put(
+            u,
+            agent,
             orjson.dumps(
                 {
                     "flow_id": "w",
