@@ -85,6 +85,16 @@ class UnknownHousehold(LookupError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a tick needs to know of a household beside its drift, without decoding its state."""
+
+    band_state: str | None
+    opened_at_s: float | None
+    cash_short: bool
+    harvests: bool
+
+
 @dataclass
 class Rebalancer:
     settings: Settings
@@ -104,6 +114,7 @@ class Rebalancer:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
+    _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     _quiet_until: dict[str, float] = field(default_factory=dict)
     _out_of_band: set[str] = field(default_factory=set)
@@ -134,6 +145,7 @@ class Rebalancer:
     def rebuild(self) -> None:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
+        self._meta.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
@@ -154,6 +166,7 @@ class Rebalancer:
 
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
+        self._meta.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
@@ -169,6 +182,13 @@ class Rebalancer:
         self._rows[hid] = row
         for symbol in state.held_symbols:
             self._index.setdefault(symbol, set()).add(hid)
+        hh = state.household
+        self._meta[hid] = Meta(
+            state.band_state,
+            None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
+            any(a.cash_needed > a.cash for a in hh.accounts),
+            hh.options.harvest_losses and hh.mode == "rebalance",
+        )
         if state.band_state and not state.band_state.startswith("awaiting:"):
             self._out_of_band.add(hid)
         else:
@@ -300,23 +320,23 @@ class Rebalancer:
         batch = batch_drift(rows, self.prices)
         now = self.clock()
         candidates: list[tuple[float, str, int, float | None]] = []
+        ttl_s = self.settings.order_ttl_s
         for i, hid in enumerate(ids):
-            state = self.store.get(hid)
-            if state is None:
+            meta = self._meta.get(hid)
+            if meta is None:
                 continue
-            breached = bool(batch.breached[i].any())
-            h = state.household
+            row = rows[i]
             candidate = (
-                breached
+                bool(batch.breached[i].any())
                 or not batch.priced[i]
-                or state.band_state is not None
-                or any(a.cash_needed > a.cash for a in h.accounts)
-                or open_rebalance_expired(state, now, self.settings.order_ttl_s)
-                or self._harvest_due(hid, h, now)
+                or meta.band_state is not None
+                or meta.cash_short
+                or (meta.opened_at_s is not None and now - meta.opened_at_s >= ttl_s)
+                or (meta.harvests and self._harvest_due(hid, now))
             )
             if not candidate:
                 continue
-            held = [ticks[s] for s in state.held_symbols if s in ticks]
+            held = [ticks[s] for s in row.symbols if s in ticks]
             origin = min((t for _p, _ts, t in held), default=None)
             candidates.append((-float(batch.excess[i]), hid, i, origin))
         candidates.sort()  # furthest outside its bands first
@@ -328,11 +348,9 @@ class Rebalancer:
                 await asyncio.sleep(0)  # let the dispatchers start on the first solves
         return len(candidates)
 
-    def _harvest_due(self, hid: str, h: Household, now: float) -> bool:
+    def _harvest_due(self, hid: str, now: float) -> bool:
         """A harvest is not urgent: re-check a household for one at most every
         HARVEST_RECHECK_S, so that half the book is not re-solved for it on every tick."""
-        if not (h.options.harvest_losses and h.mode == "rebalance"):
-            return False
         if now - self._harvest_checked.get(hid, -1e18) < HARVEST_RECHECK_S:
             return False
         self._harvest_checked[hid] = now
@@ -341,9 +359,9 @@ class Rebalancer:
     async def sweep(self) -> None:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
         now = self.clock()
-        for hid in list(self._rows):
-            state = self.store.get(hid)
-            if state is None or not open_rebalance_expired(state, now, self.settings.order_ttl_s):
+        ttl_s = self.settings.order_ttl_s
+        for hid, meta in list(self._meta.items()):
+            if meta.opened_at_s is None or now - meta.opened_at_s < ttl_s:
                 continue
             async with self.lock(hid):
                 await self._evaluate(hid, date.min)
@@ -405,6 +423,7 @@ class Rebalancer:
                     decision.solve,
                     self._version.get(hid, 0),
                     origin_s,
+                    state,
                 )
             )
         return state
@@ -477,14 +496,11 @@ class Rebalancer:
             self._enqueue(job)  # one solve per household at a time: after the running one
             await asyncio.sleep(0.01)
             return
-        async with self.lock(hid):
-            state = self.store.get(hid)
-            if state is None:
-                return
-            if self._version.get(hid, 0) != job.version:
+        if self._version.get(hid, 0) != job.version:
+            async with self.lock(hid):
                 await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
-                return
-            sequence = next_sequence(state)
+            return
+        sequence = next_sequence(job.state)
         self._inflight.add(hid)
         started = time.perf_counter()
         assert self._pool is not None
@@ -498,15 +514,12 @@ class Rebalancer:
             self._inflight.discard(hid)
         elapsed = time.perf_counter() - started
         async with self.lock(hid):
-            before = self.store.get(hid)
-            if before is None:
-                return
             if self._version.get(hid, 0) != job.version:
                 # the household changed while its solve ran: that answer is stale
                 log.info("household=%s changed during its solve; evaluated again", hid)
                 await self._evaluate(hid, date.min, job.origin_s)
                 return
-            await self._publish_result(before, job, result, elapsed)
+            await self._publish_result(job.state, job, result, elapsed)
 
     async def _publish_result(
         self,
@@ -590,6 +603,9 @@ class Rebalancer:
         count = 0
         now = self.clock()
         for hid in sorted(household_ids):
+            meta = self._meta.get(hid)
+            if meta is not None and meta.opened_at_s is None:
+                continue  # no open rebalance (known without decoding the state)
             async with self.lock(hid):
                 state = self.store.get(hid)
                 if state is None or state.open_rebalance is None:

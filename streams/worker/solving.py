@@ -24,6 +24,7 @@ from typing import Any
 
 from schemas import Household, RebalanceResult
 from solver.drift import DriftReport
+from streams.worker.state import HouseholdState
 
 SolveFn = Callable[..., RebalanceResult]
 #: Each household's whole solve is bounded by this (the contract's --time-limit default).
@@ -103,6 +104,7 @@ class SolveJob:
     why: tuple[str, ...]
     version: int  # the household's state version at the decision (stale check)
     origin_s: float | None  # record time of the tick that caused it (tick-to-order)
+    state: HouseholdState  # the state decided on: still current while `version` is
 
 
 class SolveQueue:

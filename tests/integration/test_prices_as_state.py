@@ -113,7 +113,13 @@ async def test_a_killed_worker_restarts_knowing_the_prices_that_ticked(cluster: 
     w = c.worker()
     w.start()
     produce(c, "households", [("hh-kill", unpriced("hh-kill", "EQC", "FIC"))])
+    heavy = unpriced("hh-open", "EQC", "FIC")
+    heavy["accounts"][0]["lots"][0]["quantity"] = 80  # out of band at once: orders, then open
+    heavy["accounts"][0]["lots"][1]["quantity"] = 20
+    produce(c, "households", [("hh-open", heavy)])
     await wait_api(c, "/api/households/hh-kill", lambda b: b.get("value", 0) > 0)
+    first = await c.read("orders", orders_for("hh-open"), timeout_s=30)
+    (opened,) = [m for m in first if m["household_id"] == "hh-open"]
     assert w.proc is not None
     w.proc.send_signal(signal.SIGKILL)
     w.proc.wait(10)
@@ -127,6 +133,16 @@ async def test_a_killed_worker_restarts_knowing_the_prices_that_ticked(cluster: 
     assert {o["symbol"]: o["est_price"] for o in rb["orders"]}["EQC"] == 150.0
     detail = await wait_api(c, "/api/households/hh-kill", lambda b: b.get("value", 0) > 0)
     assert detail["value"] == pytest.approx(60 * 150.0 + 40 * 100.0)
+    # the table came back from the changelog (on the embedded broker through the end-offset
+    # work-around): the open rebalance is the one published before the kill, not a new solve
+    detail = await wait_api(c, "/api/households/hh-open", lambda b: b.get("open_rebalance"))
+    assert detail["open_rebalance"]["rebalance_id"] == opened["rebalance_id"]
+    orders = await c.read("orders", orders_for("hh-kill"), timeout_s=10)
+    assert [m["rebalance_id"] for m in orders if m["household_id"] == "hh-open"] == [
+        opened["rebalance_id"]
+    ]
+    if c.kind == "embedded":
+        assert "embedded-broker end-offset work-around" in again.log_path.read_text()
 
 
 async def test_a_market_wide_fall_serves_every_household_furthest_first(cluster: Cluster) -> None:
