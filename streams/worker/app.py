@@ -57,6 +57,7 @@ class TableStore:
         producer: Any = None,
         events: WorkerEvents | None = None,
         cache_size: int = DECODED_CACHE,
+        metrics: Metrics | None = None,
     ) -> None:
         self.table = table
         self.events = events or WorkerEvents()
@@ -65,8 +66,7 @@ class TableStore:
         self.producer = producer  # () -> Faust's producer, for `persist`
         self.cache: OrderedDict[str, HouseholdState] = OrderedDict()
         self.cache_size = cache_size
-        self.bytes_written = 0  # table values written (each is one changelog record)
-        self.writes = 0
+        self.metrics = metrics or Metrics()
 
     def get(self, household_id: str) -> HouseholdState | None:
         state = self.cache.get(household_id)
@@ -89,8 +89,8 @@ class TableStore:
     def put(self, state: HouseholdState) -> None:
         self._remember(state)
         value = encode_state(state)
-        self.bytes_written += len(value)
-        self.writes += 1
+        self.metrics.changelog_bytes.inc(len(value))
+        self.metrics.changelog_writes.inc()
         self.table[state.household_id.encode()] = value
         self.events.changed(state.household_id)
 
@@ -244,8 +244,10 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         }
 
     events = WorkerEvents()
-    store = TableStore(table, owned, settings.partitions, lambda: app.producer, events)
     metrics = Metrics()
+    store = TableStore(
+        table, owned, settings.partitions, lambda: app.producer, events, metrics=metrics
+    )
     # Every output message names the worker that produced it (operators, and the fault tests'
     # takeover measurement, tell a survivor's messages from a dead worker's in-flight ones).
     produced_by = [(WORKER_HEADER, str(app.conf.canonical_url).encode())]
@@ -304,6 +306,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         events.securities_changed()
 
     async def on_caught_up(ticks: Any) -> int:
+        metrics.price_catch_up_seconds.set(feed.catch_up_s or 0.0)
         evaluated = await rebalancer.prices_caught_up(ticks)
         events.ticked(ticks)
         return evaluated
@@ -392,6 +395,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             pass
         for topic, behind in lag.items():
             metrics.consumer_lag.labels(topic=topic).set(behind)
+        metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
 
     async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
         store.cache.clear()

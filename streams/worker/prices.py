@@ -132,8 +132,8 @@ class PriceFeed:
             for tp in list(pending):
                 if await self.consumer.position(tp) >= pending[tp]:
                     pending.pop(tp)
-        await self.on_caught_up(ticks)
         self.catch_up_s = time.monotonic() - started
+        await self.on_caught_up(ticks)
         self.ready.set()
         log.info(
             "price feed caught up: %d records, %d symbols priced in %.2f s",

@@ -61,6 +61,8 @@ UNKNOWN_GRACE_S = 3.0
 HARVEST_RECHECK_S = 30.0
 # Solves dispatched at once per solver process: one solving, one being persisted and published.
 DISPATCH_PER_PROCESS = 2
+# Solves handed to a solver process at once (one pickle round trip): the top of the queue.
+SOLVES_PER_HANDOFF = 8
 # Households evaluated on the loop between two yields (lets dispatchers feed the pool early).
 EVALUATE_SLICE = 32
 
@@ -115,6 +117,7 @@ class Rebalancer:
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
+    _tracked: dict[str, Household] = field(default_factory=dict)  # the household a row is of
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     _quiet_until: dict[str, float] = field(default_factory=dict)
     _out_of_band: set[str] = field(default_factory=set)
@@ -146,12 +149,13 @@ class Rebalancer:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
         self._meta.clear()
+        self._tracked.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
             state = self.store.get(hid)
             if state is not None:
-                self._track(state)
+                self._track(state, force=True)
         self.metrics.households.set(len(self._rows))
         self.metrics.out_of_band.set(len(self._out_of_band))
         log.info("owned households=%d symbols=%d", len(self._rows), len(self._index))
@@ -167,22 +171,25 @@ class Rebalancer:
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
         self._meta.pop(hid, None)
+        self._tracked.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
         self._quiet_until.pop(hid, None)
 
-    def _track(self, state: HouseholdState) -> None:
+    def _track(self, state: HouseholdState, *, force: bool = False) -> None:
         hid = state.household_id
-        old = self._rows.get(hid)
-        for symbol in old.symbols if old else ():
-            self._index.get(symbol, set()).discard(hid)
-        h = to_household(state, securities=self.securities)
-        row = book_row(h)
-        self._rows[hid] = row
-        for symbol in state.held_symbols:
-            self._index.setdefault(symbol, set()).add(hid)
         hh = state.household
+        if force or self._tracked.get(hid) is not hh:
+            # holdings, cash or configuration changed (else the row is still right)
+            old = self._rows.get(hid)
+            for symbol in old.symbols if old else ():
+                self._index.get(symbol, set()).discard(hid)
+            h = to_household(state, securities=self.securities)
+            self._rows[hid] = book_row(h)
+            for symbol in state.held_symbols:
+                self._index.setdefault(symbol, set()).add(hid)
+            self._tracked[hid] = hh
         self._meta[hid] = Meta(
             state.band_state,
             None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
@@ -276,7 +283,7 @@ class Rebalancer:
         for hid in list(self._index.get(security.symbol, ())):
             state = self.store.get(hid)
             if state is not None:
-                self._track(state)
+                self._track(state, force=True)
 
     def _take_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> None:
         for symbol, (price, ts, _t) in ticks.items():
@@ -410,7 +417,14 @@ class Rebalancer:
             report = household_drift(h)
         decision = decide(h, report, self._standing(state, from_tick=from_tick), self._now())
         state = await self._act(state, decision)
-        state = self._save(before, state)
+        if (
+            state.band_state != before.band_state
+            or state.open_rebalance is not before.open_rebalance
+            or state.last_rebalance is not before.last_rebalance
+        ):
+            state = self._save(before, state)
+        # else only the event day moved (the ticks' date): derived again from the prices'
+        # dates whenever needed, so not worth a changelog write of its own
         if decision.solve and report is not None:
             if hid in self._inflight:
                 log.debug("household=%s re-evaluated after its solve in flight", hid)
@@ -476,50 +490,67 @@ class Rebalancer:
     def queued(self) -> int:
         return 0 if self._queue is None else len(self._queue)
 
+    @property
+    def solving(self) -> int:
+        return self._busy
+
     async def _dispatch(self) -> None:
         assert self._queue is not None
         while True:
-            job = await self._queue.get()
-            self._busy += 1
+            jobs = [await self._queue.get()]
+            while len(jobs) < SOLVES_PER_HANDOFF and (job := self._queue.get_nowait()):
+                jobs.append(job)
+            self._busy += len(jobs)
             try:
-                await self._run(job)
+                await self._run(jobs)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("household=%s solve dispatch failed", job.household_id)
+                log.exception("solve dispatch failed for %d households", len(jobs))
             finally:
-                self._busy -= 1
+                self._busy -= len(jobs)
 
-    async def _run(self, job: SolveJob) -> None:
-        hid = job.household_id
-        if hid in self._inflight:
-            self._enqueue(job)  # one solve per household at a time: after the running one
-            await asyncio.sleep(0.01)
+    async def _run(self, jobs: list[SolveJob]) -> None:
+        ready: list[tuple[SolveJob, int]] = []
+        for job in jobs:
+            hid = job.household_id
+            if hid in self._inflight:
+                # one solve per household at a time: this one after the running one
+                asyncio.get_running_loop().call_later(0.01, self._enqueue, job)
+            elif self._version.get(hid, 0) != job.version:
+                async with self.lock(hid):
+                    await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
+            else:
+                ready.append((job, next_sequence(job.state)))
+                self._inflight.add(hid)
+        if not ready:
             return
-        if self._version.get(hid, 0) != job.version:
-            async with self.lock(hid):
-                await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
-            return
-        sequence = next_sequence(job.state)
-        self._inflight.add(hid)
         started = time.perf_counter()
         assert self._pool is not None
         try:
-            result: RebalanceResult | None = await self._pool.solve(job.household, sequence)
-        except Exception as exc:  # a failed solve is an alert and a log line, never a crash
-            log.exception("household=%s solve failed: %s", hid, exc)
-            self.metrics.solves.labels(status="exception").inc()
-            result = None
+            results = await self._pool.solve_many([(j.household, seq) for j, seq in ready])
+        except Exception as exc:  # the pool itself failed (a process died): alerts, logs
+            log.exception("solver pool failed: %s", exc)
+            results = [exc] * len(ready)
         finally:
-            self._inflight.discard(hid)
-        elapsed = time.perf_counter() - started
-        async with self.lock(hid):
-            if self._version.get(hid, 0) != job.version:
-                # the household changed while its solve ran: that answer is stale
-                log.info("household=%s changed during its solve; evaluated again", hid)
-                await self._evaluate(hid, date.min, job.origin_s)
-                return
-            await self._publish_result(job.state, job, result, elapsed)
+            for job, _ in ready:
+                self._inflight.discard(job.household_id)
+        elapsed = (time.perf_counter() - started) / len(ready)
+        for (job, _), outcome in zip(ready, results, strict=True):
+            hid = job.household_id
+            result: RebalanceResult | None = None
+            if isinstance(outcome, BaseException):
+                log.error("household=%s solve failed: %r", hid, outcome)
+                self.metrics.solves.labels(status="exception").inc()
+            else:
+                result = outcome
+            async with self.lock(hid):
+                if self._version.get(hid, 0) != job.version:
+                    # the household changed while its solve ran: that answer is stale
+                    log.info("household=%s changed during its solve; evaluated again", hid)
+                    await self._evaluate(hid, date.min, job.origin_s)
+                    continue
+                await self._publish_result(job.state, job, result, elapsed)
 
     async def _publish_result(
         self,

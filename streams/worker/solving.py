@@ -42,6 +42,23 @@ def _solve_in_process(h: Household, sequence: int, time_limit_s: float) -> Rebal
     return solve(h, sequence=sequence, time_limit_s=time_limit_s)
 
 
+def _solve_many(
+    solve: SolveFn | None, items: list[tuple[Household, int]], time_limit_s: float
+) -> list[RebalanceResult | BaseException]:
+    """Several solves in one hand-off (one pickle round trip for all); a failure is returned."""
+    if solve is None:
+        from solver import solve as default
+
+        solve = default
+    out: list[RebalanceResult | BaseException] = []
+    for h, sequence in items:
+        try:
+            out.append(solve(h, sequence=sequence, time_limit_s=time_limit_s))
+        except Exception as exc:  # one household's defect never fails the others
+            out.append(exc)
+    return out
+
+
 class SolverPool:
     """`processes` > 0 and no custom `solve`: that many solver processes; else one thread."""
 
@@ -86,6 +103,14 @@ class SolverPool:
                 executor, _solve_in_process, h, sequence, time_limit_s
             )
         return await loop.run_in_executor(executor, _solve_in_process, h, sequence, time_limit_s)
+
+    async def solve_many(
+        self, items: list[tuple[Household, int]], time_limit_s: float = SOLVE_TIME_LIMIT_S
+    ) -> list[RebalanceResult | BaseException]:
+        """Solve (household, sequence) pairs in one hand-off to one process, in order."""
+        loop = asyncio.get_running_loop()
+        executor = self._start()
+        return await loop.run_in_executor(executor, _solve_many, self.custom, items, time_limit_s)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -141,6 +166,16 @@ class SolveQueue:
                     return entry[1]
             self._ready.clear()
             await self._ready.wait()
+
+    def get_nowait(self) -> SolveJob | None:
+        """The next job if one waits, else None."""
+        while self._heap:
+            _, n, hid = heapq.heappop(self._heap)
+            entry = self._jobs.get(hid)
+            if entry is not None and entry[0] == n:
+                del self._jobs[hid]
+                return entry[1]
+        return None
 
     def discard(self, household_id: str) -> None:
         self._jobs.pop(household_id, None)

@@ -410,6 +410,25 @@ def referenced_symbols(h: Household) -> frozenset[str]:
     return frozenset(out)
 
 
+_PRICED: dict[tuple[int, float | None], tuple[Security, Security]] = {}
+_PRICED_MAX = 200_000
+
+
+def _priced(sec: Security, price: float | None) -> Security:
+    """`sec` at `price`, one object per (record, price): households share them."""
+    if sec.price == price:
+        return sec
+    key = (id(sec), price)
+    hit = _PRICED.get(key)
+    if hit is not None and hit[0] is sec:
+        return hit[1]
+    out = replace(sec, price=price)
+    if len(_PRICED) >= _PRICED_MAX:
+        _PRICED.clear()
+    _PRICED[key] = (sec, out)
+    return out
+
+
 def to_household(
     state: HouseholdState,
     as_of: date | None = None,
@@ -437,7 +456,7 @@ def to_household(
     priced: dict[str, Security] = {}
     for symbol, sec in merged.items():
         price = live.get(symbol, state.prices.get(symbol, sec.price))
-        priced[symbol] = replace(sec, price=price)
+        priced[symbol] = _priced(sec, price)
     horizon = day - timedelta(days=TRADE_MEMORY_DAYS - 1)
     trades = tuple(t for t in (*h.recent_trades, *state.trades) if horizon <= t.date <= day)
     return replace(h, as_of=day, securities=priced, recent_trades=trades)
@@ -461,20 +480,31 @@ def _trade_json(t: RecentTrade) -> dict[str, Any]:
     }
 
 
-def state_to_json(state: HouseholdState) -> dict[str, Any]:
-    """A JSON-able dict for the Faust table (orjson); `state_from_json` inverts it."""
-    household = household_to_json(replace(state.household, securities={}))
+def _household_json(h: Household) -> dict[str, Any]:
+    """The part of `state_to_json` that the household (holdings, cash, configuration) fixes."""
+    household = household_to_json(replace(h, securities={}))
     # Cash can go below zero between a buy fill and its funding sell fill; household/v1 cannot
     # say that, so the true balances ride alongside.
-    cash = {a.account_id: a.cash for a in state.household.accounts if a.cash < 0}
+    cash = {a.account_id: a.cash for a in h.accounts if a.cash < 0}
     for account in household["accounts"]:
         account["cash"] = max(0.0, account["cash"])
+    return {
+        "household": household,
+        "cash": cash,
+        "securities": {s: security_to_json(sec) for s, sec in h.securities.items()},
+    }
+
+
+def state_to_json(state: HouseholdState) -> dict[str, Any]:
+    """A JSON-able dict for the Faust table (orjson); `state_from_json` inverts it."""
+    return {**_household_json(state.household), **_memory_json(state)}
+
+
+def _memory_json(state: HouseholdState) -> dict[str, Any]:
+    """The stream's memory of a household: everything of `state_to_json` but the household."""
     opened = state.open_rebalance
     return {
         "v": 1,
-        "household": household,
-        "cash": cash,
-        "securities": {s: security_to_json(sec) for s, sec in state.household.securities.items()},
         "prices": state.prices,
         "open_rebalance": None
         if opened is None
@@ -559,31 +589,48 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
 
 # --------------------------------------------------------------------------- the table's encoding
 
-#: Tag of the compact table encoding (first byte of the value): zlib over the JSON of
-#: `state_to_json` with every lot as a positional row. The JSON of `state_to_json` (a value
-#: starting with "{") is still read, so a changelog written before decodes.
-COMPACT_TAG = b"\x02"
+#: Tag of the compact table encoding (first byte of the value), then the 4-byte length of the
+#: household part, the household part (zlib over the JSON of the household with every lot as a
+#: positional row) and the stream's memory (zlib over its JSON). The household part is cached
+#: per household object: the writes of one rebalance (open, then published) encode it once.
+#: The JSON of `state_to_json` (a value starting with "{") is still read.
+COMPACT_TAG = b"\x03"
 _LOT_FIELDS = tuple(f.name for f in fields(Lot))
 _LOT_DATE_INDEX = tuple(i for i, f in enumerate(fields(Lot)) if f.type in ("date", date))
 _LOT_SYMBOL_INDEX = _LOT_FIELDS.index("symbol")
 _DAYS: dict[str, date] = {}  # one date object per distinct day (lots share them)
+_ENCODED: dict[int, tuple[Household, bytes]] = {}  # id(household) -> (it, its encoded part)
+_ENCODED_MAX = 512
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def encode_state(state: HouseholdState) -> bytes:
-    """The table value of a household: ~2.5 KB for 60 lots (the plain JSON is ~10 KB)."""
-    raw = state_to_json(state)
+def _encode_household(h: Household) -> bytes:
+    cached = _ENCODED.get(id(h))
+    if cached is not None and cached[0] is h:
+        return cached[1]
+    raw = _household_json(h)
     rows: list[list[Any]] = []
-    for i, account in enumerate(state.household.accounts):
+    for i, account in enumerate(h.accounts):
         for lot in account.lots:
             rows.append([i, *(_iso(getattr(lot, name)) for name in _LOT_FIELDS)])
     for account in raw["household"]["accounts"]:
         account["lots"] = []
     raw["lots"] = rows
-    return COMPACT_TAG + zlib.compress(orjson.dumps(raw), 1)
+    part = zlib.compress(orjson.dumps(raw), 1)
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.pop(next(iter(_ENCODED)))
+    _ENCODED[id(h)] = (h, part)
+    return part
+
+
+def encode_state(state: HouseholdState) -> bytes:
+    """The table value of a household: ~2.3 KB for 60 lots (the plain JSON is ~10 KB)."""
+    part = _encode_household(state.household)
+    memory = zlib.compress(orjson.dumps(_memory_json(state)), 1)
+    return COMPACT_TAG + len(part).to_bytes(4, "big") + part + memory
 
 
 def _day_of(text: str) -> date:
@@ -619,7 +666,9 @@ def decode_state(value: bytes) -> HouseholdState:
     """The inverse of `encode_state` (and of the older plain JSON of `state_to_json`)."""
     if not value.startswith(COMPACT_TAG):
         return state_from_json(orjson.loads(value))
-    raw = orjson.loads(zlib.decompress(value[1:]))
+    size = int.from_bytes(value[1:5], "big")
+    raw = orjson.loads(zlib.decompress(value[5 : 5 + size]))
+    raw.update(orjson.loads(zlib.decompress(value[5 + size :])))
     rows = raw.pop("lots", ())
     shared = _shared_securities(raw.pop("securities", None) or {})
     state = state_from_json(raw)
