@@ -35,7 +35,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -43,7 +42,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from integration.conftest import Cluster, KafkaCluster
 
 from streams.kafka.topics import partition_for
-from streams.worker.state import state_from_json
+from streams.worker.state import decode_state
 
 from .driver import Driver
 
@@ -249,7 +248,7 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         if hid not in states:
             problems.append(f"{hid}: not in the changelog")
             continue
-        state = state_from_json(orjson.loads(states[hid]))
+        state = decode_state(states[hid])
         got = {a.account_id: a for a in state.household.accounts}
         for account_id, want in accounts.items():
             acc = got[account_id]
