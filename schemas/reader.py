@@ -10,6 +10,12 @@ from typing import Any
 from .errors import Issue, ValidationError
 
 _MISSING = object()
+
+#: The contract's range of every input number (section 1 "Ranges"): finite and at most this in
+#: absolute value; integers count as numbers of that range (2**64 is out of it).
+MAX_ABS = 1e12
+#: The smallest price the contract accepts.
+MIN_PRICE = 1e-6
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -27,8 +33,11 @@ class Reader:
     message finds every problem; `raise_if_any` then fails with all of them at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, limit: float | None = MAX_ABS) -> None:
+        """`limit`: the magnitude every number must stay within (None: finite is enough, for
+        output messages such as rebalance/v1, whose values are products of input numbers)."""
         self.issues: list[Issue] = []
+        self.limit = limit
 
     def fail(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
@@ -114,16 +123,23 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, "must be a number")
             return 0.0
+        # An int is compared as an int: float() of a huge one (10**400) would overflow.
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, "must be finite")
+            return 0.0
+        if self.limit is not None and abs(value) > self.limit:
+            self.fail(path, f"must be at most {show_number(self.limit)} in absolute value")
+            return 0.0
         number = float(value)
         if not math.isfinite(number):
             self.fail(path, "must be finite")
             return 0.0
         if minimum is not None and number < minimum:
-            self.fail(path, f"must be >= {minimum:g}")
+            self.fail(path, f"must be >= {show_number(minimum)}")
         if exclusive_minimum is not None and number <= exclusive_minimum:
-            self.fail(path, f"must be > {exclusive_minimum:g}")
+            self.fail(path, f"must be > {show_number(exclusive_minimum)}")
         if maximum is not None and number > maximum:
-            self.fail(path, f"must be <= {maximum:g}")
+            self.fail(path, f"must be <= {show_number(maximum)}")
         return number
 
     def real(
@@ -230,6 +246,15 @@ class Reader:
         value = obj.get("schema")
         if value is not None and value != f"{name}/v1":
             self.fail("schema", f"must be {name}/v1 (got {value!r})")
+
+
+def show_number(value: float) -> str:
+    """A bound as people write it: 1e12, 1e-6, 0.5, 1000."""
+    text = f"{value:g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def format_day(value: date) -> str:

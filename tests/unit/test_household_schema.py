@@ -226,7 +226,8 @@ def test_target_must_sum_to_one() -> None:
 
 def test_target_weights_are_not_negative_and_the_target_is_not_empty() -> None:
     issues = issues_of(make_household(target={"us_equity": 1.2, "fixed_income": -0.2}))
-    assert issues == {"target.fixed_income": "must be >= 0"}  # no misleading sum issue on top
+    # Each bad weight is named; no misleading sum issue on top.
+    assert issues == {"target.us_equity": "must be <= 1", "target.fixed_income": "must be >= 0"}
     assert issues_of(make_household(target={})) == {"target": "must name at least one asset class"}
     assert issues_of(make_household(target=[0.6, 0.4])) == {"target": "must be an object"}
 
@@ -251,21 +252,29 @@ def test_price_must_be_positive() -> None:
     raw["securities"]["VTI"]["price"] = 0
     raw["securities"]["BND"]["price"] = -72.0
     assert issues_of(raw) == {
-        "securities.VTI.price": "must be > 0",
-        "securities.BND.price": "must be > 0",
+        "securities.VTI.price": "must be >= 1e-6",
+        "securities.BND.price": "must be >= 1e-6",
     }
 
 
 def test_duplicate_lot_ids_within_an_account() -> None:
     raw = make_household()
     raw["accounts"][1]["lots"][3]["lot_id"] = "B-1"
-    assert issues_of(raw) == {"accounts[1].lots[3].lot_id": "duplicate lot id 'B-1'"}
+    issues = issues_of(raw)
+    assert list(issues) == ["accounts[1].lots[3].lot_id"]
+    assert (
+        "duplicate lot id 'B-1' (also at accounts[1].lots[1])"
+        in issues["accounts[1].lots[3].lot_id"]
+    )
 
 
-def test_the_same_lot_id_in_two_accounts_is_fine() -> None:
+def test_lot_ids_are_unique_across_the_household() -> None:
+    """Contract section 1: `lot_id`s are unique within the household, not just the account."""
     raw = make_household()
     raw["accounts"][0]["lots"][0]["lot_id"] = "B-1"
-    parse_household(raw)
+    issues = issues_of(raw)
+    assert list(issues) == ["accounts[1].lots[1].lot_id"]
+    assert "(also at accounts[0].lots[0])" in issues["accounts[1].lots[1].lot_id"]
 
 
 def test_duplicate_account_ids() -> None:
@@ -283,7 +292,10 @@ def test_exposures_must_sum_to_one() -> None:
 def test_exposures_are_weights() -> None:
     raw = make_household()
     raw["securities"]["BAL"] = {"price": 50.0, "exposures": {"us_equity": 1.5, "cash": -0.5}}
-    assert issues_of(raw) == {"securities.BAL.exposures.cash": "must be >= 0"}
+    assert issues_of(raw) == {
+        "securities.BAL.exposures.us_equity": "must be <= 1",
+        "securities.BAL.exposures.cash": "must be >= 0",
+    }
     raw["securities"]["BAL"] = {"price": 50.0, "exposures": {}}
     assert set(issues_of(raw)) == {"securities.BAL.exposures"}
     assert not SCHEMA.is_valid(raw)
