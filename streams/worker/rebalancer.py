@@ -62,7 +62,7 @@ class Store(Protocol):
 
 
 class Publisher(Protocol):
-    def __call__(self, topic: str, key: str | None, value: bytes) -> Awaitable[Any]: ...
+    def __call__(self, topic: str, key: str | bytes | None, value: bytes) -> Awaitable[Any]: ...
 
 
 #: Makes the store's latest write of a household durable (the table's changelog record

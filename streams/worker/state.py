@@ -202,6 +202,29 @@ def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float]
     return ()
 
 
+def _check_order(state: HouseholdState, fill: Fill) -> None:
+    """A fill naming one of the rebalancer's orders (`household:as_of:sequence:n`, the id space
+    the rebalancer owns) must name an order of the open or the last rebalance; a fill of any
+    other order id is a trade placed outside the rebalancer (a manual trade) and applies."""
+    if not fill.order_id.startswith(f"{state.household_id}:"):
+        return
+    for result in (
+        state.open_rebalance.result if state.open_rebalance else None,
+        state.last_rebalance,
+    ):
+        if result is not None and any(o.order_id == fill.order_id for o in result.orders):
+            return
+    raise ValidationError(
+        [
+            Issue(
+                "order_id",
+                f"unknown order {fill.order_id!r}: not an order of household "
+                f"{state.household_id!r}'s open or last rebalance",
+            )
+        ]
+    )
+
+
 def _relief_plan(state: HouseholdState, account: Account, fill: Fill) -> dict[str, float]:
     """lot_id -> quantity to relieve for a sell fill (fill's lots, else order's, else HIFO)."""
     held = {lot.lot_id: lot for lot in account.lots if lot.symbol == fill.symbol}
@@ -273,6 +296,7 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     if fill.fill_id in state.applied_fills:
         return state, False
     account = _account(state, fill.account_id, fill.household_id)
+    _check_order(state, fill)
     day = fill.ts.date()
     value = fill.quantity * fill.price
     # One trade record per lot relieved, each with its own gain: a sale that takes one lot at a
