@@ -224,7 +224,7 @@ def parse_weights(r: Reader, raw: Any, path: str) -> dict[str, float]:
     obj = r.obj(raw, path)
     out: dict[str, float] = {}
     for key, value in obj.items():
-        out[key] = r.check_number(value, join(path, key), minimum=0.0, maximum=1.0)
+        out[key] = r.check_number(value, path, key, minimum=0.0, maximum=1.0)
     return out
 
 
@@ -371,7 +371,9 @@ def parse_target(r: Reader, raw: Any) -> dict[str, float]:
     return target
 
 
-def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
+def check_references(
+    r: Reader, h: Household, *, prices_required: bool, acquired_by_as_of: bool = True
+) -> None:
     """Cross-field rules: unique account ids, lot ids unique in the household, lots acquired by
     `as_of`, every held symbol known (and priced for a solve)."""
     seen: set[str] = set()
@@ -389,7 +391,12 @@ def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
                         f"duplicate lot id {lot.lot_id!r} (also at {first}); lot ids are unique "
                         "within the household",
                     )
-            if h.as_of != date.min and lot.acquired != date.min and lot.acquired > h.as_of:
+            if (
+                acquired_by_as_of
+                and h.as_of != date.min
+                and lot.acquired != date.min
+                and lot.acquired > h.as_of
+            ):
                 r.fail(
                     f"accounts[{i}].lots[{j}].acquired",
                     f"must be on or before as_of ({format_day(h.as_of)}), "
@@ -405,11 +412,15 @@ def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
                 r.fail(lpath, f"security {lot.symbol!r} has no price")
 
 
-def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
+def parse_household(
+    raw: Any, *, prices_required: bool = True, acquired_by_as_of: bool = True
+) -> Household:
     """Validate a decoded `household/v1` object; raises ValidationError listing every problem.
 
     `prices_required` is False for snapshots on the `households` topic, whose securities map may be
-    omitted (prices then come from the `prices` topic).
+    omitted (prices then come from the `prices` topic). `acquired_by_as_of` is False only for the
+    worker's own stored state: its household keeps the snapshot's `as_of` while buy fills of later
+    event days add lots acquired after it (the solver always sees the event day as `as_of`).
     """
     r = Reader()
     obj = r.obj(raw, "")
@@ -439,7 +450,9 @@ def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
             r, obj.get("realized_this_year"), "realized_this_year"
         ),
     )
-    check_references(r, household, prices_required=prices_required)
+    check_references(
+        r, household, prices_required=prices_required, acquired_by_as_of=acquired_by_as_of
+    )
     r.raise_if_any()
     return household
 

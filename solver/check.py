@@ -11,6 +11,7 @@ from collections import defaultdict
 from schemas import Account, Household, Lot, Order
 
 from .lots import sale_gain
+from .problem import gain_cap
 from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
 
@@ -51,10 +52,49 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     for account_id, left in cash.items():
         if left < accounts[account_id].cash_needed - CHECK_TOL_USD:
             problems.append(f"{account_id}: cash {left:.2f} below cash_needed")
-    cap = h.options.max_realized_gain
+    cap = gain_cap(h)
     if cap is not None and gains > cap + CHECK_TOL_USD:
-        problems.append(f"realized gains {gains:.2f} above max_realized_gain {cap:.2f}")
+        problems.append(f"realized gains {gains:.2f} above the tax budget {cap:.2f}")
     problems.extend(_check_wash(h, orders, loss_groups))
+    problems.extend(_check_controls(h, orders))
+    return problems
+
+
+def raise_allowance_usd(h: Household, account: Account, sells: list[Order]) -> float:
+    """What an account's non-screen sells may raise beyond its shortfall (grossed up by costs):
+    the smallest order that whole shares or min_trade_value allow."""
+    return max([h.options.min_trade_value] + [o.est_price for o in sells])
+
+
+def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
+    """Locked lots, allow_sells and max_turnover (raising cash_needed is always allowed)."""
+    problems: list[str] = []
+    k = h.options.transaction_cost_bps / 1e4
+    raised = 0.0
+    for a in h.accounts:
+        locked = {lot.lot_id for lot in a.lots if lot.locked}
+        sells = [o for o in orders if o.account_id == a.account_id and o.side == "sell"]
+        for o in sells:
+            if any(r.lot_id in locked for r in o.lots):
+                problems.append(f"{o.order_id}: sells a locked lot")
+        plain = [o for o in sells if o.symbol not in a.excluded_symbols]
+        value = sum(o.est_value for o in plain)
+        need = max(a.cash_needed - a.cash, 0.0) / (1.0 - k)
+        room = need + raise_allowance_usd(h, a, plain) if need > 0 else 0.0
+        raised += min(value, room)
+        if not h.options.allow_sells and value > room + CHECK_TOL_USD:
+            problems.append(f"{a.account_id}: sells {value:.2f} with allow_sells false")
+    cap = h.options.max_turnover
+    if cap is not None:
+        value = sum(
+            a.cash
+            - a.cash_needed
+            + sum(lot.quantity * float(h.securities[lot.symbol].price or 0.0) for lot in a.lots)
+            for a in h.accounts
+        )
+        traded = sum(o.est_value for o in orders)
+        if traded > cap * value + raised + CHECK_TOL_USD:
+            problems.append(f"traded {traded:.2f} above max_turnover {cap} of the value")
     return problems
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from schemas import CASH, Household, Security
+from schemas import CASH, Account, Household, Lot, Security
 
 from .drift import DriftReport, household_drift
-from .lots import long_term_after
+from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
+from .lots import days_to_long_term, long_term_after
 from .tolerances import USD_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
 
@@ -67,6 +68,8 @@ class HouseholdProblem:
     lot_harvestable: BoolArray
     lot_screened: BoolArray
     lot_whole_shares: BoolArray
+    lot_locked: BoolArray  # never sold (a lot's `locked`)
+    lot_defer: BoolArray  # a short-term gain that turns long-term within defer_short_term_days
     lot_order: IntArray  # index of the lot's (account, symbol) position: one sell order each
     # buys
     buy_account: IntArray
@@ -79,6 +82,9 @@ class HouseholdProblem:
     buy_location_rank: FloatArray
     buy_whole_shares: BoolArray
     notes: tuple[str, ...]
+    # rule 6: the cap on this rebalance's net realized gain in dollars (the smaller of
+    # max_realized_gain and max_realized_gain_year less realized_this_year); None = no cap
+    gain_cap_usd: float | None = None
 
     @property
     def lot_is_loss(self) -> BoolArray:
@@ -117,7 +123,9 @@ def symbol_table(h: Household, symbols: list[str], cidx: dict[str, int]) -> Symb
     )
 
 
-def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdProblem:
+def build_problem(
+    h: Household, report: DriftReport | None = None, harvest_rule: HarvestRule = HARVEST_BY_VALUE
+) -> HouseholdProblem:
     """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
     report = report or household_drift(h)
     classes = report.classes
@@ -149,9 +157,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     lot_blocked = (loss_usd > USD_EPS) & np.array(
         [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
     )
-    lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
-        loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
-    )
+    worth = household_candidates(h, blocked_4b, harvest_rule)  # solver.harvest: by value
+    lot_harvest = np.array([(a.account_id, lot.lot_id) in worth for _, a, lot in lots], dtype=bool)
     lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
     lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
     lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)
@@ -188,6 +195,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         lot_harvestable=lot_harvest & ~lot_blocked,
         lot_screened=lot_screened,
         lot_whole_shares=table.whole_shares[sym] if len(lots) else np.zeros(0, dtype=bool),
+        lot_locked=np.array([lot.locked for _, _, lot in lots], dtype=bool),
+        lot_defer=_deferred_lots(h, lots, in_taxable & ~lot_long & (loss_usd < 0)),
         lot_order=_position_index([(ai, lot.symbol) for ai, _, lot in lots]),
         buy_account=np.array([b[0] for b in buys], dtype=np.int64),
         buy_symbols=tuple(b[2].symbol for b in buys),
@@ -201,7 +210,41 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         buy_location_rank=np.array([float(b[4]) for b in buys]),
         buy_whole_shares=np.array([not b[2].fractional for b in buys], dtype=bool),
         notes=tuple(notes),
+        gain_cap_usd=gain_cap(h, notes),
     )
+
+
+def gain_cap(h: Household, notes: list[str] | None = None) -> float | None:
+    """Rule 6 for one rebalance: at most max_realized_gain, and at most max_realized_gain_year
+    less this year's net realized gains (both kinds). When the year's gains already exceed the
+    yearly cap, the rebalance realizes no further net gain (cap 0)."""
+    caps: list[float] = []
+    o = h.options
+    if o.max_realized_gain is not None:
+        caps.append(o.max_realized_gain)
+    if o.max_realized_gain_year is not None:
+        done = h.realized_this_year.short_term_gain + h.realized_this_year.long_term_gain
+        left = o.max_realized_gain_year - done
+        if left < 0 and notes is not None:
+            notes.append(
+                f"this year's realized gains ({done:,.2f}) already exceed max_realized_gain_year "
+                f"({o.max_realized_gain_year:,.2f}): no further net gain is realized"
+            )
+        caps.append(max(left, 0.0))
+    return min(caps) if caps else None
+
+
+def _deferred_lots(
+    h: Household, lots: list[tuple[int, Account, Lot]], short_gain: BoolArray
+) -> BoolArray:
+    """Taxable short-term lots at a gain that turn long-term within defer_short_term_days."""
+    days = h.options.defer_short_term_days
+    if days <= 0 or not len(lots):
+        return np.zeros(len(lots), dtype=bool)
+    soon = np.array(
+        [days_to_long_term(lot.acquired, h.as_of) <= days for _, _, lot in lots], dtype=bool
+    )
+    return np.asarray(short_gain & soon, dtype=bool)
 
 
 def _position_index(keys: list[tuple[int, str]]) -> IntArray:

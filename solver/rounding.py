@@ -21,6 +21,7 @@ from .tolerances import (
     QUANTITY_DECIMALS,
     QUANTITY_EPS,
     ROUNDING_NOISE_USD,
+    SELL_NOISE_USD,
 )
 
 _SCALE = 10.0**QUANTITY_DECIMALS
@@ -48,6 +49,11 @@ def round_trades(
     """Round one LP solution; see the module docstring for the rules."""
     V = p.value_usd
     held = p.lot_quantity
+    # Sells worth less than SELL_NOISE_USD are solver noise (a phase-2 slack, a tolerance), not
+    # a decision: rounding them up to a whole share would trade for nothing. Accounts that must
+    # raise cash keep theirs (the cash row asked for them).
+    must_raise = (p.account_free_cash < 0)[p.lot_account]
+    sells = np.where((sells * V < SELL_NOISE_USD) & ~must_raise, 0.0, sells)
     shares = np.divide(sells * V, p.lot_price, out=np.zeros_like(sells), where=p.lot_price > 0)
     whole = p.lot_whole_shares
     fractional = np.ceil(shares * _SCALE - 1e-6) / _SCALE

@@ -21,6 +21,7 @@ from schemas import (
     RecentTrade,
     Security,
     ValidationError,
+    YearRealized,
     household_to_json,
     parse_household,
     parse_result,
@@ -29,6 +30,7 @@ from schemas import (
 from schemas.events import CashFlow, Fill
 from schemas.household import parse_securities, security_to_json
 from schemas.reader import Reader
+from solver.lots import is_long_term, sale_gain
 from solver.tolerances import QUANTITY_EPS, USD_EPS
 
 #: Trades are remembered this long by event time (the wash-sale window is 30 days).
@@ -86,6 +88,8 @@ class HouseholdState:
     band_state: str | None = None
     sequence: int = 0
     event_day: date = date.min
+    # the calendar year `household.realized_this_year` counts (0: the snapshot's as_of year)
+    realized_year: int = 0
 
     @property
     def household_id(self) -> str:
@@ -113,12 +117,40 @@ def from_snapshot(household: Household, previous: HouseholdState | None) -> Hous
     """
     stripped, prices = _strip_prices(household)
     if previous is None:
-        return HouseholdState(household=stripped, prices=prices, event_day=household.as_of)
+        return HouseholdState(
+            household=stripped,
+            prices=prices,
+            event_day=household.as_of,
+            realized_year=household.as_of.year,
+        )
     return replace(
         previous,
         household=stripped,
         prices={**previous.prices, **prices},
         event_day=max(previous.event_day, household.as_of),
+        realized_year=household.as_of.year,
+    )
+
+
+def realized_on(state: HouseholdState, day: date) -> YearRealized:
+    """`realized_this_year` as of `day`: what the snapshot said plus the taxable sell fills
+    since, in that calendar year; zero from 1 January of a later year (event time)."""
+    year = state.realized_year or state.household.as_of.year
+    return state.household.realized_this_year if day.year <= year else YearRealized()
+
+
+def _add_realized(
+    state: HouseholdState, day: date, short_usd: float, long_usd: float
+) -> tuple[YearRealized, int]:
+    """The year's realized gains after a taxable sale on `day`, and the year they count.
+    A fill dated in a year already closed (a late record) does not reopen it."""
+    year = state.realized_year or state.household.as_of.year
+    current = realized_on(state, day)
+    if day.year < year:
+        return current, year
+    return (
+        YearRealized(current.short_term_gain + short_usd, current.long_term_gain + long_usd),
+        day.year,
     )
 
 
@@ -302,6 +334,7 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     # One trade record per lot relieved, each with its own gain: a sale that takes one lot at a
     # gain and another at a loss is still a loss sale for the wash-sale rule.
     new_trades: list[RecentTrade] = []
+    short_usd = long_usd = 0.0
     if fill.side == "buy":
         lot = Lot(fill.fill_id, fill.symbol, fill.quantity, value, day)
         account = replace(account, cash=account.cash - value, lots=(*account.lots, lot))
@@ -315,16 +348,13 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
                 lots.append(lot)
                 continue
             share = min(1.0, take / lot.quantity)
-            new_trades.append(
-                RecentTrade(
-                    fill.account_id,
-                    fill.symbol,
-                    "sell",
-                    take,
-                    day,
-                    take * fill.price - lot.cost_basis * share,
-                )
-            )
+            gain = sale_gain(take, fill.price, lot.quantity, lot.cost_basis)
+            new_trades.append(RecentTrade(fill.account_id, fill.symbol, "sell", take, day, gain))
+            if account.type == "taxable":
+                if is_long_term(lot.acquired, day):
+                    long_usd += gain
+                else:
+                    short_usd += gain
             left = lot.quantity - take
             if left > QUANTITY_EPS:
                 lots.append(replace(lot, quantity=left, cost_basis=lot.cost_basis * (1.0 - share)))
@@ -344,9 +374,15 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     prices = (
         state.prices if fill.symbol in state.prices else {**state.prices, fill.symbol: fill.price}
     )
+    household = _replace_account(state.household, account)
+    realized_year = state.realized_year
+    if fill.side == "sell" and account.type == "taxable":
+        realized, realized_year = _add_realized(state, day, short_usd, long_usd)
+        household = replace(household, realized_this_year=realized)
     return replace(
         state,
-        household=_replace_account(state.household, account),
+        household=household,
+        realized_year=realized_year,
         prices=prices,
         open_rebalance=open_rb,
         last_rebalance=last_rb,
@@ -490,7 +526,13 @@ def to_household(
         priced[symbol] = replace(sec, price=price)
     horizon = day - timedelta(days=TRADE_MEMORY_DAYS - 1)
     trades = tuple(t for t in (*h.recent_trades, *state.trades) if horizon <= t.date <= day)
-    return replace(h, as_of=day, securities=priced, recent_trades=trades)
+    return replace(
+        h,
+        as_of=day,
+        securities=priced,
+        recent_trades=trades,
+        realized_this_year=realized_on(state, day),
+    )
 
 
 # --------------------------------------------------------------------------- serialisation
@@ -551,11 +593,13 @@ def state_to_json(state: HouseholdState) -> dict[str, Any]:
         "band_state": state.band_state,
         "sequence": state.sequence,
         "event_day": state.event_day.isoformat(),
+        "realized_year": state.realized_year,
     }
 
 
 def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
-    household = parse_household(raw["household"], prices_required=False)
+    # Lots of buy fills after the snapshot's as_of are state, not a bad snapshot.
+    household = parse_household(raw["household"], prices_required=False, acquired_by_as_of=False)
     r = Reader()
     securities = parse_securities(r, raw.get("securities"), "securities", price_required=False)
     r.raise_if_any()
@@ -604,4 +648,5 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
         band_state=raw.get("band_state"),
         sequence=int(raw.get("sequence") or 0),
         event_day=_day(raw.get("event_day") or date.min.isoformat()),
+        realized_year=int(raw.get("realized_year") or household.as_of.year),
     )
