@@ -234,18 +234,22 @@ def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float]
     return ()
 
 
-def _check_order(state: HouseholdState, fill: Fill) -> None:
-    """A fill naming one of the rebalancer's orders (`household:as_of:sequence:n`, the id space
-    the rebalancer owns) must name an order of the open or the last rebalance; a fill of any
-    other order id is a trade placed outside the rebalancer (a manual trade) and applies."""
-    if not fill.order_id.startswith(f"{state.household_id}:"):
-        return
+def check_known_order(state: HouseholdState, fill: Fill) -> HouseholdState:
+    """The state, when the fill may apply to it; raises ValidationError for a fill that names
+    one of the rebalancer's orders (`household:as_of:sequence:n`, the id space the rebalancer
+    owns) that is neither in the open nor in the last rebalance. A fill of any other order id
+    is a trade placed outside the rebalancer (a manual trade) and applies. A fill applied
+    before passes (applying it again changes nothing)."""
+    if fill.fill_id in state.applied_fills or not fill.order_id.startswith(
+        f"{state.household_id}:"
+    ):
+        return state
     for result in (
         state.open_rebalance.result if state.open_rebalance else None,
         state.last_rebalance,
     ):
         if result is not None and any(o.order_id == fill.order_id for o in result.orders):
-            return
+            return state
     raise ValidationError(
         [
             Issue(
@@ -328,7 +332,6 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     if fill.fill_id in state.applied_fills:
         return state, False
     account = _account(state, fill.account_id, fill.household_id)
-    _check_order(state, fill)
     day = fill.ts.date()
     value = fill.quantity * fill.price
     # One trade record per lot relieved, each with its own gain: a sale that takes one lot at a

@@ -23,6 +23,7 @@ from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
+    check_known_order,
     expire_open_rebalance,
     from_snapshot,
     household_day,
@@ -210,11 +211,11 @@ def test_bad_fills_raise_without_change() -> None:
         apply_fill(s, fill(side="sell", qty=21))
     with pytest.raises(ValidationError):
         apply_fill(s, fill(side="sell", qty=2, lots=(LotRelief("L-3", 2),)))
-    # an id in the rebalancer's own space (household:as_of:sequence:n) that it never issued
+    # the worker's check: an id in the rebalancer's own space (household:as_of:sequence:n)
+    # that it never issued is invalid; any other order id is a trade placed outside it
     with pytest.raises(ValidationError, match="unknown order"):
-        apply_fill(s, fill(order_id="hh-1:2026-11-24:9:0"))
-    # any other order id is a trade placed outside the rebalancer: it applies
-    assert apply_fill(s, fill(order_id="manual-7"))[1]
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:9:0"))
+    assert check_known_order(s, fill(order_id="manual-7")) is s
 
 
 def test_cash_flows() -> None:
