@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     settings = resolved
+    from streams.kafka.offsets_workaround import install_if_embedded
+
+    if asyncio.run(install_if_embedded(settings.bootstrap)):
+        log.info("embedded broker: end offsets are taken from fetch responses (ListOffsets bug)")
     log.info(
         "replication_factor=%s standby_replicas=%d",
         settings.replication_factor,

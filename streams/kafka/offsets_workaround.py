@@ -32,7 +32,7 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.structs import TopicPartition
 
-__all__ = ["install", "is_installed", "uninstall"]
+__all__ = ["install", "install_if_embedded", "is_installed", "uninstall"]
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +131,22 @@ def uninstall() -> None:
 def is_installed() -> bool:
     """True while the patch is active."""
     return _original is not None
+
+
+async def install_if_embedded(bootstrap: str) -> bool:
+    """Install the patch when ``bootstrap`` is the embedded broker; True when it is installed.
+
+    ``umh worker`` and ``umh demo`` call this before any consumer starts: the worker's price feed
+    reads every price back up to the end offsets (streams/worker/prices.py) and Faust recovers
+    its table up to them, so a short end offset would leave both behind.
+    """
+    from streams.kafka.broker import is_embedded_broker
+
+    try:
+        embedded = await is_embedded_broker(bootstrap)
+    except Exception as exc:  # not reachable yet: the caller's own connection reports it
+        log.debug("embedded-broker check on %s failed: %r", bootstrap, exc)
+        return is_installed()
+    if embedded:
+        install()
+    return is_installed()

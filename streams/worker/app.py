@@ -168,7 +168,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=_credentials(settings),
-        store="memory://",
+        store=settings.table_store,  # RocksDB when UMH_DATA_DIR is set (a restart is quick)
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         # changelog and Faust's internal topics: same factor as the contract's topics
