@@ -75,7 +75,8 @@ class Settings:
         """Faust's store URL: RocksDB (on disk under `data_dir`: a restart replays only the
         changelog written since) when a data directory is given, else memory."""
         kind = self.store or ("rocksdb" if self.data_dir else "memory")
-        return f"{kind}://"
+        # RocksDB through streams/worker/store.py (writes outside a stream event)
+        return "umhrocksdb://" if kind == "rocksdb" else f"{kind}://"
 
     @property
     def broker_url(self) -> str:

@@ -28,6 +28,7 @@ BENCHES: dict[str, tuple[str, str]] = {
         "streams.tools.bench_recovery",
         "kill -9 of a worker to the first correct order: memory, RocksDB, standby",
     ),
+    "soak": ("streams.tools.bench_soak", "the demo's world for N minutes: memory, lag, slopes"),
 }
 
 

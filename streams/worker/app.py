@@ -30,6 +30,7 @@ from streams.worker.metrics import Metrics
 from streams.worker.prices import PriceFeed
 from streams.worker.rebalancer import Rebalancer, SolveFn, UnknownHousehold
 from streams.worker.state import HouseholdState, state_from_json, state_to_json
+from streams.worker.store import HouseholdRocksDB  # noqa: F401 - registers umhrocksdb://
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day

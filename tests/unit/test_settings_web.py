@@ -42,7 +42,7 @@ def test_machine_address_is_not_a_wildcard() -> None:
 
 def test_the_table_store_is_rocksdb_with_a_data_dir_and_memory_without() -> None:
     assert load_settings({}).table_store == "memory://"
-    assert load_settings({"UMH_DATA_DIR": "/var/lib/umh"}).table_store == "rocksdb://"
+    assert load_settings({"UMH_DATA_DIR": "/var/lib/umh"}).table_store == "umhrocksdb://"
     assert load_settings({"UMH_DATA_DIR": "/d", "UMH_STORE": "memory"}).table_store == "memory://"
     with pytest.raises(ConfigError, match="UMH_STORE"):
         load_settings({"UMH_STORE": "redis"})
