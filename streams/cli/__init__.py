@@ -24,6 +24,11 @@ BENCHES: dict[str, tuple[str, str]] = {
         "solver latency, throughput and tax against per-account",
     ),
     "stream": ("streams.tools.bench_stream", "streaming throughput and tick-to-order latency"),
+    "recovery": (
+        "streams.tools.bench_recovery",
+        "kill -9 of a worker to the first correct order: memory, RocksDB, standby",
+    ),
+    "soak": ("streams.tools.bench_soak", "the demo's world for N minutes: memory, lag, slopes"),
 }
 
 

@@ -238,6 +238,41 @@ def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float]
     return ()
 
 
+def _issued_sequence(state: HouseholdState, order_id: str) -> int | None:
+    """The rebalance sequence of an order id in the rebalancer's own space
+    (`household:as_of:sequence:n`), None for any other id."""
+    prefix = f"{state.household_id}:"
+    if not order_id.startswith(prefix):
+        return None
+    parts = order_id[len(prefix) :].split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def check_known_order(state: HouseholdState, fill: Fill) -> HouseholdState:
+    """The state, when the fill may apply to it; raises ValidationError for a fill that names
+    an order in the rebalancer's own id space (`household:as_of:sequence:n`) that it never
+    issued: a sequence beyond the household's last rebalance. A late fill of an earlier
+    rebalance applies (it is a real trade: dropping it would lose holdings), and so does a fill
+    of any other order id (a trade placed outside the rebalancer). A fill applied before passes
+    (applying it again changes nothing)."""
+    if fill.fill_id in state.applied_fills:
+        return state
+    sequence = _issued_sequence(state, fill.order_id)
+    if sequence is None or sequence <= state.sequence:
+        return state
+    raise ValidationError(
+        [
+            Issue(
+                "order_id",
+                f"unknown order {fill.order_id!r}: household {state.household_id!r} has "
+                f"rebalances up to sequence {state.sequence} only",
+            )
+        ]
+    )
+
+
 def _relief_plan(state: HouseholdState, account: Account, fill: Fill) -> dict[str, float]:
     """lot_id -> quantity to relieve for a sell fill (fill's lots, else order's, else HIFO)."""
     held = {lot.lot_id: lot for lot in account.lots if lot.symbol == fill.symbol}

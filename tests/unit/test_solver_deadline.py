@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from streams.tools.synthetic import make_book, make_universe
 
 from schemas import result_to_json
 from solver import solve
 from solver.solve import SMALL_ACCOUNTS
+from streams.tools.synthetic import make_book, make_universe
 
 
 def _json(h, limit):  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
+    check_known_order,
     expire_open_rebalance,
     from_snapshot,
     household_day,
@@ -210,6 +211,11 @@ def test_bad_fills_raise_without_change() -> None:
         apply_fill(s, fill(side="sell", qty=21))
     with pytest.raises(ValidationError):
         apply_fill(s, fill(side="sell", qty=2, lots=(LotRelief("L-3", 2),)))
+    # the worker's check: an id in the rebalancer's own space (household:as_of:sequence:n)
+    # that it never issued is invalid; any other order id is a trade placed outside it
+    with pytest.raises(ValidationError, match="unknown order"):
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:9:0"))
+    assert check_known_order(s, fill(order_id="manual-7")) is s
 
 
 def test_cash_flows() -> None:
@@ -443,3 +449,11 @@ def test_console_detail_shows_realized_this_year_and_the_controls() -> None:
     assert controls["locked_lots"] == 1
     lots_shown = detail["accounts"][0]["holdings"][0]["lots"]
     assert [lot["locked"] for lot in lots_shown] == [True, False]
+
+
+def test_a_late_fill_of_an_earlier_rebalance_still_applies() -> None:
+    # two rebalances issued: a fill of the first arrives after the second was opened
+    s = replace(make_state(), sequence=2)
+    assert check_known_order(s, fill(order_id="hh-1:2026-11-20:1:0")) is s
+    with pytest.raises(ValidationError, match="unknown order"):
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:3:0"))
