@@ -76,16 +76,24 @@ def judge(job: tuple[int, int, str, float, bool]) -> dict[str, Any]:
         o = reference_mip.reach_bands(h)
         ref["reach"] = o.status
         if o.status == "feasible":
-            row["defects"].append("false_band_unreachable")
             ref["orders"] = o.orders
+            ref["witness_problems"] = reference_mip.witness_problems(h, o)
+            if ref["witness_problems"]:
+                row["defects"].append("reference_witness_fails")
+            else:
+                row["defects"].append("false_band_unreachable")
         elif o.status == "unknown":
             row["ref_unknown"] = True
     if res["status"] in ("infeasible", "solver_error") and mode != "monitor":
         o = reference_mip.feasible(h)
         ref["feasible"] = o.status
         if o.status == "feasible" and res["status"] == "infeasible":
-            row["defects"].append("false_infeasible")
             ref["orders"] = o.orders
+            ref["witness_problems"] = reference_mip.witness_problems(h, o, bands=False)
+            if ref["witness_problems"]:
+                row["defects"].append("reference_witness_fails")
+            else:
+                row["defects"].append("false_infeasible")
         if o.status == "feasible" and res["status"] == "solver_error":
             # and could it have reached the bands?
             ref["reach"] = reference_mip.reach_bands(h).status
@@ -173,9 +181,11 @@ def run(args: argparse.Namespace) -> int:
         f"{defects['false_band_unreachable']} of {statuses['band_unreachable']} band_unreachable"
         f" ({sum(1 for r in rows if r.get('ref_unknown'))} undecided by the reference)"
     )
+    print("  (each reference answer re-checked by contract_check: rules 1-6 hold, bands reached)")
     print(f"false infeasible (reference satisfies rules 1-6): {defects['false_infeasible']}")
     print(
         f"reference disagrees (umh in band, reference infeasible): {defects['reference_disagrees']}"
+        f"; reference witness rejected by the checker: {defects['reference_witness_fails']}"
     )
     for key, what in (
         ("net", "realized tax (losses credited where harvest_losses asks)"),

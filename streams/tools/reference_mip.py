@@ -34,6 +34,9 @@ The model, per account a, security s, lot l (held in a), all in dollars at the s
            and value'_c the exposure-weighted holdings after the trades (cash in `cash`, less every
            cash_needed), m = BAND_MARGIN for reachability and -WEIGHT_TOL for the tax bound.
 
+Beyond the hard rules, one symbol is never both sold and bought in one account (u_as + y_as <= 1):
+such a round trip is no answer a person would accept, so "reachable" never rests on one.
+
 Soft rules (swaps, location, defer_short_term_days, target) are not constraints: they never make
 the bands unreachable (the contract lets them yield to the hard rules).
 """
@@ -48,6 +51,7 @@ from typing import Any
 import highspy
 import numpy as np
 
+from streams.tools import contract_check as cc
 from streams.tools.contract_check import (
     CASH,
     anniversary_bounds,
@@ -246,6 +250,7 @@ def _build(
         allowance = m.var(0.0, INF)
         allowance_row: dict[int, float] = {allowance: 1.0}
         by_symbol: dict[str, list[dict[str, Any]]] = {}
+        sell_flag: dict[str, int] = {}
         for lot in a.get("lots", []):
             by_symbol.setdefault(lot["symbol"], []).append(lot)
         for sym in sorted(by_symbol):
@@ -257,6 +262,7 @@ def _build(
                 const_c[c] = const_c.get(c, 0.0) + held * p * w
             whole = not is_fractional(h, sym)
             y = m.binary()
+            sell_flag[sym] = y
             sells: dict[int, float] = {}
             for lot in lots:
                 q = float(lot["quantity"])
@@ -328,10 +334,12 @@ def _build(
                 value_c.setdefault(c, {})
                 value_c[c][b] = value_c[c].get(b, 0.0) + p * wc
             value_c[CASH][b] = value_c[CASH].get(b, 0.0) - (1 + k) * p
+            u = m.binary()
+            m.row({b: p, u: -big}, -INF, 0.0)
             if mtv > 0:
-                u = m.binary()
-                m.row({b: p, u: -big}, -INF, 0.0)
                 m.row({b: p, u: -mtv}, 0.0, INF)
+            if sym in sell_flag:  # no round trip of one symbol in one account
+                m.row({u: 1.0, sell_flag[sym]: 1.0}, -INF, 1.0)
         # rule 1
         m.row(cash_row, float(a.get("cash_needed", 0.0)) - float(a.get("cash", 0.0)), INF)
         # allow_sells and the raised cash of max_turnover
@@ -406,3 +414,61 @@ def feasible(h: dict[str, Any]) -> Outcome:
 def min_tax(h: dict[str, Any], *, bands: bool = True, credit_losses: bool = True) -> Outcome:
     """The least `tax_measure` over rule-abiding answers (within the bands when `bands`)."""
     return _run(h, bands=bands, margin=-WEIGHT_TOL, tax=True, credit_losses=credit_losses)
+
+
+def as_result(h: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The reference's orders as a `rebalance/v1` answer (for the checker): one order per account,
+    symbol and side, sells naming their lots; integral quantities snapped to whole numbers."""
+    sells: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    buys: dict[tuple[str, str], float] = {}
+    for aid, sym, side, q in outcome.orders:
+        q = float(round(q)) if abs(q - round(q)) < 1e-6 else q
+        if q <= 0:
+            continue
+        if side == "buy":
+            buys[(aid, sym)] = q
+        else:
+            sells.setdefault((aid, sym), []).append((side.split(" ", 1)[1], q))
+    orders: list[dict[str, Any]] = []
+    for (aid, sym), rels in sorted(sells.items()):
+        q = sum(r[1] for r in rels)
+        orders.append(_order(h, len(orders), aid, sym, "sell", q, rels))
+    for (aid, sym), q in sorted(buys.items()):
+        orders.append(_order(h, len(orders), aid, sym, "buy", q, []))
+    return {"schema": "rebalance/v1", "status": "rebalanced", "orders": orders}
+
+
+def _order(
+    h: dict[str, Any],
+    n: int,
+    aid: str,
+    sym: str,
+    side: str,
+    q: float,
+    rels: list[tuple[str, float]],
+) -> dict[str, Any]:
+    p = price(h, sym)
+    return {
+        "order_id": f"ref:{n}",
+        "account_id": aid,
+        "symbol": sym,
+        "side": side,
+        "quantity": q,
+        "est_price": p,
+        "est_value": q * p,
+        "lots": [{"lot_id": lot_id, "quantity": x} for lot_id, x in rels],
+        "reason": "rebalance",
+    }
+
+
+def witness_problems(h: dict[str, Any], outcome: Outcome, *, bands: bool = True) -> list[str]:
+    """What the independent checker finds wrong with the reference's own answer (hard rules 1-6
+    and, with `bands`, a class out of its band after the trades): empty when the witness holds."""
+    result = as_result(h, outcome)
+    orders = result["orders"]
+    out = cc._check_orders(h, orders) + cc._check_cash(h, orders) + cc._check_wash(h, orders)
+    out += cc._check_options(h, orders)
+    if bands:
+        outside = cc.out_of_band(cc.apply_orders(h, result), slack=0.0)
+        out += [f"class {c} out of band after the reference's trades" for c in outside]
+    return out
