@@ -39,7 +39,7 @@ from streams.tools.quality_households import make_quality_household
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--households", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--size", choices=("small", "medium"), default="small")
+    parser.add_argument("--size", choices=("tiny", "small", "medium"), default="small")
     parser.add_argument("--processes", type=int, default=2, help="at most 2 on this machine")
     parser.add_argument("--time-limit", type=float, default=2.0, help="umh's --time-limit")
     parser.add_argument("--out", default="", help="directory for the failing households")
@@ -50,17 +50,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def judge(job: tuple[int, int, str, float, bool]) -> dict[str, Any]:
-    """One household: generate, answer through the batch path, check, compare with the reference."""
-    from streams.cli.solve import answer
-
+    """One generated household (index, seed, size, umh time limit, compare tax), judged."""
     i, seed, size, time_limit, tax = job
     h = make_quality_household(i, np.random.default_rng([seed, i]), size)
+    row = judge_household(h, time_limit, tax)
+    row["i"] = i
+    return row
+
+
+def judge_household(h: dict[str, Any], time_limit: float = 2.0, tax: bool = True) -> dict[str, Any]:
+    """Answer `h` through the batch line path, check it, compare it with the reference.
+
+    The row's `defects` lists what is wrong: "violation", "solver_error", "false_band_unreachable",
+    "false_infeasible", "reference_disagrees", "reference_witness_fails"; `tax_net_bp` and
+    `tax_gains_bp` the tax above the reference's optimum (rebalanced / no_action answers)."""
+    from streams.cli.solve import answer
+
     line = orjson.dumps(h)
     t0 = time.perf_counter()
     out, _code = answer(line, time_limit)
     umh_ms = (time.perf_counter() - t0) * 1000
     res = orjson.loads(out)
-    row: dict[str, Any] = {"i": i, "status": res["status"], "umh_ms": umh_ms, "defects": []}
+    row: dict[str, Any] = {"status": res["status"], "umh_ms": umh_ms, "defects": []}
     try:
         row["violations"] = violations(h, res)
     except Exception as exc:  # the checker could not read the answer: that is a defect too

@@ -68,7 +68,7 @@ OPTION_SHARES = {
     "band_overrides": 0.3,
 }
 MODES = (("rebalance", 0.75), ("guardrail", 0.15), ("monitor", 0.10))
-SIZES = {"small": (3, 8, 20), "medium": (4, 14, 60)}
+SIZES = {"tiny": (2, 5, 8), "small": (3, 8, 20), "medium": (4, 14, 60)}
 
 
 def _chance(rng: np.random.Generator, name: str) -> bool:

@@ -401,9 +401,9 @@ def _run(
     return Outcome(status, obj, proven, orders)
 
 
-def reach_bands(h: dict[str, Any]) -> Outcome:
-    """Whether every band is reachable (tightened by BAND_MARGIN) under hard rules 1-6."""
-    return _run(h, bands=True, margin=BAND_MARGIN, tax=False)
+def reach_bands(h: dict[str, Any], margin: float = BAND_MARGIN) -> Outcome:
+    """Whether every band is reachable (tightened by `margin`) under hard rules 1-6."""
+    return _run(h, bands=True, margin=margin, tax=False)
 
 
 def feasible(h: dict[str, Any]) -> Outcome:
