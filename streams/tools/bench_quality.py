@@ -120,6 +120,11 @@ def judge_household(h: dict[str, Any], time_limit: float = 2.0, tax: bool = True
         row["soft_conflict"] = bool(
             (not h["options"].get("allow_cross_account_swaps") and len(h["accounts"]) > 1)
             or h["options"].get("defer_short_term_days")
+            or any(
+                lot["symbol"] in (a.get("excluded_symbols") or [])
+                for a in h["accounts"]
+                for lot in a["lots"]
+            )
         )
         for key, credit in (("net", True), ("gains", False)):
             o = reference_mip.min_tax(h, credit_losses=credit)
@@ -209,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         print("  where umh reached the bands (rebalanced / no_action):")
         print(f"    all                    {pct([r[f'tax_{key}_bp'] for r in gaps])}")
         plain = [r[f"tax_{key}_bp"] for r in gaps if not r["soft_conflict"]]
-        print(f"    no swap ban, no defer  {pct(plain)}")
+        print(f"    no swap ban/defer/screen {pct(plain)}")
         proven = sum(r[f"tax_{key}_proven"] for r in gaps)
         print(f"    reference optimum proven in {proven} of {len(gaps)}")
     print(f"umh ms per household: {pct([r['umh_ms'] for r in rows])}")

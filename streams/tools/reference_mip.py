@@ -308,7 +308,7 @@ def _build(
                 pick = m.binary()
                 m.row({pick: 1.0, y: -1.0}, -INF, 0.0)
                 allowance_row[pick] = -(p - mtv)
-        m.row(allowance_row, -INF, mtv + 1e-4)
+        m.row(allowance_row, -INF, mtv)
         m.row({j: 1.0 for j in allowance_row if j != allowance}, -INF, 1.0)
         # buys
         for sym in sorted(h["securities"]):
@@ -370,7 +370,9 @@ def _build(
         row = dict(traded)
         for r in turnover_raise:
             row[r] = -1.0
-        m.row(row, -INF, float(opts["max_turnover"]) * v0 + 1e-4)
+        m.row(
+            row, -INF, float(opts["max_turnover"]) * v0 - 1e-3
+        )  # a tenth of a cent inside the cap
     if bands:
         # V' = v0 - k traded; value'_c = const_c + value_c
         for c in classes:
