@@ -218,6 +218,11 @@ def run(args: argparse.Namespace) -> int:
         proven = sum(r[f"tax_{key}_proven"] for r in gaps)
         print(f"    reference optimum proven in {proven} of {len(gaps)}")
     print(f"umh ms per household: {pct([r['umh_ms'] for r in rows])}")
+    slow = sorted(rows, key=lambda r: -r["umh_ms"])[:3]
+    print(
+        f"  slowest (umh --time-limit {args.time_limit:g} s bounds the whole solve): "
+        + ", ".join(f"q-{r['i']:05d} {r['umh_ms']:.0f} ms" for r in slow)
+    )
     print(f"reference ms per household: {pct([r['ref_ms'] for r in rows])}")
     if args.out:
         out = Path(args.out)
