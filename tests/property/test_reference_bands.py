@@ -7,7 +7,8 @@ counts. Twenty tiny generated households (every option mixed) run in a few secon
 The saved households of tests/data/quality/ are defects found by `umh bench quality` (its --out
 files, with the reference's orders that reach the bands): while a file says `"open": true` it is
 expected to fail (xfail strict); the fix that makes it pass sets `"open": false`, and from then on
-it is a plain regression scenario. tests/data/quality/tax/ holds the households whose tax was
+it is a plain regression scenario (tests/data/quality/medium/: the same from `--size medium`,
+2-4 accounts and up to 60 lots). tests/data/quality/tax/ holds the households whose tax was
 furthest above the reference's optimum (tax on realized gains, bp of V): the ones without a soft
 conflict (swap ban, deferral, screens; see each file's `soft_conflicts`) must come within 2 bp.
 """
@@ -104,7 +105,7 @@ def test_the_reference_finds_an_unreachable_band() -> None:
     assert reference_mip.witness_problems(h, outcome) == []
 
 
-@pytest.mark.parametrize("path", _saved(DATA))
+@pytest.mark.parametrize("path", _saved(DATA) + _saved(DATA / "medium"))
 def test_saved_defect_household(path: Path) -> None:
     doc = json.loads(path.read_text())
     assert _defects(doc["household"]) == [], doc["why"]
