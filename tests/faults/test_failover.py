@@ -322,9 +322,8 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             d.settled([h], n) for h, n in expected.items()
         ):
             await asyncio.sleep(0.2)
-        await asyncio.sleep(3.0)  # late duplicates and the last changelog writes
+        await asyncio.sleep(3.0)  # late duplicates
         tasks[0].cancel()
-        states = await read_all(kafka3.bootstrap, changelog(prefix))
         # prices are state: the killed worker, started again, values what it takes over at the
         # prices published before it started (no tick moves now: noise stopped)
         if fault == "worker":
@@ -341,6 +340,9 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             w.stop()
         if killed_broker is not None:
             restart_broker(kafka3, *killed_broker)
+    # the durable state: what the changelog holds once the workers have stopped (a stopping
+    # worker hands its last table writes to Kafka; a restart recovers exactly this)
+    states = await read_all(kafka3.bootstrap, changelog(prefix))
 
     # ---- one rebalance per episode, never two open at once, duplicates identical
     problems: list[str] = [f"conflicting duplicate: {x}" for x in d.conflicts]
