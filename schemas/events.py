@@ -22,6 +22,7 @@ ALERT_ACTIONS = (
     "band_unreachable",
     "monitor_only",
     "pending_orders",
+    "awaiting_prices",
 )
 
 
@@ -72,6 +73,8 @@ class DriftAlert:
     max_abs_drift: float
     breaches: tuple[Breach, ...]
     action: str
+    # held symbols without a known price (action `awaiting_prices`); empty otherwise
+    missing_prices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,7 @@ def parse_drift_alert(raw: Any) -> DriftAlert:
         max_abs_drift=r.real(obj, "max_abs_drift", "", minimum=0.0),
         breaches=tuple(breaches),
         action=r.choice(obj, "action", "", ALERT_ACTIONS, None),
+        missing_prices=r.strings(obj.get("missing_prices"), "missing_prices"),
     )
     r.raise_if_any()
     return out
@@ -281,6 +285,7 @@ def drift_alert_to_json(a: DriftAlert) -> dict[str, Any]:
             for b in a.breaches
         ],
         "action": a.action,
+        **({"missing_prices": list(a.missing_prices)} if a.missing_prices else {}),
     }
 
 

@@ -10,9 +10,10 @@ from collections import defaultdict
 
 from schemas import Account, Household, Lot, Order
 
+from .costs import cash_change, cost_rate, gross_up
 from .lots import sale_gain
 from .problem import gain_cap
-from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
+from .tolerances import CHECK_TOL_USD, QUANTITY_EPS, RAISE_SLACK_USD
 from .wash import blocked_loss_lots, recent_wash_groups
 
 
@@ -20,7 +21,7 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     """Every broken hard rule (section 3, rules 1-6), as sentences; empty when all hold."""
     problems: list[str] = []
     accounts = {a.account_id: a for a in h.accounts}
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     cash = {a.account_id: a.cash for a in h.accounts}
     gains = 0.0
     loss_groups: set[str] = set()
@@ -39,11 +40,11 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
         ):
             problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
         if o.side == "sell":
-            cash[o.account_id] += o.est_value * (1 - k)
+            cash[o.account_id] += cash_change("sell", o.est_value, k)
             gains += _check_sell(h, account, o, problems, loss_groups, blocked)
             sold_value[(o.account_id, o.symbol)] += o.est_value
         else:
-            cash[o.account_id] -= o.est_value * (1 + k)
+            cash[o.account_id] += cash_change("buy", o.est_value, k)
             _check_buy(h, account, o, problems)
         position = sum(lot.quantity for lot in account.lots if lot.symbol == o.symbol)
         whole_position = o.side == "sell" and abs(o.quantity - position) < QUANTITY_EPS
@@ -60,16 +61,21 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     return problems
 
 
-def raise_allowance_usd(h: Household, account: Account, sells: list[Order]) -> float:
+def raise_allowance_usd(h: Household, account: Account) -> float:
     """What an account's non-screen sells may raise beyond its shortfall (grossed up by costs):
-    the smallest order that whole shares or min_trade_value allow."""
-    return max([h.options.min_trade_value] + [o.est_price for o in sells])
+    the largest of min_trade_value, the account's dearest whole share and RAISE_SLACK_USD."""
+    whole = [
+        float(h.securities[lot.symbol].price or 0.0)
+        for lot in account.lots
+        if not h.securities[lot.symbol].fractional
+    ]
+    return max([h.options.min_trade_value, RAISE_SLACK_USD, *whole])
 
 
 def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
     """Locked lots, allow_sells and max_turnover (raising cash_needed is always allowed)."""
     problems: list[str] = []
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     raised = 0.0
     for a in h.accounts:
         locked = {lot.lot_id for lot in a.lots if lot.locked}
@@ -79,8 +85,8 @@ def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
                 problems.append(f"{o.order_id}: sells a locked lot")
         plain = [o for o in sells if o.symbol not in a.excluded_symbols]
         value = sum(o.est_value for o in plain)
-        need = max(a.cash_needed - a.cash, 0.0) / (1.0 - k)
-        room = need + raise_allowance_usd(h, a, plain) if need > 0 else 0.0
+        need = gross_up(max(a.cash_needed - a.cash, 0.0), k)
+        room = need + raise_allowance_usd(h, a) if need > 0 else 0.0
         raised += min(value, room)
         if not h.options.allow_sells and value > room + CHECK_TOL_USD:
             problems.append(f"{a.account_id}: sells {value:.2f} with allow_sells false")

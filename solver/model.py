@@ -1,28 +1,51 @@
 """HouseholdProblem -> one HiGHS model of the whole household; the only module importing highspy.
 
-The optimisation, in weight units (dollars / V). For lots l, permitted buys j, classes c,
-accounts a; E are exposures, k the transaction-cost rate:
+The optimisation, in weight units (dollars / V, V the investable value before trading). For
+lots l, permitted buys j, classes c, accounts a; E are exposures, k the transaction-cost rate,
+T = sum_l s_l + sum_j b_j the traded value:
 
-    w_c   = w0_c + sum_j E_jc b_j - sum_l E_lc s_l
-            + [c = cash] (sum_l s_l - sum_j b_j)           class weight after (costs: see below)
-    minimise   P_band   sum_c u_c                        bands (hard when feasible)
-             + lambda   sum_c d_c                        toward target (rebalance mode only;
-                                                         a harvest alone only holds the start)
-             + sum_l tax_l s_l                           tax: rate_l * gain_l, harvest credit
-             + sum (k + p_turn) (s + b) + p_taxable (trades in taxable accounts)
-             + p_loc * location rank_j b_j + p_list * buy-list rank_j b_j
-             - p_screen sum_{screened l} s_l + P_swap sum sigma
-    subject to
-        |w_c - t_c| <= tol_c + u_c,  |w_c - t_c| <= d_c,  u, d >= 0
-        free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= 0   (rule 1: cash)
-        0 <= s_l <= value_l (0 for a blocked loss sale, rule 4b),  b_j >= 0  (rules 2, 3)
-        sum_l gain_l s_l <= max_realized_gain / V                           (rule 6)
-        wash group g (rule 4a, same rebalance), binary z_g:
-            sum_{loss lots of g in taxable} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
-        no cross-account swap of class c, binary y_c (soft, penalised by P_swap):
-            sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
-Binaries are added lazily, only for the groups and classes whose LP solution breaks the rule.
-Whole shares and minimum trade sizes are handled by rounding and re-solving (result.py).
+  weights after trading, costs included (exact: V' = V (1 - k T) is linear in the trades):
+    n_c  = w0_c + sum_j E_jc b_j - sum_l E_lc s_l + [c = cash] (sum_l s_l (1-k) - sum_j b_j (1+k))
+    w_c  = n_c / (1 - k T)
+
+  minimise (one weighting; every term is per unit of V, so the scale is the household's):
+      P_BAND sum_c u_c                           bands, hard when feasible       (1000)
+    + P_SWAP sum sigma                           cross-account swaps (soft)        (50)
+    + P_DEFER sum_{deferred l} s_l               defer_short_term_days (soft)      (10)
+    + P_TAX sum_l rate_l gain_l s_l              tax; harvestable losses earn it   (1)
+    + LAMBDA_TARGET sum_c d_c                    toward target, phase 2 only       (0.25)
+    + sum (k + P_TURNOVER)(s + b) + P_TAXABLE [taxable] (s + b)                    (1e-4..1e-3)
+    + P_LOCATION location rank_j b_j + P_LIST buy-list rank_j b_j - P_SCREEN [screened] s_l
+  In rebalance mode it is solved in two phases on one HiGHS instance: phase 1 without the
+  target term (d costs 0): bands, then tax, then trading; phase 2 adds LAMBDA_TARGET d with
+  sum_c u_c <= U1 and the tax on realized gains sum_{l: gain_l > 0} rate_l gain_l s_l <= G1 +
+  target_tax_budget_bps / 1e4 (less one share's tax for rounding): toward target only as far as
+  it costs no more tax than the bands need (CONTRACT.md section 3's soft order). Guardrail mode
+  has no target term; a harvest alone (mode "harvest") only penalises moving away from it.
+
+  subject to
+    bands (rule 7): n_c - (t_c + tol'_c)(1 - k T) <= u_c,  n_c - (t_c - tol'_c)(1 - k T) >= -u_c,
+        tol'_c = tol_c - min(band_margin, BAND_MARGIN tol_c)  (1 bp inside the edge by default)
+    target: |n_c - t_c (1 - k T)| <= d_c + held_c  (held_c = |t_c - w0_c| in harvest mode, else 0)
+    cash (rule 1): free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin_a
+    0 <= s_l <= value_l; 0 for a lot that is locked, or a taxable loss lot a recent buy blocks
+        (rule 4b, solver/wash.py); b_j >= 0 only for buys rules 3 and 4a allow (rules 2, 3)
+    tax budget (rule 6): sum_l gain_l s_l <= (min(max_realized_gain, max_realized_gain_year -
+        realized_this_year) - margin - shrink) / V
+    allow_sells false: s_l = 0 outside screened lots and accounts that must raise cash; there
+        sum_{l in a, not screened} s_l <= raise_room_a (the need plus the smallest order)
+    max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
+    wash group g (rule 4a within the rebalance), binary z_g:
+        sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
+    no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
+        exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+    exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
+        with n, m integer for whole-share securities; each position's sell and each buy is 0 or
+        at least min_trade_value (semi-continuous; a smaller position: all or nothing)
+Binaries are added lazily (solver/solve.py): only for the groups and classes whose solution
+breaks the rule, the MIP re-run on each new conflict until none is left. Whole shares and
+minimum trades are otherwise handled by rounding and re-solving with the rounded amounts fixed
+(solver/rounding.py), and the fallback ladder of solver/solve.py when that fails.
 """
 
 from __future__ import annotations
@@ -37,11 +60,19 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+from .costs import gross_up
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL, TURNOVER_MARGIN_USD
+from .tolerances import (
+    CASH_MARGIN_USD,
+    GAIN_MARGIN_USD,
+    RAISE_SLACK_USD,
+    SOLVER_FEAS_TOL,
+    TURNOVER_MARGIN_USD,
+)
 
 # Objective weights (per unit of household value traded or drifted); their order is the
-# contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
+# contract's order of soft goals: bands >> swaps >> deferral >> tax >> target >> trading >>
+# preferences (target after tax through the two phases, see the header).
 P_BAND = 1000.0
 P_TAX = 1.0
 P_DEFER = 10.0
@@ -313,9 +344,9 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         _add_raise_only_rows(b, p, s)
     if opts.max_turnover is not None:
         # Turnover: raising cash_needed is always allowed on top of the cap.
-        cap = opts.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
-        cap -= TURNOVER_MARGIN_USD / p.value_usd
-        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, max(cap, 0.0))
+        cap = max(opts.max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
+        cap += float(raise_room(p).sum())
+        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, cap)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
@@ -425,7 +456,7 @@ def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     plus the cash margin. Sells up to this are "raising cash", never a swap."""
     margin = CASH_MARGIN_USD / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
-    return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+    return np.array([gross_up(float(n), p.cost_rate) for n in need.clip(min=0.0)])
 
 
 def _add_integer_shares(
@@ -476,10 +507,18 @@ def _add_minimum_trades(
 
 def raise_room(p: HouseholdProblem) -> FloatArray:
     """Per account that must raise cash, what "raising cash_needed" may sell (weight units): the
-    shortfall with its margin, plus min_trade_value (the smallest order allowed may exceed the
-    need). Zero elsewhere. Used by allow_sells false and by max_turnover."""
+    shortfall with its margin, plus the larger of min_trade_value and the account's dearest
+    whole share (the smallest order allowed may exceed the need by that). Zero elsewhere.
+    Used by allow_sells false and by max_turnover."""
     need = cash_to_raise(p)
-    extra = p.household.options.min_trade_value / p.value_usd
+    whole_price = np.zeros(len(p.accounts))
+    for i in np.flatnonzero(p.lot_whole_shares):
+        a = int(p.lot_account[i])
+        whole_price[a] = max(whole_price[a], float(p.lot_price[i]))
+    extra = (
+        np.maximum(max(p.household.options.min_trade_value, RAISE_SLACK_USD), whole_price)
+        / p.value_usd
+    )
     return np.where(need > 0, need + extra, 0.0)
 
 

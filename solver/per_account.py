@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from schemas import Account, Household, Lot, LotRelief, Order
 
+from .costs import cost_rate, outlay, proceeds
 from .problem import primary_class
 from .rounding import floor_quantity
 from .tolerances import DUST_USD
@@ -101,7 +102,7 @@ def _account_orders(
     )
     if only_if_out_of_band and not out_of_band and account.cash >= account.cash_needed:
         return []
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     orders: list[Order] = []
     cash = account.cash
     # Sell overweight classes, oldest lots first.
@@ -127,7 +128,7 @@ def _account_orders(
             excess -= qty * price
         sold = sell_orders(h, account, by_symbol, rid, "rebalance", start=len(orders))
         orders.extend(sold)
-        cash += sum(o.est_value for o in sold) * (1 - k)
+        cash += proceeds(sum(o.est_value for o in sold), k)
     # Buy underweight classes with the first permitted symbol.
     lists = {**h.buy_list, **account.buy_list}
     for cls in sorted(weights):
@@ -148,7 +149,7 @@ def _account_orders(
         symbol = choice
         sec = h.securities[symbol]
         price = float(sec.price or 0.0)
-        spend = min(short, max(cash - account.cash_needed, 0.0) / (1 + k))
+        spend = min(short, max(cash - account.cash_needed, 0.0) / outlay(1.0, k))
         qty = math.floor(spend / price) if not sec.fractional else floor_quantity(spend / price)
         if qty <= 0 or qty * price < h.options.min_trade_value:
             continue
@@ -164,5 +165,5 @@ def _account_orders(
                 "rebalance",
             )
         )
-        cash -= qty * price * (1 + k)
+        cash -= outlay(qty * price, k)
     return orders

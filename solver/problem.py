@@ -13,9 +13,10 @@ from numpy.typing import NDArray
 
 from schemas import CASH, Account, Household, Lot, Security
 
+from .costs import cost_rate
 from .drift import DriftReport, household_drift
 from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
-from .lots import days_to_long_term, long_term_after
+from .lots import days_to_long_term, gain_fractions, is_long_term, long_term_after
 from .tolerances import USD_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
 
@@ -145,9 +146,9 @@ def build_problem(
     lot_price = table.price[sym] if len(lots) else np.zeros(0)
     market = lot_quantity * lot_price
     in_taxable = taxable[lot_account] & (market > 0) if len(lots) else np.zeros(0, dtype=bool)
-    lot_gain = np.where(in_taxable, 1.0 - basis / np.where(market > 0, market, 1.0), 0.0)
+    lot_gain = np.where(in_taxable, gain_fractions(market, basis), 0.0)
     lot_long = in_taxable & np.array(
-        [h.as_of > long_term_after(lot.acquired) for _, _, lot in lots], dtype=bool
+        [is_long_term(lot.acquired, h.as_of) for _, _, lot in lots], dtype=bool
     )
     lot_rate = np.where(
         in_taxable, np.where(lot_long, h.tax.long_term_rate, h.tax.short_term_rate), 0.0
@@ -178,7 +179,7 @@ def build_problem(
         account_taxable=taxable,
         account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
         value_usd=value,
-        cost_rate=h.options.transaction_cost_bps / 1e4,
+        cost_rate=cost_rate(h.options),
         lot_ids=tuple(lot.lot_id for _, _, lot in lots),
         lot_symbols=tuple(lot.symbol for _, _, lot in lots),
         lot_account=lot_account,

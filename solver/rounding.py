@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .costs import outlay, proceeds
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
     CASH_MARGIN_USD,
@@ -138,8 +139,8 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
         lots, buys = p.lot_account == a, np.flatnonzero(p.buy_account == a)
         cash = (
             float(p.account_free_cash[a]) * V
-            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
-            - float((buy_sh[buys] * p.buy_price[buys]).sum()) * (1 + k)
+            + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
+            - outlay(float((buy_sh[buys] * p.buy_price[buys]).sum()), k)
         )
         if cash >= 0.0:
             continue
@@ -148,12 +149,12 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
                 break
             unit = 1.0 if p.buy_whole_shares[j] else 1.0 / _SCALE
             cut = min(
-                buy_sh[j], np.ceil((margin - cash) / (p.buy_price[j] * (1 + k)) / unit) * unit
+                buy_sh[j], np.ceil((margin - cash) / outlay(float(p.buy_price[j]), k) / unit) * unit
             )
             if (buy_sh[j] - cut) * p.buy_price[j] < minimum:
                 cut = buy_sh[j]
             buy_sh[j] -= cut
-            cash += cut * p.buy_price[j] * (1 + k)
+            cash += outlay(cut * p.buy_price[j], k)
 
 
 def _class_weights_after(
@@ -182,11 +183,11 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
         left = (
             float(p.account_free_cash[a]) * V
             - CASH_MARGIN_USD
-            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
-            - float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()) * (1 + k)
+            + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
+            - outlay(float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()), k)
         )
         for j in sorted(buys, key=lambda j: -buy_sh[j]):
-            cost = p.buy_price[j] * (1 + k)
+            cost = outlay(float(p.buy_price[j]), k)
             if left < cost:
                 continue
             w = _class_weights_after(p, sell_sh, buy_sh)

@@ -17,6 +17,7 @@ from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
 from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
+from .lots import relief_key
 from .model import (
     MAX_INT,
     Limits,
@@ -73,11 +74,37 @@ def solve(
     branch-and-bound nodes instead, so that the answer does not depend on machine speed.
     """
     started = time.perf_counter()
+    h = canonical(h)
     n_lots = sum(len(a.lots) for a in h.accounts)
     small = len(h.accounts) <= SMALL_ACCOUNTS and n_lots <= SMALL_LOTS
     deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
     result = _solve(h, rebalance_id(h, sequence), deadline, harvest_rule)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
+
+
+def canonical(h: Household) -> Household:
+    """The household in one canonical order (accounts by id, lots by id, securities, target
+    classes and recent trades sorted), so that the order of the snapshot's JSON keys and lists
+    never changes the answer. Buy lists and `location` keep their order: it is a preference."""
+    accounts = tuple(
+        sorted(
+            (
+                replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
+                for a in h.accounts
+            ),
+            key=lambda a: a.account_id,
+        )
+    )
+    trades = tuple(
+        sorted(h.recent_trades, key=lambda t: (t.date, t.account_id, t.symbol, t.side, t.quantity))
+    )
+    return replace(
+        h,
+        accounts=accounts,
+        securities=dict(sorted(h.securities.items())),
+        target=dict(sorted(h.target.items())),
+        recent_trades=trades,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,9 +386,11 @@ def _ladder(
     1. round the model's answer (whole-share sells up, then down), re-solving the rest;
     2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
        with the cap tightened by the excess (or the band margin widened) and round again;
-    3. drop the offending orders (buys first) and re-check;
-    4. a greedy rule-abiding repair: raise each account's cash_needed alone;
-    5. no orders at all.
+    3. the exact rung: whole shares as integers and min_trade_value as semi-continuous trades
+       (a node-bounded MIP); when even that is infeasible, the household has no answer;
+    4. drop the offending orders (buys first) and re-check;
+    5. a greedy rule-abiding repair: raise each account's cash_needed alone;
+    6. no orders at all.
     The first answer that obeys every hard rule and leaves the fewest classes out of band wins;
     every step below the first says so in `messages`."""
     best: _Attempt | None = None
@@ -507,7 +536,12 @@ def raise_cash_sells(p: HouseholdProblem) -> np.ndarray:
     sellable = ~(p.lot_sell_blocked | p.lot_locked)
     for a in np.flatnonzero(need > 0):
         lots = [int(i) for i in np.flatnonzero((p.lot_account == a) & sellable)]
-        lots.sort(key=lambda i: (not p.lot_screened[i], p.lot_gain_frac[i], p.lot_ids[i]))
+        lots.sort(
+            key=lambda i: (
+                not p.lot_screened[i],
+                relief_key(float(p.lot_gain_frac[i]), bool(p.lot_long_term[i]), p.lot_ids[i]),
+            )
+        )
         left = float(need[a])
         for i in lots:
             if left <= 0:

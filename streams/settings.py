@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +58,10 @@ class Settings:
     replication_factor: int | None = None
     standby_replicas: int = 1  # warm copies of each table partition on other workers
     coalesce_ms: float = 75.0
+    # solver processes (UMH_SOLVER_PROCESSES; default: the machine's cores); 0 solves in-process
+    solver_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # records of each `prices` partition read back at start (prices as state, worker/prices.py)
+    prices_readback: int = 200_000
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -279,6 +283,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ),
         standby_replicas=_integer(env, "UMH_STANDBY_REPLICAS", 1, minimum=0, maximum=10),
         coalesce_ms=_number(env, "UMH_COALESCE_MS", 75.0, minimum=0.0),
+        solver_processes=_integer(
+            env, "UMH_SOLVER_PROCESSES", os.cpu_count() or 1, minimum=0, maximum=256
+        ),
+        prices_readback=_integer(
+            env, "UMH_PRICES_READBACK", 200_000, minimum=1, maximum=1_000_000_000
+        ),
         security_protocol=protocol,
         sasl_mechanism=mechanism,
         sasl_username=username,

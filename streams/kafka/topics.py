@@ -15,7 +15,9 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMPACTED = frozenset({"securities", "households"})
+# `prices` too: prices are state, the worker reads the latest price of every symbol back from
+# it at start (streams/worker/prices.py); compaction bounds that read by the universe.
+COMPACTED = frozenset({"securities", "households", "prices"})
 INPUTS = ("households", "fills", "cash-flows")
 ALL = (
     "securities",

@@ -28,6 +28,8 @@ USD_TOL = 1e-4
 QTY_TOL = 1e-9
 WEIGHT_TOL = 1e-6
 WASH_DAYS = 30
+# Raising cash_needed may overshoot the need by cents of margin and share rounding (reading).
+RAISE_SLACK_USD = 1.0
 REASONS = ("rebalance", "tax_loss_harvest", "raise_cash", "invest_cash", "screen")
 STATUSES = (
     "rebalanced",
@@ -536,9 +538,10 @@ def _check_options(household: dict[str, Any], orders: list[dict[str, Any]]) -> l
     """Rule 6's options: locked lots, allow_sells, max_turnover (CONTRACT.md section 1).
 
     Readings: a sell "raises cash_needed" when its account starts short; an account's non-screen
-    sells may exceed its shortfall (grossed up by costs) by at most what the smallest order of
-    whole shares or min_trade_value forces (the largest of min_trade_value and one share of each
-    symbol it sells). The same allowance applies to max_turnover's raised cash."""
+    sells may exceed its shortfall (grossed up by costs) by at most the larger of
+    min_trade_value and the account's dearest whole share (what the smallest allowed order may
+    force), and at least RAISE_SLACK_USD (cents of margin, fractional rounding). The same
+    allowance applies to max_turnover's raised cash."""
     opts = options(household)
     k = float(opts["transaction_cost_bps"]) / 1e4
     mtv = float(opts["min_trade_value"] or 0.0)
@@ -553,7 +556,12 @@ def _check_options(household: dict[str, Any], orders: list[dict[str, Any]]) -> l
         excluded = set(a.get("excluded_symbols") or [])
         plain = [o for o in mine if o["symbol"] not in excluded]
         value = sum(float(o["quantity"]) * float(o["est_price"]) for o in plain)
-        allowance = max([mtv] + [float(o["est_price"]) for o in plain]) + USD_TOL
+        whole = [
+            price(household, lot["symbol"])
+            for lot in a.get("lots", [])
+            if not is_fractional(household, lot["symbol"])
+        ]
+        allowance = max([mtv, RAISE_SLACK_USD, *whole]) + USD_TOL
         need = shortfall(a) / (1 - k) if shortfall(a) > 0 else 0.0
         if need > 0:
             raised += min(value, need + allowance)

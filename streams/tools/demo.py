@@ -34,6 +34,7 @@ import numpy as np
 
 from schemas import Household, Security, ValidationError, loads
 from schemas.events import parse_drift_alert
+from streams.kafka.offsets_workaround import install_if_embedded
 from streams.tools.simulators import (
     CustodianSimulator,
     MarketSimulator,
@@ -345,6 +346,7 @@ async def _run_async(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await ensure_topics(bootstrap, prefix, partitions=partitions)
+    await install_if_embedded(bootstrap)  # the demo's own consumers (the worker does its own)
     worker_ok = False
     if worker is not None:
         print("umh demo: waiting for the worker to be ready ...", flush=True)

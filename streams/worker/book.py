@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from schemas import CASH, Household
-from solver.drift import asset_classes
+from solver.drift import DriftReport, asset_classes
 from solver.tolerances import BAND_EPS, USD_EPS
 
 FloatArray = NDArray[np.float64]
@@ -75,6 +75,22 @@ class BatchDrift:
     drift: FloatArray  # (H, K)
     breached: BoolArray  # (H, K)
     max_abs_drift: FloatArray  # (H,)
+    values: FloatArray  # (H, K) exposure-weighted dollars per class
+    investable: FloatArray  # (H,)
+    excess: FloatArray  # (H,) the largest |drift| - tolerance, 0 when inside every band
+
+    def report(self, h: int) -> DriftReport:
+        """Row h as `solver.drift.household_drift` reports it (no second computation)."""
+        row = self.rows[h]
+        k = len(row.classes)
+        return DriftReport(
+            classes=row.classes,
+            value_usd=self.values[h, :k].copy(),
+            weight=self.weight[h, :k].copy(),
+            target=row.target,
+            tolerance=row.tolerance,
+            investable_usd=float(self.investable[h]),
+        )
 
     def out_of_band(self, h: int) -> tuple[str, ...]:
         row = self.rows[h]
@@ -114,4 +130,8 @@ def batch_drift(rows: Sequence[BookRow], prices: Mapping[str, float]) -> BatchDr
     drift = np.where(np.isfinite(tolerance), weight - target, 0.0)
     breached = (np.abs(drift) > tolerance + BAND_EPS) & priced[:, None]
     max_abs = np.abs(drift).max(axis=1) if k_max else np.zeros(n)
-    return BatchDrift(tuple(rows), priced, weight, drift, breached, max_abs)
+    gap = np.where(np.isfinite(tolerance), np.abs(drift) - tolerance, 0.0)
+    excess = np.maximum(gap.max(axis=1), 0.0) if k_max else np.zeros(n)
+    return BatchDrift(
+        tuple(rows), priced, weight, drift, breached, max_abs, values, investable, excess
+    )

@@ -38,6 +38,20 @@ class Metrics:
         )
         self.dead_letters = Counter("umh_dead_letters", "Messages sent to dead-letters", registry=r)
         self.households = Gauge("umh_households", "Households owned by this worker", registry=r)
+        self.changelog_bytes = Counter(
+            "umh_changelog_bytes", "Bytes of household state written to the table", registry=r
+        )
+        self.changelog_writes = Counter(
+            "umh_changelog_writes", "Household state writes (changelog records)", registry=r
+        )
+        self.price_catch_up_seconds = Gauge(
+            "umh_price_catch_up_seconds",
+            "Time the price feed took to read every price back at start",
+            registry=r,
+        )
+        self.solve_queue = Gauge(
+            "umh_solve_queue", "Households waiting for a solve (or solving)", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,8 +1,18 @@
-"""The worker's decisions: apply an event, re-check drift, solve off the loop, publish, alert.
+"""The worker's shell around the decision core: decode -> decide -> solve -> publish.
 
 No Faust here: the Faust app hands it a `Store` (the table) and a `Publisher` (its topics), so
-agent tests can give it fakes. Every household is changed under its own asyncio lock, so a tick
-batch, a fill and a snapshot for one household never interleave across the solve's await.
+agent tests can give it fakes. An event changes a household with the pure functions of
+`state.py`, under that household's asyncio lock; then `_evaluate` builds the solver's view,
+computes the drift once (or takes it from the tick batch's vectorised drift), and asks
+`solver.decide.decide` what to do. An alert is published at once; a solve goes to a priority
+queue (furthest outside its bands first) that dispatchers drain into a pool of solver processes
+(`streams/worker/solving.py`), so the event loop never waits for a solve and every core solves.
+
+Rules the shell keeps: at most one solve in flight and one open rebalance per household; the
+open rebalance is durable in the changelog (`persist`) before its orders are published; a
+household whose state changed while its solve ran is evaluated again, its stale answer dropped
+(price ticks alone do not count as a change: the next tick re-evaluates against the open orders);
+no household is evaluated before the price feed has caught up (`prices_caught_up`).
 """
 
 from __future__ import annotations
@@ -11,17 +21,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from schemas import Household, RebalanceResult, Security, dumps, result_to_json
-from schemas.events import Breach, CashFlow, DriftAlert, Fill, drift_alert_to_json
-from solver.drift import DriftReport, household_drift, missing_prices, triggers
+from schemas.events import CashFlow, Fill, drift_alert_to_json
+from solver.decide import Decision, Standing, after_solve, decide
+from solver.drift import DriftReport, household_drift, missing_prices
 from streams.settings import Settings
 from streams.worker.book import BookRow, batch_drift, book_row
 from streams.worker.metrics import Metrics
+from streams.worker.solving import SolveFn, SolveJob, SolveQueue, SolverPool
 from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
@@ -37,22 +48,24 @@ from streams.worker.state import (
     to_household,
     with_band_state,
     with_event_day,
-    with_prices,
 )
 
 log = logging.getLogger(__name__)
 
-SolveFn = Callable[..., RebalanceResult]
 #: After a solve that published nothing, a household is not re-solved on ticks for this long
 #: (a fill, cash flow or snapshot lifts it): a band that cannot be reached is not retried per tick.
 QUIET_AFTER_NO_ORDERS_S = 30.0
 #: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
 #: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
 UNKNOWN_GRACE_S = 3.0
-# Households evaluated at once after a tick batch (their solves still queue on one thread).
-TICK_CONCURRENCY = 64
 # Seconds between two harvest checks of one household on ticks (wall clock: a pacing timer).
 HARVEST_RECHECK_S = 30.0
+# Solves dispatched at once per solver process: one solving, one being persisted and published.
+DISPATCH_PER_PROCESS = 2
+# Solves handed to a solver process at once (one pickle round trip): the top of the queue.
+SOLVES_PER_HANDOFF = 8
+# Households evaluated on the loop between two yields (lets dispatchers feed the pool early).
+EVALUATE_SLICE = 32
 
 
 class Store(Protocol):
@@ -75,11 +88,14 @@ class UnknownHousehold(LookupError):
     pass
 
 
-def default_solver() -> SolveFn:
-    """`solver.solve`, imported when first needed (keeps `umh worker --help` fast)."""
-    from solver import solve
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a tick needs to know of a household beside its drift, without decoding its state."""
 
-    return solve
+    band_state: str | None
+    opened_at_s: float | None
+    cash_short: bool
+    harvests: bool
 
 
 @dataclass
@@ -92,18 +108,29 @@ class Rebalancer:
     persist: Persist | None = None
     clock: Callable[[], float] = time.time
     unknown_grace_s: float = UNKNOWN_GRACE_S
-    prices: dict[str, float] = field(default_factory=dict)  # live ticks, every symbol
-    price_days: dict[str, date] = field(default_factory=dict)  # symbol -> latest tick date
+    #: False until the price feed has read every price back (`prices_caught_up`); events are
+    #: applied meanwhile, evaluated once it is. Agent tests without a feed start True.
+    prices_ready: bool = True
+    prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
+    price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
+    _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
+    _tracked: dict[str, Household] = field(default_factory=dict)  # the household a row is of
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     _quiet_until: dict[str, float] = field(default_factory=dict)
     _out_of_band: set[str] = field(default_factory=set)
-    _executor: ThreadPoolExecutor | None = None
     _arrived: dict[str, asyncio.Event] = field(default_factory=dict)
     _given_up: dict[str, float] = field(default_factory=dict)  # unknown id -> when (no re-wait)
+    _version: dict[str, int] = field(default_factory=dict)  # hid -> state writes so far
+    _inflight: set[str] = field(default_factory=set)
+    _queue: SolveQueue | None = None
+    _pool: SolverPool | None = None
+    _dispatchers: list[asyncio.Task[None]] = field(default_factory=list)
+    _busy: int = 0
+    _idle: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- ownership and caches
 
@@ -122,12 +149,14 @@ class Rebalancer:
     def rebuild(self) -> None:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
+        self._meta.clear()
+        self._tracked.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
             state = self.store.get(hid)
             if state is not None:
-                self._track(state)
+                self._track(state, force=True)
         self.metrics.households.set(len(self._rows))
         self.metrics.out_of_band.set(len(self._out_of_band))
         log.info("owned households=%d symbols=%d", len(self._rows), len(self._index))
@@ -135,63 +164,77 @@ class Rebalancer:
     def forget(self, household_ids: Iterable[str]) -> None:
         for hid in household_ids:
             self._untrack(hid)
+            if self._queue is not None:
+                self._queue.discard(hid)
         self.metrics.households.set(len(self._rows))
         self.metrics.out_of_band.set(len(self._out_of_band))
 
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
+        self._meta.pop(hid, None)
+        self._tracked.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
-        for holders in self._index.values():
-            holders.discard(hid)
         self._out_of_band.discard(hid)
         self._quiet_until.pop(hid, None)
 
-    def _track(self, state: HouseholdState) -> None:
+    def _track(self, state: HouseholdState, *, force: bool = False) -> None:
         hid = state.household_id
-        old = self._rows.get(hid)
-        for symbol in old.symbols if old else ():
-            self._index.get(symbol, set()).discard(hid)
-        for symbol, price in state.prices.items():
-            self.prices.setdefault(symbol, price)
-        h = to_household(state, securities=self.securities)
-        row = book_row(h)
-        self._rows[hid] = row
-        for symbol in state.held_symbols:
-            self._index.setdefault(symbol, set()).add(hid)
-        if state.band_state:
+        hh = state.household
+        if force or self._tracked.get(hid) is not hh:
+            # holdings, cash or configuration changed (else the row is still right)
+            old = self._rows.get(hid)
+            for symbol in old.symbols if old else ():
+                self._index.get(symbol, set()).discard(hid)
+            h = to_household(state, securities=self.securities)
+            self._rows[hid] = book_row(h)
+            for symbol in state.held_symbols:
+                self._index.setdefault(symbol, set()).add(hid)
+            self._tracked[hid] = hh
+        self._meta[hid] = Meta(
+            state.band_state,
+            None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
+            any(a.cash_needed > a.cash for a in hh.accounts),
+            hh.options.harvest_losses and hh.mode == "rebalance",
+        )
+        if state.band_state and not state.band_state.startswith("awaiting:"):
             self._out_of_band.add(hid)
         else:
             self._out_of_band.discard(hid)
 
     def _save(self, before: HouseholdState | None, state: HouseholdState) -> HouseholdState:
-        state = with_prices(state, self.prices)
-        if state != before:
+        if state is not before:
             self.store.put(state)
-        self._track(state)
-        self.metrics.households.set(len(self._rows))
-        self.metrics.out_of_band.set(len(self._out_of_band))
+            self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
+            self._track(state)
+            self.metrics.households.set(len(self._rows))
+            self.metrics.out_of_band.set(len(self._out_of_band))
         return state
 
     # ----------------------------------------------------------------- event handlers
 
     async def on_snapshot(self, household: Household) -> HouseholdState:
         hid = household.household_id
+        # A snapshot's own prices count as of its as_of until a later tick (contract, 4).
+        for symbol, sec in household.securities.items():
+            if sec.price is not None and self.price_days.get(symbol, date.min) < household.as_of:
+                self.prices[symbol] = sec.price
+                self.price_days[symbol] = household.as_of
         async with self.lock(hid):
             before = self.store.get(hid)
-            state = from_snapshot(household, before)
+            state = self._save(before, from_snapshot(household, before))
             self._quiet_until.pop(hid, None)
-            state = await self._evaluate(state, household.as_of, None)
-            saved = self._save(before, state)
+            saved = await self._evaluate(hid, household.as_of)
         arrived = self._arrived.pop(hid, None)
         if arrived is not None:
             arrived.set()
         self._given_up.pop(hid, None)
-        return saved
+        return saved or state
 
     async def on_delete(self, household_id: str) -> None:
         async with self.lock(household_id):
             self.store.delete(household_id)
+            self._version[household_id] = self._version.get(household_id, 0) + 1
             self.forget([household_id])
 
     async def on_fill(self, fill: Fill) -> bool:
@@ -221,8 +264,8 @@ class Rebalancer:
             if not changed:
                 return False
             self._quiet_until.pop(hid, None)
-            state = await self._evaluate(state, day, None)
             self._save(before, state)
+            await self._evaluate(hid, day)
             return True
 
     async def _wait_for_snapshot(self, hid: str) -> None:
@@ -244,15 +287,40 @@ class Rebalancer:
         for hid in list(self._index.get(security.symbol, ())):
             state = self.store.get(hid)
             if state is not None:
-                self._track(state)
+                self._track(state, force=True)
+
+    def _take_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> None:
+        for symbol, (price, ts, _t) in ticks.items():
+            day = ts.date()
+            known = self.price_days.get(symbol)
+            if known is not None and day < known:
+                continue  # older than the price we hold (a snapshot's, or an earlier tick's)
+            self.prices[symbol] = price
+            self.price_days[symbol] = day
+
+    async def prices_caught_up(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
+        """The price feed has read every price back: take them, then evaluate every owned
+        household once (none was evaluated before; each is solved for its own event date)."""
+        self._take_ticks(ticks)
+        self.prices_ready = True
+        return await self.recheck(self.household_ids())
+
+    async def recheck(self, household_ids: Iterable[str]) -> int:
+        """Evaluate these households at the latest prices (after recovery or catch-up)."""
+        ids = list(household_ids)
+        for n, hid in enumerate(ids):
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min)
+            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
+                await asyncio.sleep(0)
+        return len(ids)
 
     async def on_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
-        """A coalesced batch: symbol -> (price, event ts, record time s). Returns solves started."""
-        for symbol, (price, ts, _t) in ticks.items():
-            self.prices[symbol] = price
-            day = ts.date()
-            if day > self.price_days.get(symbol, date.min):
-                self.price_days[symbol] = day
+        """A coalesced batch: symbol -> (price, event ts, record time s). Returns the households
+        evaluated (whose solves, if any, are queued)."""
+        self._take_ticks(ticks)
+        if not self.prices_ready:
+            return 0
         affected: set[str] = set()
         for symbol in ticks:
             affected.update(self._index.get(symbol, ()))
@@ -262,126 +330,251 @@ class Rebalancer:
         rows = [r for h in ids if (r := self._rows[h]) is not None]
         batch = batch_drift(rows, self.prices)
         now = self.clock()
-        candidates: list[tuple[str, float | None]] = []
+        candidates: list[tuple[float, str, int, float | None]] = []
+        ttl_s = self.settings.order_ttl_s
         for i, hid in enumerate(ids):
-            state = self.store.get(hid)
-            if state is None:
+            meta = self._meta.get(hid)
+            if meta is None:
                 continue
-            breached = bool(batch.breached[i].any())
-            h = state.household
-            expired = open_rebalance_expired(state, now, self.settings.order_ttl_s)
+            row = rows[i]
             candidate = (
-                breached
-                or state.band_state is not None
-                or any(a.cash_needed > a.cash for a in h.accounts)
-                or expired
-                or self._harvest_due(hid, h, now)
+                bool(batch.breached[i].any())
+                or not batch.priced[i]
+                or meta.band_state is not None
+                or meta.cash_short
+                or (meta.opened_at_s is not None and now - meta.opened_at_s >= ttl_s)
+                or (meta.harvests and self._harvest_due(hid, now))
             )
             if not candidate:
                 continue
-            held = [ticks[s] for s in state.held_symbols if s in ticks]
-            candidates.append((hid, min((t for _p, _ts, t in held), default=None)))
-        # Households are independent: evaluate them concurrently, so that one rebalance waiting
-        # for its broker acknowledgements does not hold up the next (solves still run one at a
-        # time on the solver thread; each household keeps its own lock).
-        gate = asyncio.Semaphore(TICK_CONCURRENCY)
-        outcomes = await asyncio.gather(
-            *(self._tick_one(hid, origin, gate) for hid, origin in candidates)
-        )
-        return sum(outcomes)
+            held = [ticks[s] for s in row.symbols if s in ticks]
+            origin = min((t for _p, _ts, t in held), default=None)
+            candidates.append((-float(batch.excess[i]), hid, i, origin))
+        candidates.sort()  # furthest outside its bands first
+        for n, (_, hid, i, origin) in enumerate(candidates):
+            report = batch.report(i) if batch.priced[i] else None
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min, origin, report=report, from_tick=True)
+            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
+                await asyncio.sleep(0)  # let the dispatchers start on the first solves
+        return len(candidates)
 
-    def _harvest_due(self, hid: str, h: Household, now: float) -> bool:
+    def _harvest_due(self, hid: str, now: float) -> bool:
         """A harvest is not urgent: re-check a household for one at most every
         HARVEST_RECHECK_S, so that half the book is not re-solved for it on every tick."""
-        if not (h.options.harvest_losses and h.mode == "rebalance"):
-            return False
         if now - self._harvest_checked.get(hid, -1e18) < HARVEST_RECHECK_S:
             return False
         self._harvest_checked[hid] = now
         return True
 
-    async def _tick_one(self, hid: str, origin: float | None, gate: asyncio.Semaphore) -> int:
-        async with gate, self.lock(hid):
-            before = self.store.get(hid)
-            if before is None:
-                return 0
-            # the day is the household's latest event date (_evaluate), whichever tick
-            # woke it up: a re-check after a takeover solves for the same day
-            after = await self._evaluate(before, date.min, origin, from_tick=True)
-            self._save(before, after)
-            return int(after.open_rebalance is not before.open_rebalance)
-
     async def sweep(self) -> None:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
         now = self.clock()
-        for hid in list(self._rows):
-            state = self.store.get(hid)
-            if state is None or not open_rebalance_expired(state, now, self.settings.order_ttl_s):
+        ttl_s = self.settings.order_ttl_s
+        for hid, meta in list(self._meta.items()):
+            if meta.opened_at_s is None or now - meta.opened_at_s < ttl_s:
                 continue
             async with self.lock(hid):
-                before = self.store.get(hid)
-                if before is None:
-                    continue
-                after = await self._evaluate(before, before.event_day, None)
-                self._save(before, after)
+                await self._evaluate(hid, date.min)
 
-    # ----------------------------------------------------------------- the decision
+    # ----------------------------------------------------------------- decide
 
-    async def _evaluate(
-        self,
-        state: HouseholdState,
-        day: date,
-        tick_time_s: float | None,
-        *,
-        from_tick: bool = False,
-    ) -> HouseholdState:
-        now = self.clock()
-        hid = state.household_id
-        # Event time, never an older date: the latest of the event that woke us, the
-        # snapshot, the fills and flows, and the ticks of the symbols held. Two workers that
-        # solve the same household state therefore publish the same rebalance_id.
+    def _view(
+        self, state: HouseholdState, day: date
+    ) -> tuple[HouseholdState, Household, DriftReport | None]:
+        """The household at its latest event date, as the solver sees it, expired orders gone."""
         day = max(day, household_day(state, self.price_days))
         state = with_event_day(state, day)
-        if open_rebalance_expired(state, now, self.settings.order_ttl_s):
+        if open_rebalance_expired(state, self.clock(), self.settings.order_ttl_s):
             assert state.open_rebalance is not None
             log.info(
                 "household=%s rebalance=%s expired after ttl_s=%g",
-                hid,
+                state.household_id,
                 state.open_rebalance.result.rebalance_id,
                 self.settings.order_ttl_s,
             )
             state = expire_open_rebalance(state)
         h = to_household(state, day, securities=self.securities, prices=self.prices)
-        missing = missing_prices(h)
-        if missing or any(lot.symbol not in h.securities for a in h.accounts for lot in a.lots):
-            log.debug("household=%s waits for prices/securities of %s", hid, missing)
-            return state
-        report = household_drift(h)
-        wants = triggers(h, report)
-        action: str | None = None
-        if state.open_rebalance is not None:
-            action = "pending_orders"
-        elif h.mode == "monitor":
-            action = "monitor_only"
-        elif wants and not (from_tick and self._quiet_until.get(hid, 0.0) > now):
-            state, action = await self._rebalance(state, h, tick_time_s)
-        elif wants:
-            action = "band_unreachable"
-        return await self._alert(state, h, report, action)
+        return state, h, None
 
-    async def _rebalance(
-        self, state: HouseholdState, h: Household, tick_time_s: float | None
-    ) -> tuple[HouseholdState, str]:
-        hid = h.household_id
+    def _standing(self, state: HouseholdState, *, from_tick: bool) -> Standing:
+        quiet = from_tick and self._quiet_until.get(state.household_id, 0.0) > self.clock()
+        return Standing(state.open_rebalance is not None, state.band_state, quiet)
+
+    async def _evaluate(
+        self,
+        hid: str,
+        day: date,
+        origin_s: float | None = None,
+        *,
+        report: DriftReport | None = None,
+        from_tick: bool = False,
+    ) -> HouseholdState | None:
+        """Decide about one household now (its lock held) and act: alert, or queue a solve."""
+        if not self.prices_ready:
+            return None
+        before = self.store.get(hid)
+        if before is None:
+            return None
+        state, h, _ = self._view(before, day)
+        if report is None and not missing_prices(h):
+            report = household_drift(h)
+        decision = decide(h, report, self._standing(state, from_tick=from_tick), self._now())
+        state = await self._act(state, decision)
+        if (
+            state.band_state != before.band_state
+            or state.open_rebalance is not before.open_rebalance
+            or state.last_rebalance is not before.last_rebalance
+        ):
+            state = self._save(before, state)
+        # else only the event day moved (the ticks' date): derived again from the prices'
+        # dates whenever needed, so not worth a changelog write of its own
+        if decision.solve and report is not None:
+            if hid in self._inflight:
+                log.debug("household=%s re-evaluated after its solve in flight", hid)
+            self._enqueue(
+                SolveJob(
+                    hid,
+                    decision.priority,
+                    h,
+                    report,
+                    decision.solve,
+                    self._version.get(hid, 0),
+                    origin_s,
+                    state,
+                )
+            )
+        return state
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def _act(self, state: HouseholdState, decision: Decision) -> HouseholdState:
+        if decision.alert is not None:
+            await self.publish(
+                self.settings.topic("drift-alerts"),
+                state.household_id,
+                dumps(drift_alert_to_json(decision.alert)),
+            )
+        return with_band_state(state, decision.alerted)
+
+    # ----------------------------------------------------------------- solve
+
+    def _enqueue(self, job: SolveJob) -> None:
+        if self._queue is None:
+            self._queue = SolveQueue()
+        self._queue.put(job)
+        self._start_dispatchers()
+
+    def _start_dispatchers(self) -> None:
+        if self._dispatchers:
+            return
+        if self._pool is None:
+            self._pool = SolverPool(self.settings.solver_processes, self.solve)
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._dispatchers = [
+            loop.create_task(self._dispatch())
+            for _ in range(self._pool.size * DISPATCH_PER_PROCESS)
+        ]
+
+    def start(self) -> None:
+        """Start the solver processes now, not on the first breach."""
+        if self._pool is None:
+            self._pool = SolverPool(self.settings.solver_processes, self.solve)
+        self._pool.warm()
+
+    async def idle(self) -> None:
+        """Wait until no solve is queued or running (tests, benches)."""
+        while (self._queue is not None and len(self._queue)) or self._busy:
+            await asyncio.sleep(0.005)
+
+    @property
+    def queued(self) -> int:
+        return 0 if self._queue is None else len(self._queue)
+
+    @property
+    def solving(self) -> int:
+        return self._busy
+
+    async def _dispatch(self) -> None:
+        assert self._queue is not None
+        while True:
+            jobs = [await self._queue.get()]
+            while len(jobs) < SOLVES_PER_HANDOFF and (job := self._queue.get_nowait()):
+                jobs.append(job)
+            self._busy += len(jobs)
+            try:
+                await self._run(jobs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("solve dispatch failed for %d households", len(jobs))
+            finally:
+                self._busy -= len(jobs)
+
+    async def _run(self, jobs: list[SolveJob]) -> None:
+        ready: list[tuple[SolveJob, int]] = []
+        for job in jobs:
+            hid = job.household_id
+            if hid in self._inflight:
+                # one solve per household at a time: this one after the running one
+                asyncio.get_running_loop().call_later(0.01, self._enqueue, job)
+            elif self._version.get(hid, 0) != job.version:
+                async with self.lock(hid):
+                    await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
+            else:
+                ready.append((job, next_sequence(job.state)))
+                self._inflight.add(hid)
+        if not ready:
+            return
         started = time.perf_counter()
+        assert self._pool is not None
         try:
-            result = await self._solve(h, next_sequence(state))
-        except Exception as exc:  # a failed solve is an alert and a log line, never a crash
-            log.exception("household=%s solve failed: %s", hid, exc)
-            self.metrics.solves.labels(status="exception").inc()
+            results = await self._pool.solve_many([(j.household, seq) for j, seq in ready])
+        except Exception as exc:  # the pool itself failed (a process died): alerts, logs
+            log.exception("solver pool failed: %s", exc)
+            results = [exc] * len(ready)
+        finally:
+            for job, _ in ready:
+                self._inflight.discard(job.household_id)
+        elapsed = (time.perf_counter() - started) / len(ready)
+        for (job, _), outcome in zip(ready, results, strict=True):
+            hid = job.household_id
+            result: RebalanceResult | None = None
+            if isinstance(outcome, BaseException):
+                log.error("household=%s solve failed: %r", hid, outcome)
+                self.metrics.solves.labels(status="exception").inc()
+            else:
+                result = outcome
+            async with self.lock(hid):
+                if self._version.get(hid, 0) != job.version:
+                    # the household changed while its solve ran: that answer is stale
+                    log.info("household=%s changed during its solve; evaluated again", hid)
+                    await self._evaluate(hid, date.min, job.origin_s)
+                    continue
+                await self._publish_result(job.state, job, result, elapsed)
+
+    async def _publish_result(
+        self,
+        before: HouseholdState,
+        job: SolveJob,
+        result: RebalanceResult | None,
+        elapsed: float,
+    ) -> None:
+        hid = job.household_id
+        h = job.household
+        state = with_event_day(before, h.as_of)
+        standing = self._standing(state, from_tick=False)
+        if result is None:
             self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
-            return state, "band_unreachable"
-        elapsed = time.perf_counter() - started
+            failed = RebalanceResult(hid, h.as_of, "", "solver_error")
+            state = await self._act(
+                state, after_solve(h, job.report, standing, failed, self._now())
+            )
+            self._save(before, state)
+            return
         self.metrics.solves.labels(status=result.status).inc()
         self.metrics.solve_seconds.observe(elapsed)
         log.info(
@@ -398,16 +591,19 @@ class Rebalancer:
             # leaves either nothing written (then nothing was published either, and the
             # survivor solves afresh) or an unpublished open rebalance, which the survivor
             # publishes, unchanged (`republish_open`). Never two rebalance ids.
-            state = with_prices(open_rebalance(state, result, self.clock()), self.prices)
-            self.store.put(state)
+            state = open_rebalance(state, result, self.clock())
+            state = self._save(before, state)
             await self._persist(state)
             await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
+            opened = state
             state = mark_published(state)  # written with the rest (no wait): if lost, the
             # survivor publishes the same orders again, which the OMS de-duplicates
-            if tick_time_s is not None:
-                self.metrics.tick_to_order.observe(max(0.0, self.clock() - tick_time_s))
+            if job.origin_s is not None:
+                self.metrics.tick_to_order.observe(max(0.0, self.clock() - job.origin_s))
             self._quiet_until.pop(hid, None)
-            return state, ("guardrail_breach" if h.mode == "guardrail" else "rebalance_submitted")
+            decision = after_solve(h, job.report, standing, result, self._now())
+            self._save(opened, await self._act(state, decision))
+            return
         if result.status in ("infeasible", "solver_error", "invalid_input"):
             log.warning(
                 "household=%s status=%s messages=%s errors=%s",
@@ -417,11 +613,8 @@ class Rebalancer:
                 "; ".join(str(e) for e in result.errors),
             )
         self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
-        return state, (
-            "band_unreachable"
-            if result.status != "no_action"
-            else ("guardrail_breach" if h.mode == "guardrail" else "band_unreachable")
-        )
+        decision = after_solve(h, job.report, standing, result, self._now())
+        self._save(before, await self._act(state, decision))
 
     async def _persist(self, state: HouseholdState) -> None:
         if self.persist is None:
@@ -445,6 +638,9 @@ class Rebalancer:
         count = 0
         now = self.clock()
         for hid in sorted(household_ids):
+            meta = self._meta.get(hid)
+            if meta is not None and meta.opened_at_s is None:
+                continue  # no open rebalance (known without decoding the state)
             async with self.lock(hid):
                 state = self.store.get(hid)
                 if state is None or state.open_rebalance is None:
@@ -466,50 +662,10 @@ class Rebalancer:
                 count += 1
         return count
 
-    async def _solve(self, h: Household, sequence: int) -> RebalanceResult:
-        solve = self.solve or default_solver()
-        if self._executor is None:
-            # One thread: HiGHS is used from a single thread only (FINDINGS: one Highs per thread).
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="umh-solve")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: solve(h, sequence=sequence, time_limit_s=2.0)
-        )
-
-    async def _alert(
-        self, state: HouseholdState, h: Household, report: DriftReport, action: str | None
-    ) -> HouseholdState:
-        breached = report.out_of_band
-        band = ",".join(breached) if breached else None
-        if band == state.band_state:
-            return state
-        if band is not None and action is not None:
-            alert = DriftAlert(
-                household_id=h.household_id,
-                ts=datetime.fromtimestamp(self.clock(), UTC),
-                max_abs_drift=report.max_abs_drift,
-                breaches=tuple(
-                    Breach(c, float(w), float(t), float(tol))
-                    for c, w, t, tol, b in zip(
-                        report.classes,
-                        report.weight,
-                        report.target,
-                        report.tolerance,
-                        report.breached,
-                        strict=True,
-                    )
-                    if b
-                ),
-                action=action,
-            )
-            await self.publish(
-                self.settings.topic("drift-alerts"),
-                h.household_id,
-                dumps(drift_alert_to_json(alert)),
-            )
-        return with_band_state(state, band)
-
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        for task in self._dispatchers:
+            task.cancel()
+        self._dispatchers = []
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

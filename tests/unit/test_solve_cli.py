@@ -312,12 +312,6 @@ def test_valid_households_at_the_range_edges_get_a_contract_answer(name: str) ->
     assert p.returncode == EXIT_CODES[r["status"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="solver (not schemas): rounding fails at these scales, 'no rounding of the solution "
-    "satisfies every hard rule'; doing nothing is rule-abiding here, so solver_error is wrong "
-    "(contract section 2). Remove this mark once the fallback ladder answers them.",
-)
 @pytest.mark.parametrize("name", sorted(p.name for p in EXTREME.glob("*.json")))
 def test_valid_households_at_the_range_edges_are_never_a_solver_error(name: str) -> None:
     r = one_document(umh(str(EXTREME / name)).stdout)

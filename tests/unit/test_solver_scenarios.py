@@ -752,3 +752,220 @@ def test_harvest_sells_never_decide_a_swap_side() -> None:
     s = Solution("optimal", sells, buys, np.zeros(len(p.classes)), 0.0)
     r = _forbid_smaller_sides(p, s, Restrictions(), set(), {fi})
     assert fi not in r.no_buy_classes
+
+
+# --------------------------------------------------------------------------- advisor controls
+# (issue 12, CONTRACT.md sections 1 and 3 rule 6)
+
+
+def _taxable_gain_household(**options: Any) -> dict[str, Any]:
+    """All in taxable, 75% equity against 60/40: restoring the bands sells VTI at a gain (half
+    of each lot's value is gain), long-term lot T1 and short-term lot T2."""
+    return household(
+        [
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [
+                    lot("T1", "VTI", 150, 22500.0, "2019-03-15"),
+                    lot("T2", "VTI", 100, 15000.0, "2026-06-01"),
+                    lot("T3", "BND", 345, 25000.0, "2019-03-15"),
+                ],
+            )
+        ],
+        options=options,
+    )
+
+
+def test_yearly_tax_budget_counts_the_gains_already_realized_this_year() -> None:
+    h = _taxable_gain_household(max_realized_gain_year=10000.0)
+    h["realized_this_year"] = {"short_term_gain": 8000.0, "long_term_gain": 1000.0}
+    r = checked(h)
+    gains = r["realized"]["short_term_gain"] + r["realized"]["long_term_gain"]
+    assert 0.0 < gains <= 1000.0 + 1e-6, r
+    assert r["status"] == "band_unreachable"  # 1000 of gain cannot restore the bands
+
+
+def test_both_tax_budgets_hold_together() -> None:
+    h = _taxable_gain_household(max_realized_gain_year=50000.0, max_realized_gain=400.0)
+    h["realized_this_year"] = {"short_term_gain": 0.0, "long_term_gain": 49000.0}
+    r = checked(h)
+    assert r["realized"]["short_term_gain"] + r["realized"]["long_term_gain"] <= 400.0 + 1e-6
+
+
+def test_a_year_already_over_its_budget_realizes_no_net_gain() -> None:
+    h = _taxable_gain_household(max_realized_gain_year=5000.0)
+    h["realized_this_year"] = {"short_term_gain": 7000.0, "long_term_gain": 0.0}
+    r = checked(h)
+    assert r["realized"]["short_term_gain"] + r["realized"]["long_term_gain"] <= 1e-6
+
+
+def test_cash_flow_only_rebalancing_buys_with_the_deposit_and_never_sells() -> None:
+    """allow_sells false: a 10,000 deposit goes to the underweight bonds; equity stays."""
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                10000.0,
+                [lot("I1", "VTI", 200, 40000.0), lot("I2", "BND", 400, 25000.0)],
+            )
+        ],
+        options={"allow_sells": False},
+    )
+    r = checked(h)
+    assert not orders(r, side="sell"), r["orders"]
+    assert {o["symbol"] for o in orders(r, side="buy")} == {"BND"}
+    assert r["status"] == "rebalanced"
+
+
+def test_cash_flow_only_says_band_unreachable_when_the_cash_is_not_enough() -> None:
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                1000.0,
+                [lot("I1", "VTI", 300, 40000.0), lot("I2", "BND", 200, 15000.0)],
+            )
+        ],
+        options={"allow_sells": False},
+    )
+    r = checked(h)
+    assert not orders(r, side="sell"), r["orders"]
+    assert r["status"] == "band_unreachable"
+
+
+def test_cash_flow_only_still_raises_cash_needed_and_sells_screened_lots() -> None:
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 200, 40000.0), lot("I2", "BND", 552, 40000.0)],
+                cash_needed=3000.0,
+            ),
+            account(
+                "TAX",
+                "taxable",
+                0.0,
+                [lot("T1", "XOM", 20, 2600.0)],
+                excluded_symbols=["XOM"],
+            ),
+        ],
+        options={"allow_sells": False},
+    )
+    r = checked(h)
+    ira_sold = sum(o["est_value"] for o in orders(r, account_id="IRA", side="sell"))
+    assert 3000.0 <= ira_sold <= 3000.0 + 300.0 + 1e-6  # the need, whole shares at most
+    assert cash_after(h, r, "IRA") >= 3000.0 - 1e-4
+    assert orders(r, account_id="TAX", symbol="XOM", side="sell", reason="screen")
+
+
+def test_turnover_cap_limits_traded_value() -> None:
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 250, 50000.0), lot("I2", "BND", 345, 20000.0)],
+            )
+        ],
+        options={"max_turnover": 0.05},
+    )
+    value = 250 * 300.0 + 345 * 72.5
+    r = checked(h)
+    traded = sum(o["est_value"] for o in r["orders"])
+    assert 0.0 < traded <= 0.05 * value + 1e-6
+    assert r["turnover"] <= 0.05 + 1e-9
+    assert r["status"] == "band_unreachable"
+
+
+def test_turnover_cap_never_stops_raising_cash_needed() -> None:
+    h = household(
+        [
+            account(
+                "IRA",
+                "tax_deferred",
+                0.0,
+                [lot("I1", "VTI", 200, 40000.0), lot("I2", "BND", 552, 40000.0)],
+                cash_needed=6000.0,
+            )
+        ],
+        options={"max_turnover": 0.0},
+    )
+    r = checked(h)
+    assert cash_after(h, r, "IRA") >= 6000.0 - 1e-4
+    assert r["status"] != "infeasible"
+
+
+def test_a_locked_lot_is_never_sold_even_when_it_is_the_cheapest_to_sell() -> None:
+    """T1 (high basis, long-term) would be relieved first; locked, T2 is sold instead."""
+    h = _taxable_gain_household()
+    h["accounts"][0]["lots"][0]["cost_basis"] = 44000.0
+    h["accounts"][0]["lots"][0]["locked"] = True
+    r = checked(h)
+    assert "T1" not in relieved(r), r["orders"]
+    assert relieved(r).get("T2", 0) > 0
+    # Locked lots still count in the value: the drift is the same as without the flag.
+    unlocked = copy.deepcopy(h)
+    unlocked["accounts"][0]["lots"][0]["locked"] = False
+    assert r["drift_before"] == checked(unlocked)["drift_before"]
+
+
+def test_defer_short_term_holds_a_gain_about_to_turn_long_term() -> None:
+    """T2 is short-term at a gain and turns long-term in 10 days; T4 (also short-term, same
+    gain, a year to go) can restore the bands, so with defer_short_term_days 30 T2 is kept."""
+    h = _taxable_gain_household(defer_short_term_days=30)
+    lots = h["accounts"][0]["lots"]
+    lots[0]["acquired"] = "2026-06-01"  # T1 short-term too, no deferral
+    lots[1]["acquired"] = "2025-12-04"  # T2 turns long-term on 2026-12-05
+    lots[1]["cost_basis"] = 28000.0  # the highest basis: without deferral T2 goes first
+    r = checked(h)
+    assert "T2" not in relieved(r), r["orders"]
+    plain = copy.deepcopy(h)
+    plain["options"]["defer_short_term_days"] = 0
+    assert "T2" in relieved(checked(plain))
+
+
+def test_defer_short_term_is_soft_when_nothing_else_restores_the_bands() -> None:
+    h = _taxable_gain_household(defer_short_term_days=30)
+    lots = h["accounts"][0]["lots"]
+    lots[0]["locked"] = True  # T1 may not be sold: only T2 restores the bands
+    lots[1]["acquired"] = "2025-12-04"
+    r = checked(h)
+    assert "T2" in relieved(r), r["orders"]
+    assert not out_of_band(apply_orders(h, r))
+
+
+def test_the_mip_is_rerun_on_new_wash_conflicts_instead_of_dropped() -> None:
+    """tests/data/scenarios/bug_mip_dropped_for_greedy.json (issue 13, found by a search of
+    random households): the MIP's first answer creates a wash conflict in another group. It was
+    dropped and the greedy answer shipped (644 of tax); re-running the MIP with that group's
+    binary added (the lazy loop to its fixed point) harvests ~50,000 of losses instead."""
+    h = json.loads((SCENARIOS / "bug_mip_dropped_for_greedy.json").read_text())
+    r = checked(h)
+    assert r["realized"]["tax_cost"] < 0.0, r["realized"]
+    assert orders(r, reason="tax_loss_harvest")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.json")))
+def test_key_and_list_order_never_change_the_answer(name: str) -> None:
+    """Issue 13: the same snapshot with its keys and lists reordered gave different orders.
+    Accounts, lots, securities, target classes and recent trades reversed: the same result."""
+    h = json.loads((SCENARIOS / name).read_text())
+    shuffled = copy.deepcopy(h)
+    shuffled["accounts"] = [
+        dict(reversed(list({**a, "lots": a["lots"][::-1]}.items()))) for a in h["accounts"][::-1]
+    ]
+    shuffled["securities"] = dict(reversed(list(h["securities"].items())))
+    shuffled["target"] = dict(reversed(list(h["target"].items())))
+    shuffled["recent_trades"] = h.get("recent_trades", [])[::-1]
+    shuffled = dict(reversed(list(shuffled.items())))
+    a, b = checked(h), checked(shuffled)
+    a.pop("solve_ms")
+    b.pop("solve_ms")
+    assert a == b

@@ -449,3 +449,11 @@ def test_console_detail_shows_realized_this_year_and_the_controls() -> None:
     assert controls["locked_lots"] == 1
     lots_shown = detail["accounts"][0]["holdings"][0]["lots"]
     assert [lot["locked"] for lot in lots_shown] == [True, False]
+
+
+def test_a_late_fill_of_an_earlier_rebalance_still_applies() -> None:
+    # two rebalances issued: a fill of the first arrives after the second was opened
+    s = replace(make_state(), sequence=2)
+    assert check_known_order(s, fill(order_id="hh-1:2026-11-20:1:0")) is s
+    with pytest.raises(ValidationError, match="unknown order"):
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:3:0"))
