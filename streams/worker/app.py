@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
