@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,9 +110,31 @@ class TableStore:
         raw = self.table.get(key)
         if raw is None:
             return
+        await self._hand_over_queued_writes()
         topic = self.table.changelog_topic.get_topic_name()
         partition = partition_for(state.household_id, self.partitions)
         await self.producer().send_and_wait(topic, key, raw, partition, None, None)
+
+    async def _hand_over_queued_writes(self, timeout_s: float = 5.0) -> None:
+        """Let Faust's producer buffer hand the table writes queued so far to the Kafka client.
+
+        The direct send of `persist` would otherwise overtake them: an older state of the same
+        household, still queued, then lands after the persisted one, and a worker killed before
+        the newest queued copy lands leaves that older state as the changelog's last word (a
+        survivor recovered households without their open rebalance and solved them again under
+        the same rebalance_id). The buffer is FIFO and the household's newest write was queued
+        before this call, so once as many messages as were queued have gone, every older
+        write of this household is ahead of the direct send in the client.
+        """
+        buffer = getattr(self.producer(), "buffer", None)
+        if buffer is None:
+            return
+        remaining = int(buffer.size)
+        deadline = time.monotonic() + timeout_s
+        while remaining > 0 and buffer.size and time.monotonic() < deadline:
+            remaining -= await buffer.flush_atmost(remaining)
+        if remaining > 0 and buffer.size:
+            log.warning("table writes still queued after %.0f s; persisting anyway", timeout_s)
 
     def delete(self, household_id: str) -> None:
         self.cache.pop(household_id, None)

@@ -203,6 +203,35 @@ async def all_brokers_up(bootstrap: str, timeout_s: float = 90.0) -> None:
     raise AssertionError(f"the cluster did not recover its third broker: {last}")
 
 
+async def inputs_processed(bootstrap: str, prefix: str, timeout_s: float = 90.0) -> bool:
+    """True once the workers' consumer group has committed every input message sent (fills,
+    cash flows, snapshots): nothing sent is still waiting to be applied."""
+    topics = [f"{prefix}{n}" for n in ("fills", "cash-flows", "households")]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        md = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(t, p) for t in topics for p in md.partitions_for_topic(t) or ()]
+        end = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                committed = await admin.list_consumer_group_offsets(f"{prefix}app")
+            except Exception:
+                committed = {}
+            if all(
+                tp in committed and committed[tp].offset >= end[tp] for tp in tps if end[tp] > 0
+            ):
+                return True
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
 def realized_problems(states: dict[str, bytes], skip: set[str]) -> list[str]:
     """realized_this_year == the realized gains of the taxable sell trades remembered (the
     worker keeps it from fills; the driver's snapshots start the year at zero)."""
@@ -313,9 +342,11 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             d.settled([h], n) for h, n in expected.items()
         ):
             await asyncio.sleep(0.2)
-        await asyncio.sleep(3.0)  # late duplicates and the last changelog writes
+        await asyncio.sleep(3.0)  # late duplicates
         tasks[0].cancel()
-        states = await read_all(kafka3.bootstrap, changelog(prefix))
+        # every fill and flow sent has been applied and committed (the workers' own offsets):
+        # the durable state below is then complete, not a race with the last fills
+        report["inputs_committed"] = await inputs_processed(kafka3.bootstrap, prefix)
         # prices are state: the killed worker, started again, values what it takes over at the
         # prices published before it started (no tick moves now: noise stopped)
         if fault == "worker":
@@ -332,6 +363,9 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             w.stop()
         if killed_broker is not None:
             restart_broker(kafka3, *killed_broker)
+    # the durable state: what the changelog holds once the workers have stopped (a stopping
+    # worker hands its last table writes to Kafka; a restart recovers exactly this)
+    states = await read_all(kafka3.bootstrap, changelog(prefix))
 
     # ---- one rebalance per episode, never two open at once, duplicates identical
     problems: list[str] = [f"conflicting duplicate: {x}" for x in d.conflicts]

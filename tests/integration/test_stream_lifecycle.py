@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +83,31 @@ async def test_two_workers_share_the_partitions(cluster: Cluster) -> None:
     # both workers solved some (the umh-worker header names the producer of each message)
     producers = {m["_worker"] for m in orders if m["household_id"] in hids}
     assert producers == {f"http://127.0.0.1:{w.web_port}" for w in (a, b)}
+
+
+async def test_rocksdb_state_survives_a_kill_9(cluster: Cluster) -> None:
+    """The production store (RocksDB under UMH_DATA_DIR): after a SIGKILL a worker on the same
+    directory comes back with the household and its open rebalance, and solves nothing again."""
+    data_dir = str(cluster.tmp / "data")
+    first = cluster.worker(UMH_DATA_DIR=data_dir)
+    first.start()
+    hid = "hh-rocks"
+    await cluster.send("households", hid, snapshot(hid, eq="EQR", fi="FIR"))
+    await cluster.processed("households", hid)
+    await cluster.send("prices", "EQR", price("EQR", 150.0))
+    assert of(hid)(await cluster.read("orders", lambda m: bool(of(hid)(m))))
+    await cluster.processed("households", hid)  # a write after the order's: flushed in order
+    assert first.proc is not None
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait()
+    # the table is on disk: a RocksDB database per partition under the data directory
+    assert list(Path(data_dir).rglob("CURRENT")), "no RocksDB database in UMH_DATA_DIR"
+    again = cluster.worker(UMH_DATA_DIR=data_dir)
+    again.start()
+    await cluster.send("prices", "EQR", price("EQR", 155.0))
+    await cluster.processed("prices", "EQR")
+    orders = of(hid)(await cluster.read_to_end("orders"))
+    assert len(orders) == 1, "the open rebalance survived the kill: no second one"
+    metrics = again.get("/metrics").decode()
+    assert "umh_households 1.0" in metrics
+    assert 'umh_solves_total{status="rebalanced"}' not in metrics
