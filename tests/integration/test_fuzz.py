@@ -137,7 +137,8 @@ class Hostile:
             pad = b"x" * 1_200_000
             return topic, key, b'{"schema": "' + pad + b'"}'
         topic, key_out, value = self.pick(kinds)()
-        if key_out is None and topic in ("households", "securities") and not self.keyless_compacted:
+        compacted = ("households", "securities", "prices")  # prices: compacted on Apache Kafka
+        if key_out is None and topic in compacted and not self.keyless_compacted:
             key_out = b""
         return topic, key_out, value
 

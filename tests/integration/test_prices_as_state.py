@@ -138,11 +138,17 @@ async def test_a_killed_worker_restarts_knowing_the_prices_that_ticked(cluster: 
     detail = await wait_api(c, "/api/households/hh-open", lambda b: b.get("open_rebalance"))
     assert detail["open_rebalance"]["rebalance_id"] == opened["rebalance_id"]
     orders = await c.read("orders", orders_for("hh-kill"), timeout_s=10)
-    assert [m["rebalance_id"] for m in orders if m["household_id"] == "hh-open"] == [
-        opened["rebalance_id"]
-    ]
+    # delivery is at least once: a worker killed before its "published" mark was durable
+    # publishes the same rebalance again after recovery (identical, the OMS de-duplicates by
+    # order_id); never a second rebalance for the same episode
+    seen = [m for m in orders if m["household_id"] == "hh-open"]
+    assert seen and all(_same_orders(m, opened) for m in seen), seen
     if c.kind == "embedded":
         assert "embedded-broker end-offset work-around" in again.log_path.read_text()
+
+
+def _same_orders(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a["rebalance_id"] == b["rebalance_id"] and a["orders"] == b["orders"]
 
 
 async def test_a_market_wide_fall_serves_every_household_furthest_first(cluster: Cluster) -> None:
