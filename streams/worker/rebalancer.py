@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from schemas import Household, RebalanceResult, Security, dumps, result_to_json
 from schemas.events import CashFlow, Fill, drift_alert_to_json
-from solver.decide import Decision, Standing, after_solve, decide
+from solver.decide import Decision, Standing, after_solve, band_excess, decide
 from solver.drift import DriftReport, household_drift, missing_prices
 from streams.settings import Settings
 from streams.worker.book import BookRow, batch_drift, book_row
@@ -57,6 +57,8 @@ QUIET_AFTER_NO_ORDERS_S = 30.0
 #: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
 #: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
 UNKNOWN_GRACE_S = 3.0
+#: ... unless its band excess grew by more than this since (a market move re-opens it).
+QUIET_DRIFT_STEP = 0.005
 # Seconds between two harvest checks of one household on ticks (wall clock: a pacing timer).
 HARVEST_RECHECK_S = 30.0
 # Solves dispatched at once per solver process: one solving, one being persisted and published.
@@ -117,9 +119,10 @@ class Rebalancer:
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
-    _tracked: dict[str, Household] = field(default_factory=dict)  # the household a row is of
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
-    _quiet_until: dict[str, float] = field(default_factory=dict)
+    # hid -> (until when, its band excess then): a solve that published nothing is not retried
+    # on ticks until then, unless the household has moved further out since
+    _quiet_until: dict[str, tuple[float, float]] = field(default_factory=dict)
     _out_of_band: set[str] = field(default_factory=set)
     _arrived: dict[str, asyncio.Event] = field(default_factory=dict)
     _given_up: dict[str, float] = field(default_factory=dict)  # unknown id -> when (no re-wait)
@@ -149,7 +152,6 @@ class Rebalancer:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
         self._meta.clear()
-        self._tracked.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
@@ -171,7 +173,6 @@ class Rebalancer:
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
         self._meta.pop(hid, None)
-        self._tracked.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
@@ -180,7 +181,7 @@ class Rebalancer:
     def _track(self, state: HouseholdState, *, force: bool = False) -> None:
         hid = state.household_id
         hh = state.household
-        if force or self._tracked.get(hid) is not hh:
+        if force or hid not in self._rows:
             # holdings, cash or configuration changed (else the row is still right)
             old = self._rows.get(hid)
             for symbol in old.symbols if old else ():
@@ -189,7 +190,6 @@ class Rebalancer:
             self._rows[hid] = book_row(h)
             for symbol in state.held_symbols:
                 self._index.setdefault(symbol, set()).add(hid)
-            self._tracked[hid] = hh
         self._meta[hid] = Meta(
             state.band_state,
             None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
@@ -205,7 +205,8 @@ class Rebalancer:
         if state is not before:
             self.store.put(state)
             self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
-            self._track(state)
+            # the book row only when holdings, cash or configuration changed
+            self._track(state, force=before is None or state.household is not before.household)
             self.metrics.households.set(len(self._rows))
             self.metrics.out_of_band.set(len(self._out_of_band))
         return state
@@ -393,8 +394,13 @@ class Rebalancer:
         h = to_household(state, day, securities=self.securities, prices=self.prices)
         return state, h, None
 
-    def _standing(self, state: HouseholdState, *, from_tick: bool) -> Standing:
-        quiet = from_tick and self._quiet_until.get(state.household_id, 0.0) > self.clock()
+    def _standing(
+        self, state: HouseholdState, *, from_tick: bool, report: DriftReport | None = None
+    ) -> Standing:
+        quiet = False
+        paused = self._quiet_until.get(state.household_id)
+        if from_tick and paused is not None and paused[0] > self.clock():
+            quiet = report is None or band_excess(report) <= paused[1] + QUIET_DRIFT_STEP
         return Standing(state.open_rebalance is not None, state.band_state, quiet)
 
     async def _evaluate(
@@ -415,7 +421,8 @@ class Rebalancer:
         state, h, _ = self._view(before, day)
         if report is None and not missing_prices(h):
             report = household_drift(h)
-        decision = decide(h, report, self._standing(state, from_tick=from_tick), self._now())
+        standing = self._standing(state, from_tick=from_tick, report=report)
+        decision = decide(h, report, standing, self._now())
         state = await self._act(state, decision)
         if (
             state.band_state != before.band_state
@@ -564,7 +571,7 @@ class Rebalancer:
         state = with_event_day(before, h.as_of)
         standing = self._standing(state, from_tick=False)
         if result is None:
-            self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+            self._quiet_until[hid] = (self.clock() + QUIET_AFTER_NO_ORDERS_S, job.priority)
             failed = RebalanceResult(hid, h.as_of, "", "solver_error")
             state = await self._act(
                 state, after_solve(h, job.report, standing, failed, self._now())
@@ -608,7 +615,7 @@ class Rebalancer:
                 "; ".join(result.messages),
                 "; ".join(str(e) for e in result.errors),
             )
-        self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+        self._quiet_until[hid] = (self.clock() + QUIET_AFTER_NO_ORDERS_S, job.priority)
         decision = after_solve(h, job.report, standing, result, self._now())
         self._save(before, await self._act(state, decision))
 
