@@ -303,14 +303,9 @@ class Rebalancer:
         return await self.recheck(self.household_ids())
 
     async def recheck(self, household_ids: Iterable[str]) -> int:
-        """Evaluate these households at the latest prices (after recovery or catch-up)."""
-        ids = list(household_ids)
-        for n, hid in enumerate(ids):
-            async with self.lock(hid):
-                await self._evaluate(hid, date.min)
-            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
-                await asyncio.sleep(0)
-        return len(ids)
+        """Evaluate these households at the latest prices (after recovery or catch-up): the
+        vectorised drift picks those that may want something; each of them is decided."""
+        return await self._evaluate_many(set(household_ids), {}, from_tick=False)
 
     async def on_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
         """A coalesced batch: symbol -> (price, event ts, record time s). Returns the households
@@ -321,8 +316,20 @@ class Rebalancer:
         affected: set[str] = set()
         for symbol in ticks:
             affected.update(self._index.get(symbol, ()))
+        return await self._evaluate_many(affected, ticks, from_tick=True)
+
+    async def _evaluate_many(
+        self,
+        affected: set[str],
+        ticks: Mapping[str, tuple[float, datetime, float]],
+        *,
+        from_tick: bool,
+    ) -> int:
         if not affected:
             return 0
+        # a household whose symbols are not all classified yet has no row: decide it directly
+        # (it awaits prices or the security master)
+        unrowed = sorted(h for h in affected if h in self._rows and self._rows[h] is None)
         ids = sorted(h for h in affected if self._rows.get(h) is not None)
         rows = [r for h in ids if (r := self._rows[h]) is not None]
         batch = batch_drift(rows, self.prices)
@@ -351,10 +358,13 @@ class Rebalancer:
         for n, (_, hid, i, origin) in enumerate(candidates):
             report = batch.report(i) if batch.priced[i] else None
             async with self.lock(hid):
-                await self._evaluate(hid, date.min, origin, report=report, from_tick=True)
+                await self._evaluate(hid, date.min, origin, report=report, from_tick=from_tick)
             if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
                 await asyncio.sleep(0)  # let the dispatchers start on the first solves
-        return len(candidates)
+        for hid in unrowed:
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min, from_tick=from_tick)
+        return len(candidates) + len(unrowed)
 
     def _harvest_due(self, hid: str, now: float) -> bool:
         """A harvest is not urgent: re-check a household for one at most every
