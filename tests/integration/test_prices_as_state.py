@@ -138,9 +138,11 @@ async def test_a_killed_worker_restarts_knowing_the_prices_that_ticked(cluster: 
     detail = await wait_api(c, "/api/households/hh-open", lambda b: b.get("open_rebalance"))
     assert detail["open_rebalance"]["rebalance_id"] == opened["rebalance_id"]
     orders = await c.read("orders", orders_for("hh-kill"), timeout_s=10)
-    assert [m["rebalance_id"] for m in orders if m["household_id"] == "hh-open"] == [
+    # (the same rebalance may be published again when the kill lost the write that marked it
+    # published: same ids, which the OMS de-duplicates; never a second rebalance id)
+    assert {m["rebalance_id"] for m in orders if m["household_id"] == "hh-open"} == {
         opened["rebalance_id"]
-    ]
+    }
     if c.kind == "embedded":
         assert "embedded-broker end-offset work-around" in again.log_path.read_text()
 
