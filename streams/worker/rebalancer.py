@@ -132,6 +132,7 @@ class Rebalancer:
     _pool: SolverPool | None = None
     _dispatchers: list[asyncio.Task[None]] = field(default_factory=list)
     _busy: int = 0
+    _deferred: int = 0  # jobs waiting for their household's running solve
     _idle: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- ownership and caches
@@ -479,6 +480,10 @@ class Rebalancer:
         self._queue.put(job)
         self._start_dispatchers()
 
+    def _requeue(self, job: SolveJob) -> None:
+        self._deferred -= 1
+        self._enqueue(job)
+
     def _start_dispatchers(self) -> None:
         if self._dispatchers:
             return
@@ -500,7 +505,7 @@ class Rebalancer:
 
     async def idle(self) -> None:
         """Wait until no solve is queued or running (tests, benches)."""
-        while (self._queue is not None and len(self._queue)) or self._busy:
+        while (self._queue is not None and len(self._queue)) or self._busy or self._deferred:
             await asyncio.sleep(0.005)
 
     @property
@@ -533,7 +538,8 @@ class Rebalancer:
             hid = job.household_id
             if hid in self._inflight:
                 # one solve per household at a time: this one after the running one
-                asyncio.get_running_loop().call_later(0.01, self._enqueue, job)
+                self._deferred += 1
+                asyncio.get_running_loop().call_later(0.01, self._requeue, job)
             elif self._version.get(hid, 0) != job.version:
                 async with self.lock(hid):
                     await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
