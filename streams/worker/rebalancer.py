@@ -132,6 +132,7 @@ class Rebalancer:
     _pool: SolverPool | None = None
     _dispatchers: list[asyncio.Task[None]] = field(default_factory=list)
     _busy: int = 0
+    _prices_event: asyncio.Event | None = None
     _deferred: int = 0  # jobs waiting for their household's running solve
     _idle: asyncio.Event | None = None
 
@@ -214,7 +215,17 @@ class Rebalancer:
 
     # ----------------------------------------------------------------- event handlers
 
+    async def _prices_known(self) -> None:
+        """Events wait until the price feed has read every price back: applying them earlier
+        would only compete with that read for the loop (a restart replays its inputs)."""
+        if self.prices_ready:
+            return
+        if self._prices_event is None:
+            self._prices_event = asyncio.Event()
+        await self._prices_event.wait()
+
     async def on_snapshot(self, household: Household) -> HouseholdState:
+        await self._prices_known()
         hid = household.household_id
         # A snapshot's own prices count as of its as_of until a later tick (contract, 4).
         for symbol, sec in household.securities.items():
@@ -252,6 +263,7 @@ class Rebalancer:
         day: date,
         change: Callable[[HouseholdState], tuple[HouseholdState, bool]],
     ) -> bool:
+        await self._prices_known()
         if self.store.get(hid) is None:
             await self._wait_for_snapshot(hid)
         async with self.lock(hid):
@@ -301,6 +313,8 @@ class Rebalancer:
         household once (none was evaluated before; each is solved for its own event date)."""
         self._take_ticks(ticks)
         self.prices_ready = True
+        if self._prices_event is not None:
+            self._prices_event.set()
         return await self.recheck(self.household_ids())
 
     async def recheck(self, household_ids: Iterable[str]) -> int:
