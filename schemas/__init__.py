@@ -15,6 +15,7 @@ from .household import (
     RecentTrade,
     Security,
     TaxRates,
+    YearRealized,
     household_to_json,
     parse_household,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "TaxRates",
     "UmhError",
     "ValidationError",
+    "YearRealized",
     "dumps",
     "household_to_json",
     "loads",

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .household import Security, parse_security, security_to_json
-from .reader import Reader, format_timestamp
+from .reader import MAX_ABS, MIN_PRICE, Reader, format_timestamp
 from .rebalance import LotRelief, parse_lot_reliefs
 
 SIDES = ("buy", "sell")
@@ -91,8 +91,10 @@ class DeadLetter:
 # --------------------------------------------------------------------------- parsing
 
 
-def _start(raw: Any, name: str) -> tuple[Reader, dict[str, Any]]:
-    r = Reader()
+def _start(raw: Any, name: str, *, limit: float | None = MAX_ABS) -> tuple[Reader, dict[str, Any]]:
+    """A reader for one message; input messages hold every number to the contract's range,
+    the rebalancer's own outputs (alerts, dead letters) only to finite."""
+    r = Reader(limit=limit)
     obj = r.obj(raw, "")
     r.schema(obj, name)
     return r, obj
@@ -110,7 +112,7 @@ def parse_price(raw: Any) -> Price:
     r, obj = _start(raw, "price")
     out = Price(
         symbol=r.string(obj, "symbol", ""),
-        price=r.real(obj, "price", "", exclusive_minimum=0.0),
+        price=r.real(obj, "price", "", minimum=MIN_PRICE),
         ts=r.timestamp(obj, "ts", ""),
     )
     r.raise_if_any()
@@ -127,7 +129,7 @@ def parse_fill(raw: Any) -> Fill:
         symbol=r.string(obj, "symbol", ""),
         side=r.choice(obj, "side", "", SIDES, None),
         quantity=r.real(obj, "quantity", "", exclusive_minimum=0.0),
-        price=r.real(obj, "price", "", exclusive_minimum=0.0),
+        price=r.real(obj, "price", "", minimum=MIN_PRICE),
         ts=r.timestamp(obj, "ts", ""),
         lots=parse_lot_reliefs(r, obj, ""),
     )
@@ -168,7 +170,7 @@ def parse_security_event(raw: Any) -> Security:
 
 
 def parse_drift_alert(raw: Any) -> DriftAlert:
-    r, obj = _start(raw, "drift_alert")
+    r, obj = _start(raw, "drift_alert", limit=None)
     breaches: list[Breach] = []
     for i, item_raw in enumerate(r.array(obj, "breaches", "", required=True)):
         path = f"breaches[{i}]"
@@ -194,7 +196,7 @@ def parse_drift_alert(raw: Any) -> DriftAlert:
 
 
 def parse_dead_letter(raw: Any) -> DeadLetter:
-    r, obj = _start(raw, "dead_letter")
+    r, obj = _start(raw, "dead_letter", limit=None)
     key = obj.get("key")
     if key is not None and not isinstance(key, str):
         r.fail("key", "must be a string or null")

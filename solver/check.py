@@ -10,19 +10,23 @@ from collections import defaultdict
 
 from schemas import Account, Household, Lot, Order
 
-from .tolerances import CHECK_TOL_USD, QUANTITY_EPS
-from .wash import recent_wash_groups
+from .costs import cash_change, cost_rate, gross_up
+from .lots import sale_gain
+from .problem import gain_cap
+from .tolerances import CHECK_TOL_USD, QUANTITY_EPS, RAISE_SLACK_USD
+from .wash import blocked_loss_lots, recent_wash_groups
 
 
 def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     """Every broken hard rule (section 3, rules 1-6), as sentences; empty when all hold."""
     problems: list[str] = []
     accounts = {a.account_id: a for a in h.accounts}
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     cash = {a.account_id: a.cash for a in h.accounts}
     gains = 0.0
     loss_groups: set[str] = set()
     sold_value: dict[tuple[str, str], float] = defaultdict(float)
+    blocked = blocked_loss_lots(h)
     for o in orders:
         account = accounts.get(o.account_id)
         sec = h.securities.get(o.symbol)
@@ -36,11 +40,11 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
         ):
             problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
         if o.side == "sell":
-            cash[o.account_id] += o.est_value * (1 - k)
-            gains += _check_sell(h, account, o, problems, loss_groups)
+            cash[o.account_id] += cash_change("sell", o.est_value, k)
+            gains += _check_sell(h, account, o, problems, loss_groups, blocked)
             sold_value[(o.account_id, o.symbol)] += o.est_value
         else:
-            cash[o.account_id] -= o.est_value * (1 + k)
+            cash[o.account_id] += cash_change("buy", o.est_value, k)
             _check_buy(h, account, o, problems)
         position = sum(lot.quantity for lot in account.lots if lot.symbol == o.symbol)
         whole_position = o.side == "sell" and abs(o.quantity - position) < QUANTITY_EPS
@@ -49,10 +53,54 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     for account_id, left in cash.items():
         if left < accounts[account_id].cash_needed - CHECK_TOL_USD:
             problems.append(f"{account_id}: cash {left:.2f} below cash_needed")
-    cap = h.options.max_realized_gain
+    cap = gain_cap(h)
     if cap is not None and gains > cap + CHECK_TOL_USD:
-        problems.append(f"realized gains {gains:.2f} above max_realized_gain {cap:.2f}")
+        problems.append(f"realized gains {gains:.2f} above the tax budget {cap:.2f}")
     problems.extend(_check_wash(h, orders, loss_groups))
+    problems.extend(_check_controls(h, orders))
+    return problems
+
+
+def raise_allowance_usd(h: Household, account: Account) -> float:
+    """What an account's non-screen sells may raise beyond its shortfall (grossed up by costs):
+    the largest of min_trade_value, the account's dearest whole share and RAISE_SLACK_USD."""
+    whole = [
+        float(h.securities[lot.symbol].price or 0.0)
+        for lot in account.lots
+        if not h.securities[lot.symbol].fractional
+    ]
+    return max([h.options.min_trade_value, RAISE_SLACK_USD, *whole])
+
+
+def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
+    """Locked lots, allow_sells and max_turnover (raising cash_needed is always allowed)."""
+    problems: list[str] = []
+    k = cost_rate(h.options)
+    raised = 0.0
+    for a in h.accounts:
+        locked = {lot.lot_id for lot in a.lots if lot.locked}
+        sells = [o for o in orders if o.account_id == a.account_id and o.side == "sell"]
+        for o in sells:
+            if any(r.lot_id in locked for r in o.lots):
+                problems.append(f"{o.order_id}: sells a locked lot")
+        plain = [o for o in sells if o.symbol not in a.excluded_symbols]
+        value = sum(o.est_value for o in plain)
+        need = gross_up(max(a.cash_needed - a.cash, 0.0), k)
+        room = need + raise_allowance_usd(h, a) if need > 0 else 0.0
+        raised += min(value, room)
+        if not h.options.allow_sells and value > room + CHECK_TOL_USD:
+            problems.append(f"{a.account_id}: sells {value:.2f} with allow_sells false")
+    cap = h.options.max_turnover
+    if cap is not None:
+        value = sum(
+            a.cash
+            - a.cash_needed
+            + sum(lot.quantity * float(h.securities[lot.symbol].price or 0.0) for lot in a.lots)
+            for a in h.accounts
+        )
+        traded = sum(o.est_value for o in orders)
+        if traded > cap * value + raised + CHECK_TOL_USD:
+            problems.append(f"traded {traded:.2f} above max_turnover {cap} of the value")
     return problems
 
 
@@ -71,6 +119,7 @@ def _check_sell(
     o: Order,
     problems: list[str],
     loss_groups: set[str],
+    blocked: frozenset[tuple[str, str]],
 ) -> float:
     lots = {lot.lot_id: lot for lot in account.lots}
     total = 0.0
@@ -83,11 +132,16 @@ def _check_sell(
         if r.quantity > lot.quantity + QUANTITY_EPS:
             problems.append(f"{o.order_id}: sells more of {r.lot_id} than held")
         total += r.quantity
-        lot_gain = r.quantity * o.est_price - lot.cost_basis * r.quantity / lot.quantity
+        lot_gain = sale_gain(r.quantity, o.est_price, lot.quantity, lot.cost_basis)
         if account.type == "taxable":
             gain += lot_gain
             if lot_gain < -CHECK_TOL_USD:
                 loss_groups.add(h.securities[o.symbol].group)
+                if (account.account_id, lot.lot_id) in blocked:
+                    problems.append(
+                        f"{o.order_id}: loss sale of {lot.lot_id} within 30 days of a buy of "
+                        "its wash group (rule 4b)"
+                    )
     if abs(total - o.quantity) > QUANTITY_EPS * max(1.0, o.quantity):
         problems.append(f"{o.order_id}: lot quantities do not sum to the order's")
     return gain
@@ -110,12 +164,10 @@ def _check_buy(h: Household, account: Account, o: Order, problems: list[str]) ->
 
 
 def _check_wash(h: Household, orders: tuple[Order, ...], loss_groups: set[str]) -> list[str]:
-    sold_at_loss, bought = recent_wash_groups(h)
+    sold_at_loss, _ = recent_wash_groups(h)
     problems = []
     for o in orders:
         group = h.securities[o.symbol].group
         if o.side == "buy" and group in (sold_at_loss | loss_groups):
             problems.append(f"{o.order_id}: buys {group} within 30 days of a loss sale")
-        if o.side == "sell" and group in bought and group in loss_groups:
-            problems.append(f"{o.order_id}: loss sale of {group} within 30 days of a buy")
     return problems

@@ -6,27 +6,32 @@ import numpy as np
 
 from schemas import CASH, Household
 
+from .costs import cost_rate, proceeds
 from .drift import DriftReport
 from .problem import HouseholdProblem
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots
 
 
 def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
     """Accounts whose cash_needed exceeds all they could raise; with `model`, the combined rules."""
-    k = h.options.transaction_cost_bps / 1e4
-    _, bought = recent_wash_groups(h)
+    k = cost_rate(h.options)
+    blocked_4b = blocked_loss_lots(h)
     out: list[str] = []
     for a in h.accounts:
         sellable = 0.0
         for lot in a.lots:
             sec = h.securities[lot.symbol]
             value = lot.quantity * float(sec.price or 0.0)
-            blocked = a.type == "taxable" and value < lot.cost_basis and sec.group in bought
+            blocked = (
+                a.type == "taxable"
+                and value < lot.cost_basis
+                and (a.account_id, lot.lot_id) in blocked_4b
+            )
             sellable += 0.0 if blocked else value
-        if a.cash + sellable * (1 - k) < a.cash_needed - 1e-6:
+        if a.cash + proceeds(sellable, k) < a.cash_needed - 1e-6:
             out.append(
                 f"account {a.account_id}: cash_needed {a.cash_needed:,.2f} exceeds what it "
-                f"can raise ({a.cash + sellable * (1 - k):,.2f} in cash and sellable lots)"
+                f"can raise ({a.cash + proceeds(sellable, k):,.2f} in cash and sellable lots)"
             )
     if out or not model:
         return tuple(out)
@@ -74,5 +79,20 @@ def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:
                 else "selling enough would break max_realized_gain, min_trade_value or whole "
                 "shares, or nothing else may be bought with the proceeds"
             )
-        out.append(f"{head}: {why}")
+        out.append(f"{head}: {why}{_controls(p)}")
     return out
+
+
+def _controls(p: HouseholdProblem) -> str:
+    """The advisor controls that may have stopped the trades, as a clause."""
+    o = p.household.options
+    named: list[str] = []
+    if not o.allow_sells:
+        named.append("allow_sells is false")
+    if o.max_turnover is not None:
+        named.append(f"max_turnover {o.max_turnover}")
+    if bool(p.lot_locked.any()):
+        named.append("locked lots")
+    if o.max_realized_gain_year is not None and p.gain_cap_usd is not None:
+        named.append(f"the yearly tax budget leaves {p.gain_cap_usd:,.2f}")
+    return f" (controls in force: {', '.join(named)})" if named else ""

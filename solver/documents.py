@@ -44,6 +44,8 @@ def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
         household = parse_household(raw)
     except ValidationError as exc:
         return invalid_result(raw, exc.issues)
+    except Exception as exc:  # a validator bug: still an answer, naming the defect
+        return internal_error(invalid_result(raw, ()), "validating the input", exc)
     try:
         return solve(household, time_limit_s=time_limit_s)
     except Exception as exc:  # a solver bug must still answer in the contract's terms
@@ -61,4 +63,17 @@ def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
         raw = loads(data)
     except ValidationError as exc:
         return invalid_result(None, exc.issues)
+    except Exception as exc:  # a decoder bug (loads turns every bad text into a ValidationError)
+        return internal_error(invalid_result(None, ()), "decoding the input", exc)
     return solve_raw(raw, time_limit_s)
+
+
+def internal_error(base: RebalanceResult, step: str, exc: Exception) -> RebalanceResult:
+    """`solver_error` for an unexpected exception, keeping the household's id when known."""
+    return RebalanceResult(
+        base.household_id,
+        base.as_of,
+        base.rebalance_id,
+        "solver_error",
+        messages=(f"internal error {step}: {type(exc).__name__}: {exc}",),
+    )

@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 
 from schemas import CASH, Household
 
+from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
 from .tolerances import BAND_EPS, USD_EPS, WEIGHT_DECIMALS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots
 
 FloatArray = NDArray[np.float64]
 
@@ -128,28 +129,20 @@ def cash_shortfalls(h: Household) -> dict[str, float]:
     }
 
 
-def harvestable_lots(h: Household) -> tuple[tuple[str, str], ...]:
-    """(account_id, lot_id) of taxable lots whose unrealized loss reaches harvest_min_loss and
-    that may be sold at a loss now (no buy of their wash group in the last 30 days, rule 4b)."""
+def harvestable_lots(
+    h: Household, rule: HarvestRule = HARVEST_BY_VALUE
+) -> tuple[tuple[str, str], ...]:
+    """(account_id, lot_id) of taxable lots worth harvesting (`solver.harvest`: a loss of at
+    least harvest_min_loss and, by value, a positive after-tax value) that may be sold at a
+    loss now (rule 4b, `solver.wash.blocked_loss_lots`)."""
     if not h.options.harvest_losses:
         return ()
-    _, bought = recent_wash_groups(h)
-    out: list[tuple[str, str]] = []
-    for a in h.accounts:
-        if a.type != "taxable":
-            continue
-        for lot in a.lots:
-            sec = h.securities[lot.symbol]
-            price = sec.price
-            if price is None or sec.group in bought:
-                continue
-            loss = lot.cost_basis - lot.quantity * price
-            if loss >= max(h.options.harvest_min_loss, USD_EPS):
-                out.append((a.account_id, lot.lot_id))
-    return tuple(out)
+    return tuple(household_candidates(h, blocked_loss_lots(h), rule))
 
 
-def triggers(h: Household, report: DriftReport | None = None) -> tuple[str, ...]:
+def triggers(
+    h: Household, report: DriftReport | None = None, harvest_rule: HarvestRule = HARVEST_BY_VALUE
+) -> tuple[str, ...]:
     """Why this household wants a solve now: `band_breach`, `idle_cash`, `cash_needed`, `harvest`.
 
     In `guardrail` mode only a band breach or a pending withdrawal counts; in `monitor` mode
@@ -177,6 +170,6 @@ def triggers(h: Household, report: DriftReport | None = None) -> tuple[str, ...]
         reasons.append("idle_cash")
     if cash_shortfalls(h):
         reasons.append("cash_needed")
-    if harvestable_lots(h):
+    if harvestable_lots(h, harvest_rule):
         reasons.append("harvest")
     return tuple(reasons)

@@ -1,28 +1,51 @@
 """HouseholdProblem -> one HiGHS model of the whole household; the only module importing highspy.
 
-The optimisation, in weight units (dollars / V). For lots l, permitted buys j, classes c,
-accounts a; E are exposures, k the transaction-cost rate:
+The optimisation, in weight units (dollars / V, V the investable value before trading). For
+lots l, permitted buys j, classes c, accounts a; E are exposures, k the transaction-cost rate,
+T = sum_l s_l + sum_j b_j the traded value:
 
-    w_c   = w0_c + sum_j E_jc b_j - sum_l E_lc s_l
-            + [c = cash] (sum_l s_l - sum_j b_j)           class weight after (costs: see below)
-    minimise   P_band   sum_c u_c                        bands (hard when feasible)
-             + lambda   sum_c d_c                        toward target (rebalance mode only;
-                                                         a harvest alone only holds the start)
-             + sum_l tax_l s_l                           tax: rate_l * gain_l, harvest credit
-             + sum (k + p_turn) (s + b) + p_taxable (trades in taxable accounts)
-             + p_loc * location rank_j b_j + p_list * buy-list rank_j b_j
-             - p_screen sum_{screened l} s_l + P_swap sum sigma
-    subject to
-        |w_c - t_c| <= tol_c + u_c,  |w_c - t_c| <= d_c,  u, d >= 0
-        free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= 0   (rule 1: cash)
-        0 <= s_l <= value_l (0 for a blocked loss sale, rule 4b),  b_j >= 0  (rules 2, 3)
-        sum_l gain_l s_l <= max_realized_gain / V                           (rule 6)
-        wash group g (rule 4a, same rebalance), binary z_g:
-            sum_{loss lots of g in taxable} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
-        no cross-account swap of class c, binary y_c (soft, penalised by P_swap):
-            sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
-Binaries are added lazily, only for the groups and classes whose LP solution breaks the rule.
-Whole shares and minimum trade sizes are handled by rounding and re-solving (result.py).
+  weights after trading, costs included (exact: V' = V (1 - k T) is linear in the trades):
+    n_c  = w0_c + sum_j E_jc b_j - sum_l E_lc s_l + [c = cash] (sum_l s_l (1-k) - sum_j b_j (1+k))
+    w_c  = n_c / (1 - k T)
+
+  minimise (one weighting; every term is per unit of V, so the scale is the household's):
+      P_BAND sum_c u_c                           bands, hard when feasible       (1000)
+    + P_SWAP sum sigma                           cross-account swaps (soft)        (50)
+    + P_DEFER sum_{deferred l} s_l               defer_short_term_days (soft)      (10)
+    + P_TAX sum_l rate_l gain_l s_l              tax; harvestable losses earn it   (1)
+    + LAMBDA_TARGET sum_c d_c                    toward target, phase 2 only       (0.25)
+    + sum (k + P_TURNOVER)(s + b) + P_TAXABLE [taxable] (s + b)                    (1e-4..1e-3)
+    + P_LOCATION location rank_j b_j + P_LIST buy-list rank_j b_j - P_SCREEN [screened] s_l
+  In rebalance mode it is solved in two phases on one HiGHS instance: phase 1 without the
+  target term (d costs 0): bands, then tax, then trading; phase 2 adds LAMBDA_TARGET d with
+  sum_c u_c <= U1 and the tax on realized gains sum_{l: gain_l > 0} rate_l gain_l s_l <= G1 +
+  target_tax_budget_bps / 1e4 (less one share's tax for rounding): toward target only as far as
+  it costs no more tax than the bands need (CONTRACT.md section 3's soft order). Guardrail mode
+  has no target term; a harvest alone (mode "harvest") only penalises moving away from it.
+
+  subject to
+    bands (rule 7): n_c - (t_c + tol'_c)(1 - k T) <= u_c,  n_c - (t_c - tol'_c)(1 - k T) >= -u_c,
+        tol'_c = tol_c - min(band_margin, BAND_MARGIN tol_c)  (1 bp inside the edge by default)
+    target: |n_c - t_c (1 - k T)| <= d_c + held_c  (held_c = |t_c - w0_c| in harvest mode, else 0)
+    cash (rule 1): free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin_a
+    0 <= s_l <= value_l; 0 for a lot that is locked, or a taxable loss lot a recent buy blocks
+        (rule 4b, solver/wash.py); b_j >= 0 only for buys rules 3 and 4a allow (rules 2, 3)
+    tax budget (rule 6): sum_l gain_l s_l <= (min(max_realized_gain, max_realized_gain_year -
+        realized_this_year) - margin - shrink) / V
+    allow_sells false: s_l = 0 outside screened lots and accounts that must raise cash; there
+        sum_{l in a, not screened} s_l <= raise_room_a (the need plus the smallest order)
+    max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
+    wash group g (rule 4a within the rebalance), binary z_g:
+        sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
+    no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
+        exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+    exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
+        with n, m integer for whole-share securities; each position's sell and each buy is 0 or
+        at least min_trade_value (semi-continuous; a smaller position: all or nothing)
+Binaries are added lazily (solver/solve.py): only for the groups and classes whose solution
+breaks the rule, the MIP re-run on each new conflict until none is left. Whole shares and
+minimum trades are otherwise handled by rounding and re-solving with the rounded amounts fixed
+(solver/rounding.py), and the fallback ladder of solver/solve.py when that fails.
 """
 
 from __future__ import annotations
@@ -37,12 +60,24 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+from .costs import gross_up
 from .problem import FloatArray, HouseholdProblem
-from .tolerances import CASH_MARGIN_USD, GAIN_MARGIN_USD, SOLVER_FEAS_TOL
+from .tolerances import (
+    CASH_MARGIN_USD,
+    GAIN_MARGIN_USD,
+    RAISE_SLACK_USD,
+    SOLVER_FEAS_TOL,
+    TURNOVER_MARGIN_USD,
+)
 
 # Objective weights (per unit of household value traded or drifted); their order is the
-# contract's order of soft goals: bands >> swaps >> target >> tax >> trading >> preferences.
+# contract's order of soft goals: bands >> swaps >> deferral >> tax >> target >> trading >>
+# preferences (target after tax through the two phases, see the header).
 P_BAND = 1000.0
+P_TAX = 1.0
+P_DEFER = 10.0
+# Phase 2 may exceed phase 1's band slack and gain tax by this (weight units): solver noise.
+PHASE_SLACK = 1e-9
 P_SWAP = 50.0
 LAMBDA_TARGET = 0.25
 P_TURNOVER = 1e-4
@@ -50,7 +85,9 @@ P_TAXABLE = 5e-4
 P_LOCATION = 2e-4
 P_LIST = 5e-5
 P_SCREEN = 0.02
-# Aim this share of each band inside its edge, so that rounding does not land outside it.
+# The model aims inside each band's edge by Restrictions.band_margin (weight units; 1 bp of V
+# by default) but never by more than this share of the band, so that rounding does not land
+# outside it; when whole shares still do, the fallback ladder re-solves with this whole share.
 BAND_MARGIN = 0.1
 
 INF = highspy.kHighsInf
@@ -76,6 +113,14 @@ class Restrictions:
     no_sell_classes: frozenset[int] = frozenset()
     fixed_sells: dict[int, float] = field(default_factory=dict)  # lot index -> weight units
     fixed_buys: dict[int, float] = field(default_factory=dict)  # buy index -> cap, weight units
+    # The fallback ladder's tightening after a rounding broke a cap: dollars of gain cap and
+    # weight units of turnover cap held back; the band margin aimed inside each band's edge.
+    gain_shrink_usd: float = 0.0
+    turnover_shrink: float = 0.0
+    band_margin: float = 1e-4
+    # The ladder's exact rung: whole-share trades as integer share counts (a MIP) instead of
+    # rounding afterwards.
+    integer_shares: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +143,21 @@ class _Builder:
         self.lower: list[FloatArray] = []
         self.upper: list[FloatArray] = []
         self.integer: list[NDArray[np.int64]] = []
+        self.semi: list[NDArray[np.int64]] = []
         self.row_lower: list[float] = []
         self.row_upper: list[float] = []
         self.cols: list[NDArray[np.int64]] = []
         self.vals: list[FloatArray] = []
 
     def add_cols(
-        self, cost: FloatArray, lower: FloatArray, upper: FloatArray, integer: bool = False
+        self,
+        cost: FloatArray,
+        lower: FloatArray,
+        upper: FloatArray,
+        integer: bool = False,
+        semi: bool = False,
     ) -> NDArray[np.int64]:
+        """Columns; `semi`: semi-continuous (0, or between lower and upper)."""
         idx = np.arange(self.n_cols, self.n_cols + len(cost), dtype=np.int64)
         self.n_cols += len(cost)
         self.cost.append(cost)
@@ -113,6 +165,8 @@ class _Builder:
         self.upper.append(upper)
         if integer:
             self.integer.append(idx)
+        if semi:
+            self.semi.append(idx)
         return idx
 
     def add_row(
@@ -134,6 +188,8 @@ class _Builder:
         integrality = np.zeros(self.n_cols, dtype=np.int32)  # HiGHS reads one per column
         if self.integer:
             integrality[np.concatenate(self.integer)] = 1  # kInteger
+        if self.semi:
+            integrality[np.concatenate(self.semi)] = 2  # kSemiContinuous
         highs.passModel(
             self.n_cols,
             len(self.row_lower),
@@ -154,7 +210,7 @@ class _Builder:
 
     @property
     def has_integers(self) -> bool:
-        return bool(self.integer)
+        return bool(self.integer or self.semi)
 
 
 @contextlib.contextmanager
@@ -174,7 +230,7 @@ _BANNER_LOCK = threading.Lock()
 _BANNER_SHOWN = False
 
 
-def _new_highs(time_limit_s: float, max_nodes: int | None = None) -> highspy._core._Highs:
+def _new_highs(limits: Limits) -> highspy._core._Highs:
     """A fresh HiGHS instance set up for one solve.
 
     Fresh on purpose: an instance reused through clearModel() carried state from one household
@@ -189,8 +245,9 @@ def _new_highs(time_limit_s: float, max_nodes: int | None = None) -> highspy._co
         ("mip_rel_gap", 1e-4),
         ("mip_abs_gap", 1e-7),
         ("primal_feasibility_tolerance", SOLVER_FEAS_TOL),
-        ("time_limit", float(time_limit_s)),
-        ("mip_max_nodes", int(max_nodes) if max_nodes is not None else MAX_INT),
+        ("time_limit", float(limits.time_limit_s)),
+        ("mip_max_nodes", int(limits.max_nodes)),
+        ("simplex_iteration_limit", int(limits.max_iterations)),
     ):
         h.setOptionValue(name, value)
     return h
@@ -207,13 +264,18 @@ def _construct_highs() -> highspy._core._Highs:
         return h
 
 
-def solve_model(
-    p: HouseholdProblem,
-    mode: str,
-    r: Restrictions,
-    time_limit_s: float,
-    max_nodes: int | None = None,
-) -> Solution:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The work one HiGHS call may do. A small household is bounded by work alone (simplex
+    iterations, branch-and-bound nodes), so that its answer never depends on machine speed; a
+    large one also by the seconds left of the solve's one deadline."""
+
+    time_limit_s: float = INF
+    max_nodes: int = MAX_INT
+    max_iterations: int = MAX_INT
+
+
+def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits) -> Solution:
     """Build the household model with the given restrictions and solve it with HiGHS."""
     b = _Builder()
     n_lots, n_buys, n_cls = len(p.lot_ids), len(p.buy_symbols), len(p.classes)
@@ -225,14 +287,19 @@ def solve_model(
     harvest_credit = p.lot_harvestable & (mode in ("rebalance", "harvest"))
     tax = np.where((tax < 0) & ~harvest_credit, 0.0, tax)
     sell_cost = (
-        tax
+        P_TAX * tax
         + k
         + P_TURNOVER
         + P_TAXABLE * p.account_taxable[p.lot_account]
+        + P_DEFER * p.lot_defer
         - P_SCREEN * p.lot_screened
     )
-    sell_upper = np.where(p.lot_sell_blocked, 0.0, p.lot_value)
+    sell_upper = np.where(p.lot_sell_blocked | p.lot_locked, 0.0, p.lot_value)
     sell_upper[_forbidden_sells(p, r)] = 0.0
+    if not opts.allow_sells:
+        # Only screened lots, and lots of accounts that must raise cash (capped below).
+        shortfall = cash_to_raise(p) > 0
+        sell_upper[~p.lot_screened & ~shortfall[p.lot_account]] = 0.0
     for i, v in r.fixed_sells.items():
         sell_upper[i] = v
     sell_lower = np.zeros(n_lots)
@@ -256,39 +323,90 @@ def solve_model(
     bcols = b.add_cols(buy_cost, buy_lower, buy_upper)
 
     u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
+    two_phase = mode == "rebalance"
     d = (
         b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
         if mode in ("rebalance", "harvest")
         else None
     )
-
-    # Class weights after trading: w_c = w0_c + (row coefficients) . x
-    ci = p.cash_index
-    # Costs leave out of the weight rows on purpose: with a fixed denominator V, a cost would
-    # lower every class's weight, and the model would buy band room by burning money on round
-    # trips. Costs stay in the cash rows and the objective; drift_after is computed exactly.
-    sell_w = -p.lot_exposure.T.copy()
-    sell_w[ci] += 1.0
-    buy_w = p.buy_exposure.T.copy()
-    buy_w[ci] -= 1.0
     trade_cols = np.concatenate((s, bcols))
-    tol = p.drift.tolerance * (1.0 - BAND_MARGIN)
-    gap = p.drift.target - p.drift.weight  # t_c - w0_c
+    _add_band_rows(b, p, mode, r, trade_cols, u, d)
+    _add_cash_rows(b, p, s, bcols)
+
+    # Rule 6: the tax budget on net realized gains (a few cents of headroom, and whatever a
+    # rounding step found it needs, so that rounding sells up cannot tip it over).
+    if p.gain_cap_usd is not None:
+        taxable = np.flatnonzero(p.lot_gain_frac != 0)
+        cap = p.gain_cap_usd - r.gain_shrink_usd
+        cap = cap - GAIN_MARGIN_USD if cap >= GAIN_MARGIN_USD else min(cap, 0.0)
+        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF, cap / p.value_usd)
+    if not opts.allow_sells:
+        _add_raise_only_rows(b, p, s)
+    if opts.max_turnover is not None:
+        # Turnover: raising cash_needed is always allowed on top of the cap.
+        cap = max(opts.max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
+        cap += float(raise_room(p).sum())
+        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, cap)
+
+    big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
+    _add_wash_binaries(b, p, r, s, bcols, big_m)
+    if r.integer_shares:
+        _add_integer_shares(b, p, r, s, bcols)
+        _add_minimum_trades(b, p, s, bcols, big_m)
+    if not opts.allow_cross_account_swaps:
+        _add_swap_binaries(b, p, r, s, bcols, big_m)
+    tax_row = None
+    if two_phase and d is not None:
+        # Phase 2's row: the tax on realized gains stays at phase 1's plus the target budget.
+        gains = np.flatnonzero((p.lot_gain_frac > 0) & (p.lot_tax_rate > 0))
+        b.add_row(s[gains], (p.lot_tax_rate * p.lot_gain_frac)[gains], -INF, INF)
+        tax_row = len(b.row_lower) - 1
+        b.add_row(u, np.ones(n_cls), -INF, INF)
+    return _run(b, p, s, bcols, u, d, tax_row, limits)
+
+
+def _add_band_rows(
+    b: _Builder,
+    p: HouseholdProblem,
+    mode: str,
+    r: Restrictions,
+    trade_cols: NDArray[np.int64],
+    u: NDArray[np.int64],
+    d: NDArray[np.int64] | None,
+) -> None:
+    """Rule 7 with the true weights after trading, costs included (see the module header):
+    value_c(x) - (t_c +/- tol_c) V(x) <= / >= u_c V, with V(x) = V (1 - k T(x)) after costs."""
+    n_cls = len(p.classes)
+    ci = p.cash_index
+    k = p.cost_rate
+    sell_w = -p.lot_exposure.T.copy()
+    sell_w[ci] += 1.0 - k
+    buy_w = p.buy_exposure.T.copy()
+    buy_w[ci] -= 1.0 + k
+    margin = np.minimum(p.drift.tolerance * BAND_MARGIN, r.band_margin)
+    tol = p.drift.tolerance - margin
+    w0, t = p.drift.weight, p.drift.target
     # In "harvest" mode (a harvest is the only reason to trade) nothing rewards moving toward
     # target; only moving further away from it costs, so the harvest buys its replacement.
-    held = np.abs(gap) if mode == "harvest" else np.zeros(n_cls)
+    held = np.abs(t - w0) if mode == "harvest" else np.zeros(n_cls)
     for c in range(n_cls):
         coef = np.concatenate((sell_w[c], buy_w[c]))
-        cols = np.concatenate((trade_cols, [u[c]]))
-        b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c] + tol[c])
-        b.add_row(cols, np.concatenate((coef, [1.0])), gap[c] - tol[c], INF)
-        if d is not None:
-            cols = np.concatenate((trade_cols, [d[c]]))
-            b.add_row(cols, np.concatenate((coef, [-1.0])), -INF, gap[c] + held[c])
-            b.add_row(cols, np.concatenate((coef, [1.0])), gap[c] - held[c], INF)
+        for lim, col in ((tol[c], u[c]), (held[c], d[c] if d is not None else -1)):
+            if col < 0:
+                continue
+            hi, lo = t[c] + lim, t[c] - lim
+            cols = np.append(trade_cols, col)
+            b.add_row(cols, np.append(coef + hi * k, -1.0), -INF, hi - w0[c])
+            b.add_row(cols, np.append(coef + lo * k, 1.0), lo - w0[c], INF)
 
-    # Rule 1: every account keeps its cash_needed (and a few cents more, so that the solver's
-    # feasibility tolerance, scaled by V, can never eat into it).
+
+def _add_cash_rows(
+    b: _Builder, p: HouseholdProblem, s: NDArray[np.int64], bcols: NDArray[np.int64]
+) -> None:
+    """Rule 1: every account keeps its cash_needed (and a few cents more, so that the solver's
+    feasibility tolerance, scaled by V, can never eat into it):
+    free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin."""
+    k = p.cost_rate
     margin = CASH_MARGIN_USD / p.value_usd
     for a in range(len(p.accounts)):
         ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
@@ -299,19 +417,15 @@ def solve_model(
             INF,
         )
 
-    # Rule 6: the tax budget on net realized gains.
-    if opts.max_realized_gain is not None:
-        taxable = np.flatnonzero(p.lot_gain_frac != 0)
-        # A few cents of headroom, so that rounding sells up cannot tip the budget over.
-        cap = opts.max_realized_gain
-        cap = cap - GAIN_MARGIN_USD if cap >= GAIN_MARGIN_USD else min(cap, 0.0)
-        b.add_row(s[taxable], p.lot_gain_frac[taxable], -INF, cap / p.value_usd)
 
-    big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
-    _add_wash_binaries(b, p, r, s, bcols, big_m)
-    if not opts.allow_cross_account_swaps:
-        _add_swap_binaries(b, p, r, s, bcols, big_m)
-    return _run(b, p, s, bcols, u, time_limit_s, max_nodes)
+def _add_raise_only_rows(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64]) -> None:
+    """allow_sells false: an account sells (screened lots aside) at most what its cash_needed
+    forces: sum_{l in a, not screened} s_l <= cash_to_raise_a."""
+    room = raise_room(p)
+    for a in np.flatnonzero(room > 0):
+        ls = np.flatnonzero((p.lot_account == a) & ~p.lot_screened)
+        if len(ls):
+            b.add_row(s[ls], np.ones(len(ls)), -INF, float(room[a]))
 
 
 def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
@@ -342,7 +456,70 @@ def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     plus the cash margin. Sells up to this are "raising cash", never a swap."""
     margin = CASH_MARGIN_USD / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
-    return need.clip(min=0.0) / max(1.0 - p.cost_rate, 1e-9)
+    return np.array([gross_up(float(n), p.cost_rate) for n in need.clip(min=0.0)])
+
+
+def _add_integer_shares(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+) -> None:
+    """Whole shares exactly: s_l = n_l price_l / V with n_l integer (a lot's whole remainder may
+    also be sold: n_l <= floor(quantity), or the whole lot); likewise for whole-share buys."""
+    V = p.value_usd
+    for i in np.flatnonzero(p.lot_whole_shares & (p.lot_value > 0)):
+        if int(i) in r.fixed_sells:
+            continue
+        q = float(p.lot_quantity[i])
+        if abs(q - round(q)) > 1e-9:
+            continue  # a fractional remnant: selling it whole is allowed, leave it continuous
+        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([np.floor(q + 1e-9)]), integer=True)
+        b.add_row(np.array([s[i], n[0]]), np.array([1.0, -p.lot_price[i] / V]), 0.0, 0.0)
+    for j in np.flatnonzero(p.buy_whole_shares):
+        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([INF]), integer=True)
+        b.add_row(np.array([bcols[j], n[0]]), np.array([1.0, -p.buy_price[j] / V]), 0.0, 0.0)
+
+
+def _add_minimum_trades(
+    b: _Builder,
+    p: HouseholdProblem,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    big_m: float,
+) -> None:
+    """min_trade_value exactly (rule 5): each position's sell, and each buy, is 0 or at least
+    the minimum, semi-continuous; a position worth less than the minimum is sold whole or not."""
+    minimum = p.household.options.min_trade_value / p.value_usd
+    if minimum <= 0:
+        return
+    n_pos = int(p.lot_order.max()) + 1 if len(p.lot_order) else 0
+    for pos in range(n_pos):
+        ls = np.flatnonzero(p.lot_order == pos)
+        total = float(p.lot_value[ls].sum())
+        v = b.add_cols(np.zeros(1), np.array([min(minimum, total)]), np.array([total]), semi=True)
+        b.add_row(np.append(s[ls], v[0]), np.append(np.ones(len(ls)), -1.0), 0.0, 0.0)
+    for j in range(len(bcols)):
+        v = b.add_cols(np.zeros(1), np.array([minimum]), np.array([big_m]), semi=True)
+        b.add_row(np.array([bcols[j], v[0]]), np.array([1.0, -1.0]), 0.0, 0.0)
+
+
+def raise_room(p: HouseholdProblem) -> FloatArray:
+    """Per account that must raise cash, what "raising cash_needed" may sell (weight units): the
+    shortfall with its margin, plus the larger of min_trade_value and the account's dearest
+    whole share (the smallest order allowed may exceed the need by that). Zero elsewhere.
+    Used by allow_sells false and by max_turnover."""
+    need = cash_to_raise(p)
+    whole_price = np.zeros(len(p.accounts))
+    for i in np.flatnonzero(p.lot_whole_shares):
+        a = int(p.lot_account[i])
+        whole_price[a] = max(whole_price[a], float(p.lot_price[i]))
+    extra = (
+        np.maximum(max(p.household.options.min_trade_value, RAISE_SLACK_USD), whole_price)
+        / p.value_usd
+    )
+    return np.where(need > 0, need + extra, 0.0)
 
 
 def _cash_row_lower(free: float, margin: float) -> float:
@@ -418,12 +595,51 @@ def _run(
     s: NDArray[np.int64],
     bcols: NDArray[np.int64],
     u: NDArray[np.int64],
-    time_limit_s: float,
-    max_nodes: int | None = None,
+    d: NDArray[np.int64] | None,
+    tax_row: int | None,
+    limits: Limits,
 ) -> Solution:
-    highs = _new_highs(time_limit_s, max_nodes)
+    highs = _new_highs(limits)
     b.pass_to(highs)
+    if tax_row is not None and d is not None:
+        # Phase 1: bands, then tax (and trading); the target weighs nothing yet.
+        highs.changeColsCost(len(d), d.astype(np.int32), np.zeros(len(d)))
+        highs.run()
+        first = _read(highs, b, s, bcols, u)
+        if first.status != "optimal":
+            return first
+        x = np.array(highs.getSolution().col_value)
+        rows = tax_row
+        taxes = float(
+            np.dot(
+                (p.lot_tax_rate * p.lot_gain_frac).clip(min=0.0),
+                x[s],
+            )
+        )
+        budget = p.household.options.target_tax_budget_bps / 1e4
+        if budget > 0:
+            # Rounding a whole-share sell up adds at most one share's tax: keep that in hand.
+            per_share = p.lot_tax_rate * p.lot_gain_frac.clip(min=0.0) * p.lot_price / p.value_usd
+            budget = max(budget - float(per_share[p.lot_whole_shares].max(initial=0.0)), 0.0)
+        highs.changeRowBounds(rows, -INF, taxes + budget + PHASE_SLACK)
+        slack = float(x[u].sum())
+        highs.changeRowBounds(rows + 1, -INF, slack * (1.0 + 1e-6) + PHASE_SLACK)
+        highs.changeColsCost(len(d), d.astype(np.int32), np.full(len(d), LAMBDA_TARGET))
+        # Phase 2: toward target within that tax, from phase 1's answer.
+        highs.run()
+        second = _read(highs, b, s, bcols, u)
+        return second if second.status in ("optimal", "time_limit") else first
     highs.run()
+    return _read(highs, b, s, bcols, u)
+
+
+def _read(
+    highs: highspy._core._Highs,
+    b: _Builder,
+    s: NDArray[np.int64],
+    bcols: NDArray[np.int64],
+    u: NDArray[np.int64],
+) -> Solution:
     status = highs.getModelStatus()
     empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)
     if status == highspy.HighsModelStatus.kInfeasible:

@@ -1,29 +1,52 @@
 """The baseline that account-level tools run: each account to the target on its own.
 
-No coordination across accounts, first-in-first-out lot relief, the first permitted symbol of
-the buy list, whole shares where required. Used by `umh bench solve` and the backtest to show
-what household management saves; it knows nothing of wash sales across accounts or tax.
+No coordination across accounts, first-in-first-out lot relief (or, for comparison, highest
+cost per share first: `lot_order="hifo"`), the first permitted symbol of the buy list, whole
+shares where required. Used by `umh bench solve` and the backtest to show what household
+management saves; it knows nothing of wash sales across accounts or tax.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
-from schemas import Account, Household, LotRelief, Order
+from schemas import Account, Household, Lot, LotRelief, Order
 
+from .costs import cost_rate, outlay, proceeds
 from .problem import primary_class
 from .rounding import floor_quantity
 from .tolerances import DUST_USD
 
 
-def per_account_orders(h: Household, rid: str = "per-account") -> tuple[Order, ...]:
+def per_account_orders(
+    h: Household, rid: str = "per-account", *, lot_order: str = "fifo"
+) -> tuple[Order, ...]:
     """Orders that bring every account (that leaves its bands) to the target on its own."""
     orders: list[Order] = []
     for account in h.accounts:
         orders.extend(
-            _account_orders(h, account, f"{rid}:{account.account_id}", only_if_out_of_band=True)
+            _account_orders(
+                h,
+                account,
+                f"{rid}:{account.account_id}",
+                only_if_out_of_band=True,
+                lot_order=lot_order,
+            )
         )
     return tuple(orders)
+
+
+def relief_order(lots: Iterable[Lot], lot_order: str) -> list[Lot]:
+    """Lots in the order they are relieved: `fifo` oldest first, `hifo` highest cost per share
+    first (ties: oldest first)."""
+    if lot_order == "fifo":
+        return sorted(lots, key=lambda x: (x.acquired, x.lot_id))
+    if lot_order == "hifo":
+        return sorted(
+            lots, key=lambda x: (-x.cost_basis / max(x.quantity, 1e-12), x.acquired, x.lot_id)
+        )
+    raise ValueError(f"lot_order must be 'fifo' or 'hifo', got {lot_order!r}")
 
 
 def sell_orders(
@@ -68,7 +91,7 @@ def account_weights(h: Household, account: Account) -> tuple[dict[str, float], f
 
 
 def _account_orders(
-    h: Household, account: Account, rid: str, only_if_out_of_band: bool
+    h: Household, account: Account, rid: str, only_if_out_of_band: bool, lot_order: str = "fifo"
 ) -> list[Order]:
     weights, total = account_weights(h, account)
     if total <= 0:
@@ -79,7 +102,7 @@ def _account_orders(
     )
     if only_if_out_of_band and not out_of_band and account.cash >= account.cash_needed:
         return []
-    k = h.options.transaction_cost_bps / 1e4
+    k = cost_rate(h.options)
     orders: list[Order] = []
     cash = account.cash
     # Sell overweight classes, oldest lots first.
@@ -87,9 +110,9 @@ def _account_orders(
         excess = (weights[cls] - h.target.get(cls, 0.0)) * total
         if cls == "cash" or excess <= h.options.min_trade_value:
             continue
-        lots = sorted(
+        lots = relief_order(
             (lot for lot in account.lots if primary_class(h.securities[lot.symbol]) == cls),
-            key=lambda x: x.acquired,
+            lot_order,
         )
         by_symbol: dict[str, list[LotRelief]] = {}
         for lot in lots:
@@ -105,7 +128,7 @@ def _account_orders(
             excess -= qty * price
         sold = sell_orders(h, account, by_symbol, rid, "rebalance", start=len(orders))
         orders.extend(sold)
-        cash += sum(o.est_value for o in sold) * (1 - k)
+        cash += proceeds(sum(o.est_value for o in sold), k)
     # Buy underweight classes with the first permitted symbol.
     lists = {**h.buy_list, **account.buy_list}
     for cls in sorted(weights):
@@ -126,7 +149,7 @@ def _account_orders(
         symbol = choice
         sec = h.securities[symbol]
         price = float(sec.price or 0.0)
-        spend = min(short, max(cash - account.cash_needed, 0.0) / (1 + k))
+        spend = min(short, max(cash - account.cash_needed, 0.0) / outlay(1.0, k))
         qty = math.floor(spend / price) if not sec.fractional else floor_quantity(spend / price)
         if qty <= 0 or qty * price < h.options.min_trade_value:
             continue
@@ -142,5 +165,5 @@ def _account_orders(
                 "rebalance",
             )
         )
-        cash -= qty * price * (1 + k)
+        cash -= outlay(qty * price, k)
     return orders

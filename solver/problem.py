@@ -7,31 +7,24 @@ investable value V, so that the model is well scaled whatever the household's si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
 
-from schemas import CASH, Household, Security
+from schemas import CASH, Account, Household, Lot, Security
 
+from .costs import cost_rate
 from .drift import DriftReport, household_drift
+from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
+from .lots import days_to_long_term, gain_fractions, is_long_term, long_term_after
 from .tolerances import USD_EPS
-from .wash import recent_wash_groups
+from .wash import blocked_loss_lots, recent_wash_groups
+
+__all__ = ["HouseholdProblem", "build_problem", "long_term_after"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
-
-
-def long_term_after(acquired: date) -> date:
-    """The anniversary: a sale after it is long-term, on or before it short-term.
-
-    A lot bought on 29 February has its anniversary on 1 March (the conservative reading).
-    """
-    try:
-        return acquired.replace(year=acquired.year + 1)
-    except ValueError:
-        return date(acquired.year + 1, 3, 1)
 
 
 def primary_class(sec: Security) -> str:
@@ -76,6 +69,8 @@ class HouseholdProblem:
     lot_harvestable: BoolArray
     lot_screened: BoolArray
     lot_whole_shares: BoolArray
+    lot_locked: BoolArray  # never sold (a lot's `locked`)
+    lot_defer: BoolArray  # a short-term gain that turns long-term within defer_short_term_days
     lot_order: IntArray  # index of the lot's (account, symbol) position: one sell order each
     # buys
     buy_account: IntArray
@@ -88,6 +83,9 @@ class HouseholdProblem:
     buy_location_rank: FloatArray
     buy_whole_shares: BoolArray
     notes: tuple[str, ...]
+    # rule 6: the cap on this rebalance's net realized gain in dollars (the smaller of
+    # max_realized_gain and max_realized_gain_year less realized_this_year); None = no cap
+    gain_cap_usd: float | None = None
 
     @property
     def lot_is_loss(self) -> BoolArray:
@@ -126,13 +124,16 @@ def symbol_table(h: Household, symbols: list[str], cidx: dict[str, int]) -> Symb
     )
 
 
-def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdProblem:
+def build_problem(
+    h: Household, report: DriftReport | None = None, harvest_rule: HarvestRule = HARVEST_BY_VALUE
+) -> HouseholdProblem:
     """Collect the household's lots and permitted buys into arrays (see HouseholdProblem)."""
     report = report or household_drift(h)
     classes = report.classes
     cidx = {c: i for i, c in enumerate(classes)}
     value = max(report.investable_usd, USD_EPS)
-    sold_at_loss, bought = recent_wash_groups(h)
+    sold_at_loss, _ = recent_wash_groups(h)
+    blocked_4b = blocked_loss_lots(h)
     notes: list[str] = []
 
     lots = [(ai, a, lot) for ai, a in enumerate(h.accounts) for lot in a.lots]
@@ -145,19 +146,20 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
     lot_price = table.price[sym] if len(lots) else np.zeros(0)
     market = lot_quantity * lot_price
     in_taxable = taxable[lot_account] & (market > 0) if len(lots) else np.zeros(0, dtype=bool)
-    lot_gain = np.where(in_taxable, 1.0 - basis / np.where(market > 0, market, 1.0), 0.0)
+    lot_gain = np.where(in_taxable, gain_fractions(market, basis), 0.0)
     lot_long = in_taxable & np.array(
-        [h.as_of > long_term_after(lot.acquired) for _, _, lot in lots], dtype=bool
+        [is_long_term(lot.acquired, h.as_of) for _, _, lot in lots], dtype=bool
     )
     lot_rate = np.where(
         in_taxable, np.where(lot_long, h.tax.long_term_rate, h.tax.short_term_rate), 0.0
     )
     loss_usd = np.where(in_taxable, basis - market, 0.0)
     groups = tuple(table.group[i] for i in sym)
-    lot_blocked = (loss_usd > USD_EPS) & np.array([g in bought for g in groups], dtype=bool)
-    lot_harvest = np.full(len(lots), h.options.harvest_losses, dtype=bool) & (
-        loss_usd >= max(h.options.harvest_min_loss, USD_EPS)
+    lot_blocked = (loss_usd > USD_EPS) & np.array(
+        [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
     )
+    worth = household_candidates(h, blocked_4b, harvest_rule)  # solver.harvest: by value
+    lot_harvest = np.array([(a.account_id, lot.lot_id) in worth for _, a, lot in lots], dtype=bool)
     lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
     lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
     lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)
@@ -177,7 +179,7 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         account_taxable=taxable,
         account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
         value_usd=value,
-        cost_rate=h.options.transaction_cost_bps / 1e4,
+        cost_rate=cost_rate(h.options),
         lot_ids=tuple(lot.lot_id for _, _, lot in lots),
         lot_symbols=tuple(lot.symbol for _, _, lot in lots),
         lot_account=lot_account,
@@ -194,6 +196,8 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         lot_harvestable=lot_harvest & ~lot_blocked,
         lot_screened=lot_screened,
         lot_whole_shares=table.whole_shares[sym] if len(lots) else np.zeros(0, dtype=bool),
+        lot_locked=np.array([lot.locked for _, _, lot in lots], dtype=bool),
+        lot_defer=_deferred_lots(h, lots, in_taxable & ~lot_long & (loss_usd < 0)),
         lot_order=_position_index([(ai, lot.symbol) for ai, _, lot in lots]),
         buy_account=np.array([b[0] for b in buys], dtype=np.int64),
         buy_symbols=tuple(b[2].symbol for b in buys),
@@ -207,7 +211,41 @@ def build_problem(h: Household, report: DriftReport | None = None) -> HouseholdP
         buy_location_rank=np.array([float(b[4]) for b in buys]),
         buy_whole_shares=np.array([not b[2].fractional for b in buys], dtype=bool),
         notes=tuple(notes),
+        gain_cap_usd=gain_cap(h, notes),
     )
+
+
+def gain_cap(h: Household, notes: list[str] | None = None) -> float | None:
+    """Rule 6 for one rebalance: at most max_realized_gain, and at most max_realized_gain_year
+    less this year's net realized gains (both kinds). When the year's gains already exceed the
+    yearly cap, the rebalance realizes no further net gain (cap 0)."""
+    caps: list[float] = []
+    o = h.options
+    if o.max_realized_gain is not None:
+        caps.append(o.max_realized_gain)
+    if o.max_realized_gain_year is not None:
+        done = h.realized_this_year.short_term_gain + h.realized_this_year.long_term_gain
+        left = o.max_realized_gain_year - done
+        if left < 0 and notes is not None:
+            notes.append(
+                f"this year's realized gains ({done:,.2f}) already exceed max_realized_gain_year "
+                f"({o.max_realized_gain_year:,.2f}): no further net gain is realized"
+            )
+        caps.append(max(left, 0.0))
+    return min(caps) if caps else None
+
+
+def _deferred_lots(
+    h: Household, lots: list[tuple[int, Account, Lot]], short_gain: BoolArray
+) -> BoolArray:
+    """Taxable short-term lots at a gain that turn long-term within defer_short_term_days."""
+    days = h.options.defer_short_term_days
+    if days <= 0 or not len(lots):
+        return np.zeros(len(lots), dtype=bool)
+    soon = np.array(
+        [days_to_long_term(lot.acquired, h.as_of) <= days for _, _, lot in lots], dtype=bool
+    )
+    return np.asarray(short_gain & soon, dtype=bool)
 
 
 def _position_index(keys: list[tuple[int, str]]) -> IntArray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from schemas import LotRelief, Order, Realized
 
+from .lots import sale_gains
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import QUANTITY_DECIMALS, QUANTITY_EPS
 
@@ -109,7 +110,7 @@ def realized_gains(p: HouseholdProblem, sell_sh: FloatArray) -> Realized:
     h = p.household
     taxable = p.account_taxable[p.lot_account]
     basis = np.array([lot.cost_basis for a in h.accounts for lot in a.lots])
-    gains = sell_sh * p.lot_price - basis * sell_sh / np.maximum(p.lot_quantity, QUANTITY_EPS)
+    gains = sale_gains(sell_sh, p.lot_price, p.lot_quantity, basis)
     gains = np.where(taxable & (sell_sh > 0), gains, 0.0)
     long_term = float(gains[p.lot_long_term].sum())
     short_term = float(gains[~p.lot_long_term].sum())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .costs import outlay, proceeds
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
     CASH_MARGIN_USD,
@@ -21,6 +22,7 @@ from .tolerances import (
     QUANTITY_DECIMALS,
     QUANTITY_EPS,
     ROUNDING_NOISE_USD,
+    SELL_NOISE_USD,
 )
 
 _SCALE = 10.0**QUANTITY_DECIMALS
@@ -48,6 +50,11 @@ def round_trades(
     """Round one LP solution; see the module docstring for the rules."""
     V = p.value_usd
     held = p.lot_quantity
+    # Sells worth less than SELL_NOISE_USD are solver noise (a phase-2 slack, a tolerance), not
+    # a decision: rounding them up to a whole share would trade for nothing. Accounts that must
+    # raise cash keep theirs (the cash row asked for them).
+    must_raise = (p.account_free_cash < 0)[p.lot_account]
+    sells = np.where((sells * V < SELL_NOISE_USD) & ~must_raise, 0.0, sells)
     shares = np.divide(sells * V, p.lot_price, out=np.zeros_like(sells), where=p.lot_price > 0)
     whole = p.lot_whole_shares
     fractional = np.ceil(shares * _SCALE - 1e-6) / _SCALE
@@ -132,8 +139,8 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
         lots, buys = p.lot_account == a, np.flatnonzero(p.buy_account == a)
         cash = (
             float(p.account_free_cash[a]) * V
-            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
-            - float((buy_sh[buys] * p.buy_price[buys]).sum()) * (1 + k)
+            + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
+            - outlay(float((buy_sh[buys] * p.buy_price[buys]).sum()), k)
         )
         if cash >= 0.0:
             continue
@@ -142,12 +149,12 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
                 break
             unit = 1.0 if p.buy_whole_shares[j] else 1.0 / _SCALE
             cut = min(
-                buy_sh[j], np.ceil((margin - cash) / (p.buy_price[j] * (1 + k)) / unit) * unit
+                buy_sh[j], np.ceil((margin - cash) / outlay(float(p.buy_price[j]), k) / unit) * unit
             )
             if (buy_sh[j] - cut) * p.buy_price[j] < minimum:
                 cut = buy_sh[j]
             buy_sh[j] -= cut
-            cash += cut * p.buy_price[j] * (1 + k)
+            cash += outlay(cut * p.buy_price[j], k)
 
 
 def _class_weights_after(
@@ -176,11 +183,11 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
         left = (
             float(p.account_free_cash[a]) * V
             - CASH_MARGIN_USD
-            + float((sell_sh[lots] * p.lot_price[lots]).sum()) * (1 - k)
-            - float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()) * (1 + k)
+            + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
+            - outlay(float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()), k)
         )
         for j in sorted(buys, key=lambda j: -buy_sh[j]):
-            cost = p.buy_price[j] * (1 + k)
+            cost = outlay(float(p.buy_price[j]), k)
             if left < cost:
                 continue
             w = _class_weights_after(p, sell_sh, buy_sh)

@@ -7,7 +7,7 @@ date it knows is the snapshot's `as_of`; `solve_ms` is measured with a monotonic
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,14 +16,36 @@ from schemas import Household, Order, RebalanceResult
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
 from .drift import household_drift, missing_prices, triggers
-from .model import Restrictions, Solution, cash_to_raise, solve_model, swap_exempt_lots
+from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
+from .lots import relief_key
+from .model import (
+    MAX_INT,
+    Limits,
+    Restrictions,
+    Solution,
+    cash_to_raise,
+    raise_room,
+    solve_model,
+    swap_exempt_lots,
+)
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, realized_gains
 from .rounding import round_trades
-from .tolerances import QUANTITY_EPS
+from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
 from .trades import apply_orders
 
 MAX_LAZY_ROUNDS = 8
+MAX_LADDER_ROUNDS = 4
+# Households up to this size are bounded by work (iterations, nodes), not by seconds.
+SMALL_ACCOUNTS = 20
+SMALL_LOTS = 5000
+SMALL_MAX_ITERATIONS = 500_000
+# A HiGHS call of a large household gets at least this long, even past the deadline, so that
+# the LP that every fallback starts from always has a chance to finish.
+MIN_CALL_S = 0.05
+# The band margin of the ladder's wide rung (weight units; the model caps it at BAND_MARGIN of
+# each band).
+WIDE_MARGIN = 1.0
 # The exact MIP (binaries for the conflicting groups and classes) explores at most this many
 # branch-and-bound nodes; the greedy solution it must beat is always there as the fallback.
 MIP_MAX_NODES = 200
@@ -38,14 +60,74 @@ def rebalance_id(h: Household, sequence: int) -> str:
     return f"{h.household_id}:{h.as_of.isoformat()}:{sequence}"
 
 
-def solve(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
-    """Trades that bring the household back inside its bands at the least tax and trading."""
+def solve(
+    h: Household,
+    *,
+    sequence: int = 1,
+    time_limit_s: float = 2.0,
+    harvest_rule: HarvestRule = HARVEST_BY_VALUE,
+) -> RebalanceResult:
+    """Trades that bring the household back inside its bands at the least tax and trading.
+
+    `time_limit_s` bounds the whole solve (every HiGHS call and re-solve shares it). Below
+    SMALL_ACCOUNTS accounts and SMALL_LOTS lots the work is bounded by simplex iterations and
+    branch-and-bound nodes instead, so that the answer does not depend on machine speed.
+    """
     started = time.perf_counter()
-    result = _solve(h, rebalance_id(h, sequence), time_limit_s)
+    h = canonical(h)
+    n_lots = sum(len(a.lots) for a in h.accounts)
+    small = len(h.accounts) <= SMALL_ACCOUNTS and n_lots <= SMALL_LOTS
+    deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
+    result = _solve(h, rebalance_id(h, sequence), deadline, harvest_rule)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
 
 
-def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
+def canonical(h: Household) -> Household:
+    """The household in one canonical order (accounts by id, lots by id, securities, target
+    classes and recent trades sorted), so that the order of the snapshot's JSON keys and lists
+    never changes the answer. Buy lists and `location` keep their order: it is a preference."""
+    accounts = tuple(
+        sorted(
+            (
+                replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
+                for a in h.accounts
+            ),
+            key=lambda a: a.account_id,
+        )
+    )
+    trades = tuple(
+        sorted(h.recent_trades, key=lambda t: (t.date, t.account_id, t.symbol, t.side, t.quantity))
+    )
+    return replace(
+        h,
+        accounts=accounts,
+        securities=dict(sorted(h.securities.items())),
+        target=dict(sorted(h.target.items())),
+        recent_trades=trades,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The one deadline of a solve (perf_counter seconds), or None: bounded by work alone."""
+
+    end: float | None
+
+    def limits(self, mip: bool = False) -> Limits:
+        nodes = MIP_MAX_NODES if mip else MAX_INT
+        if self.end is None:
+            return Limits(max_nodes=nodes, max_iterations=SMALL_MAX_ITERATIONS)
+        left = max(self.end - time.perf_counter(), MIN_CALL_S)
+        return Limits(time_limit_s=left, max_nodes=nodes)
+
+    @property
+    def expired(self) -> bool:
+        return self.end is not None and time.perf_counter() >= self.end
+
+
+def _solve(
+    h: Household, rid: str, deadline: Deadline, harvest_rule: HarvestRule
+) -> RebalanceResult:
     unpriced = missing_prices(h)
     if unpriced:
         return RebalanceResult(
@@ -68,20 +150,20 @@ def _solve(h: Household, rid: str, time_limit_s: float) -> RebalanceResult:
         )
     if h.mode == "monitor":
         return replace(base, messages=_monitor_messages(report.out_of_band))
-    why = triggers(h, report)
+    why = triggers(h, report, harvest_rule)
     if not why:
         return replace(base, messages=("inside every band; nothing to do",))
     reasons = infeasible_reasons(h)
     if reasons:
         return replace(base, status="infeasible", messages=reasons)
-    p = build_problem(h, report)
+    p = build_problem(h, report, harvest_rule)
     mode = "harvest" if why == ("harvest",) else h.mode
-    solution, restrictions = _solve_with_rules(p, mode, time_limit_s)
+    solution, restrictions = _solve_with_rules(p, mode, deadline)
     if solution.status == "infeasible":
         return replace(base, status="infeasible", messages=infeasible_reasons(h, model=True))
-    if solution.status == "error":
-        return replace(base, status="solver_error", messages=(f"HiGHS returned {solution.detail}",))
-    return _finish(p, base, rid, why, solution, restrictions, time_limit_s, mode)
+    result = _finish(p, base, rid, why, solution, restrictions, deadline, mode)
+    notes = harvest_messages(h, result.orders, harvest_rule)
+    return replace(result, messages=(*result.messages, *notes)) if notes else result
 
 
 def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
@@ -90,19 +172,24 @@ def _monitor_messages(out_of_band: tuple[str, ...]) -> tuple[str, ...]:
     return ("monitor mode: inside every band; no trades",)
 
 
+def _usable(s: Solution) -> bool:
+    return s.status in ("optimal", "time_limit")
+
+
 def _solve_with_rules(
-    p: HouseholdProblem, mode: str, time_limit_s: float, restrictions: Restrictions | None = None
+    p: HouseholdProblem, mode: str, deadline: Deadline, restrictions: Restrictions | None = None
 ) -> tuple[Solution, Restrictions]:
     """Solve the LP; where its solution breaks a wash-sale or swap rule, fix it greedily (forbid
-    the smaller side by bounds, re-solve) and then let a time-boxed MIP with one binary per
-    conflicting group or class try to do better. Returns the best rule-abiding solution."""
+    the smaller side by bounds, re-solve); then the MIP with one binary per conflicting group or
+    class, re-run on every new conflict its answer creates until it has none (a fixed point), as
+    long as the deadline allows. Returns the best rule-abiding solution of the two."""
     base = restrictions or Restrictions()
     r = base
-    solution = solve_model(p, mode, r, time_limit_s)
+    solution = solve_model(p, mode, r, deadline.limits())
     groups: set[str] = set()
     classes: set[int] = set()
     for _ in range(MAX_LAZY_ROUNDS):
-        if solution.status not in ("optimal", "time_limit"):
+        if not _usable(solution):
             break  # the greedy choice made the rules unsatisfiable: the MIP decides
         new_groups, new_classes = _conflicts(p, solution)
         if not new_groups and not new_classes:
@@ -110,30 +197,40 @@ def _solve_with_rules(
         groups |= new_groups
         classes |= new_classes
         r = _forbid_smaller_sides(p, solution, r, new_groups, new_classes)
-        solution = solve_model(p, mode, r, time_limit_s)
+        solution = solve_model(p, mode, r, deadline.limits())
     if not groups and not classes:
         return solution, r
-    exact = replace(
-        base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
-    )
-    greedy_ok = solution.status in ("optimal", "time_limit") and not any(_conflicts(p, solution))
-    # The polish is bounded by branch-and-bound nodes, not seconds, so that the same input gives
-    # the same orders however loaded the machine is; without a greedy answer to fall back on the
-    # MIP runs to the time limit.
-    mip = solve_model(p, mode, exact, time_limit_s, max_nodes=MIP_MAX_NODES if greedy_ok else None)
-    if mip.status == "infeasible" and not greedy_ok:
-        return mip, exact
-    if mip.status == "error" and not greedy_ok:
-        return mip, exact
-    mip_ok = mip.status in ("optimal", "time_limit") and not wash_conflicts(p, mip.sells, mip.buys)
-    # The MIP may keep a swap the hard rules force (its penalty is below the bands'); the greedy
-    # way cannot, so the MIP wins whenever its objective is lower.
-    if mip_ok and (not greedy_ok or mip.objective < solution.objective - 1e-12):
-        # Keep the MIP's choices as bounds, so that the rounding re-solves stay LPs; a class
-        # whose swap the MIP kept stays free.
-        kept = swap_conflicts(p, mip.sells, mip.buys)
-        return mip, _forbid_smaller_sides(p, mip, base, groups, classes - kept)
-    return solution, r
+    greedy_ok = _usable(solution) and not any(_conflicts(p, solution))
+    best: tuple[Solution, Restrictions] | None = (solution, r) if greedy_ok else None
+    last = solution
+    for _ in range(MAX_LAZY_ROUNDS):
+        if deadline.expired and best is not None:
+            break
+        exact = replace(
+            base, wash_groups=base.wash_groups | groups, swap_classes=base.swap_classes | classes
+        )
+        mip = solve_model(p, mode, exact, deadline.limits(mip=True))
+        last = mip
+        if not _usable(mip):
+            break
+        new_groups = wash_conflicts(p, mip.sells, mip.buys) - groups
+        new_classes = _conflicts(p, mip)[1] - classes
+        if new_groups or new_classes:
+            groups |= new_groups
+            classes |= new_classes
+            continue
+        if wash_conflicts(p, mip.sells, mip.buys):
+            break  # solver noise on a binary's side: keep the greedy answer
+        # The MIP may keep a swap the hard rules force (its penalty is below the bands'); the
+        # greedy way cannot, so the MIP wins whenever its objective is lower. Its choices become
+        # bounds, so that the rounding re-solves stay LPs; a class whose swap it kept stays free.
+        if best is None or mip.objective < best[0].objective - 1e-12:
+            kept = swap_conflicts(p, mip.sells, mip.buys)
+            best = (mip, _forbid_smaller_sides(p, mip, base, groups, classes - kept))
+        break
+    if best is not None:
+        return best
+    return last, r
 
 
 def _conflicts(p: HouseholdProblem, solution: Solution) -> tuple[set[str], set[int]]:
@@ -159,8 +256,10 @@ def _forbid_smaller_sides(
         bought = float(s.buys[group_of_buy == g].sum())
         (no_buy if sold >= bought else no_loss).add(g)
     no_buy_cls, no_sell_cls = set(r.no_buy_classes), set(r.no_sell_classes)
+    counted = swap_counted_sells(p, s.sells)
     for c in classes:
-        sold = float(s.sells[p.lot_class == c].sum())
+        # Harvests, screens and raised cash are no swap: only the rest decides the side.
+        sold = float(counted[p.lot_class == c].sum())
         bought = float(s.buys[p.buy_class == c].sum())
         (no_buy_cls if sold >= bought else no_sell_cls).add(c)
     return replace(
@@ -182,19 +281,44 @@ def wash_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> 
     return sold & bought
 
 
+def swap_counted_sells(p: HouseholdProblem, sells: np.ndarray) -> np.ndarray:
+    """Per lot, the part of its sell that counts toward a swap: none of a harvest or a screen,
+    and in an account that must raise cash, only what its sells exceed that need by (pro rata)."""
+    counted = np.where(swap_exempt_lots(p), 0.0, sells)
+    need = cash_to_raise(p)
+    total = np.bincount(p.lot_account, weights=counted, minlength=len(p.accounts)).astype(float)
+    keep = np.divide((total - need).clip(min=0.0), total, out=np.ones(len(total)), where=total > 0)
+    return np.asarray(counted * keep[p.lot_account], dtype=np.float64)
+
+
 def swap_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[int]:
     """Classes sold (beyond harvests, screens and raised cash) while being bought."""
-    exempt = swap_exempt_lots(p)
-    shortfall = cash_to_raise(p)
+    counted = swap_counted_sells(p, sells)
     out: set[int] = set()
     for c in set(p.buy_class[buys > ACTIVE].tolist()):
-        counted = (p.lot_class == c) & ~exempt & (sells > ACTIVE)
-        per_account = np.bincount(
-            p.lot_account[counted], weights=sells[counted], minlength=len(p.accounts)
-        )
-        if float((per_account - shortfall).clip(min=0).sum()) * p.value_usd > CONFLICT_USD:
+        if float(counted[p.lot_class == c].sum()) * p.value_usd > CONFLICT_USD:
             out.add(int(c))
     return out
+
+
+INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    sell_sh: np.ndarray
+    orders: tuple[Order, ...]
+    problems: tuple[str, ...]
+    out_of_band: int  # classes left out of band
+
+
+def _attempt(
+    p: HouseholdProblem, sell_sh: np.ndarray, buy_sh: np.ndarray, rid: str, why: tuple[str, ...]
+) -> _Attempt:
+    orders = build_orders(p, sell_sh, buy_sh, rid, why)
+    problems = tuple(hard_rule_violations(p.household, orders))
+    after = household_drift(apply_orders(p.household, orders, p.cost_rate))
+    return _Attempt(sell_sh, orders, problems, len(after.out_of_band))
 
 
 def _finish(
@@ -204,29 +328,30 @@ def _finish(
     why: tuple[str, ...],
     solution: Solution,
     restrictions: Restrictions,
-    time_limit_s: float,
+    deadline: Deadline,
     mode: str,
 ) -> RebalanceResult:
     h = p.household
     messages: list[str] = list(p.notes)
     if solution.status == "time_limit":
         messages.append(f"time limit reached: best solution found, MIP gap {solution.mip_gap:.4f}")
-    orders: tuple[Order, ...] = ()
-    sell_sh = np.zeros(len(p.lot_ids))
-    for sells_up in (True, False):
-        attempt = _round_and_resolve(p, mode, solution, restrictions, time_limit_s, sells_up)
-        if attempt is None:
-            continue
-        sell_sh, buy_sh = attempt
-        orders = build_orders(p, sell_sh, buy_sh, rid, why)
-        if not hard_rule_violations(h, orders):
-            break
-    else:
+    chosen = _ladder(p, rid, why, solution, restrictions, deadline, mode, messages)
+    if chosen is INFEASIBLE:
+        return replace(
+            base,
+            status="infeasible",
+            messages=(
+                *infeasible_reasons(h, model=True),
+                "no whole-share trades satisfy every hard rule (solved exactly)",
+            ),
+        )
+    if not isinstance(chosen, _Attempt):
         return replace(
             base,
             status="solver_error",
-            messages=("no rounding of the solution satisfies every hard rule",),
+            messages=(*messages, "no rule-abiding answer found, not even trading nothing"),
         )
+    orders = chosen.orders
     after = apply_orders(h, orders, p.cost_rate)
     report = household_drift(after)
     traded = sum(o.est_value for o in orders)
@@ -241,10 +366,196 @@ def _finish(
         status=status,
         orders=orders,
         drift_after=report.as_dict(report.drift),
-        realized=realized_gains(p, sell_sh),
+        realized=realized_gains(p, chosen.sell_sh),
         turnover=round(traded / p.value_usd, 6),
         messages=tuple(messages),
     )
+
+
+def _ladder(
+    p: HouseholdProblem,
+    rid: str,
+    why: tuple[str, ...],
+    solution: Solution,
+    restrictions: Restrictions,
+    deadline: Deadline,
+    mode: str,
+    messages: list[str],
+) -> _Attempt | str | None:
+    """The fallback ladder, from the exact answer down to simpler rule-abiding ones:
+    1. round the model's answer (whole-share sells up, then down), re-solving the rest;
+    2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
+       with the cap tightened by the excess (or the band margin widened) and round again;
+    3. the exact rung: whole shares as integers and min_trade_value as semi-continuous trades
+       (a node-bounded MIP); when even that is infeasible, the household has no answer;
+    4. drop the offending orders (buys first) and re-check;
+    5. a greedy rule-abiding repair: raise each account's cash_needed alone;
+    6. no orders at all.
+    The first answer that obeys every hard rule and leaves the fewest classes out of band wins;
+    every step below the first says so in `messages`."""
+    best: _Attempt | None = None
+    r = restrictions
+    for round_no in range(MAX_LADDER_ROUNDS):
+        tried: list[_Attempt] = []
+        if _usable(solution):
+            for sells_up in (True, False):
+                got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
+                if got is not None:
+                    tried.append(_attempt(p, *got, rid, why))
+        ok = [a for a in tried if not a.problems]
+        for a in ok:
+            if best is None or a.out_of_band < best.out_of_band:
+                best = a
+        if best is not None and best.out_of_band == 0:
+            break
+        tighter = _tighten(p, r, tried, best)
+        if tighter is None or (deadline.expired and best is not None):
+            break
+        if round_no == 0:
+            messages.append("fallback: re-solved with tighter caps or band margins after rounding")
+        r = tighter
+        solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
+    if best is None and not deadline.expired:
+        # The exact rung: whole shares as integers, the caps untightened (so that "infeasible"
+        # here proves the household has no whole-share answer: see _finish).
+        exact = Restrictions(band_margin=r.band_margin, integer_shares=True)
+        solution, r = _solve_with_rules(p, mode, deadline, exact)
+        if solution.status == "infeasible":
+            return INFEASIBLE
+        if _usable(solution):
+            for sells_up in (True, False):
+                got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
+                if got is not None:
+                    a = _attempt(p, *got, rid, why)
+                    if not a.problems and (best is None or a.out_of_band < best.out_of_band):
+                        best = a
+            if best is not None:
+                messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
+    if best is not None:
+        return best
+    for a in tried:
+        dropped = _drop_offending(p, a, rid, why)
+        if dropped is not None:
+            messages.append("fallback: dropped the orders that broke a hard rule after rounding")
+            return dropped
+    greedy = _attempt(p, raise_cash_sells(p), np.zeros(len(p.buy_symbols)), rid, why)
+    if not greedy.problems:
+        messages.append("fallback: only raised the cash needed (greedy, rule-abiding)")
+        return greedy
+    nothing = _attempt(p, np.zeros(len(p.lot_ids)), np.zeros(len(p.buy_symbols)), rid, why)
+    if not nothing.problems:
+        messages.append("fallback: no rule-abiding trades found; nothing is traded")
+        return nothing
+    return None
+
+
+def _reset_lazy(r: Restrictions) -> Restrictions:
+    """The same tightening, with the rounding's fixed amounts and the greedy bounds cleared."""
+    return Restrictions(
+        gain_shrink_usd=r.gain_shrink_usd,
+        turnover_shrink=r.turnover_shrink,
+        band_margin=r.band_margin,
+        integer_shares=r.integer_shares,
+    )
+
+
+def _tighten(
+    p: HouseholdProblem, r: Restrictions, tried: list[_Attempt], best: _Attempt | None
+) -> Restrictions | None:
+    """The next rung of step 2, or None when nothing is left to tighten."""
+    h = p.household
+    gain_excess = 0.0
+    turnover_excess = 0.0
+    for a in tried:
+        realized = realized_gains(p, a.sell_sh)
+        gains = realized.short_term_gain + realized.long_term_gain
+        if p.gain_cap_usd is not None:
+            gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
+        if h.options.max_turnover is not None:
+            traded = sum(o.est_value for o in a.orders) / p.value_usd
+            cap = h.options.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
+            turnover_excess = max(turnover_excess, traded - cap)
+    if gain_excess > 0 or turnover_excess > 0:
+        return replace(
+            r,
+            gain_shrink_usd=r.gain_shrink_usd + max(gain_excess, 0.0) + GAIN_MARGIN_USD,
+            turnover_shrink=r.turnover_shrink + max(turnover_excess, 0.0) + 1e-6,
+        )
+    if (best is None or best.out_of_band) and r.band_margin < WIDE_MARGIN:
+        return replace(r, band_margin=WIDE_MARGIN)
+    return None
+
+
+def _drop_offending(
+    p: HouseholdProblem, a: _Attempt, rid: str, why: tuple[str, ...]
+) -> _Attempt | None:
+    """Step 3: drop the buys, then the sells, that the self-check names, until it passes."""
+    orders = list(a.orders)
+    for _ in range(len(orders)):
+        problems = hard_rule_violations(p.household, tuple(orders))
+        if not problems:
+            kept = tuple(orders)
+            sold = _sold_shares(p, kept)
+            return _Attempt(
+                sold,
+                kept,
+                (),
+                len(household_drift(apply_orders(p.household, kept, p.cost_rate)).out_of_band),
+            )
+        named = {
+            o.order_id for o in orders if any(pr.startswith(o.order_id + ":") for pr in problems)
+        }
+        victims = (
+            [o for o in orders if o.order_id in named and o.side == "buy"]
+            or [o for o in orders if o.order_id in named]
+            or [o for o in orders if o.side == "buy"][-1:]
+        )
+        if not victims:
+            return None
+        orders = [o for o in orders if o not in victims]
+    return None
+
+
+def _sold_shares(p: HouseholdProblem, orders: tuple[Order, ...]) -> np.ndarray:
+    index = {
+        (p.accounts[int(a)], lot): i
+        for i, (a, lot) in enumerate(zip(p.lot_account, p.lot_ids, strict=True))
+    }
+    out = np.zeros(len(p.lot_ids))
+    for o in orders:
+        for rel in o.lots:
+            out[index[(o.account_id, rel.lot_id)]] += rel.quantity
+    return out
+
+
+def raise_cash_sells(p: HouseholdProblem) -> np.ndarray:
+    """Step 4: per account that must raise cash, sell its sellable lots (screened first, then
+    losses, then the highest basis) until the shortfall and the margin are covered."""
+    need = cash_to_raise(p) * p.value_usd
+    sell = np.zeros(len(p.lot_ids))
+    sellable = ~(p.lot_sell_blocked | p.lot_locked)
+    for a in np.flatnonzero(need > 0):
+        lots = [int(i) for i in np.flatnonzero((p.lot_account == a) & sellable)]
+        lots.sort(
+            key=lambda i: (
+                not p.lot_screened[i],
+                relief_key(float(p.lot_gain_frac[i]), bool(p.lot_long_term[i]), p.lot_ids[i]),
+            )
+        )
+        left = float(need[a])
+        for i in lots:
+            if left <= 0:
+                break
+            price = float(p.lot_price[i])
+            q = min(float(p.lot_quantity[i]), left / price)
+            q = float(np.ceil(q - 1e-9)) if p.lot_whole_shares[i] else q
+            q = min(float(p.lot_quantity[i]), q)
+            minimum = p.household.options.min_trade_value
+            if q * price < minimum:
+                q = min(float(p.lot_quantity[i]), float(np.ceil(minimum / price)))
+            sell[i] = q
+            left -= q * price
+    return sell
 
 
 def _round_and_resolve(
@@ -252,7 +563,7 @@ def _round_and_resolve(
     mode: str,
     solution: Solution,
     r: Restrictions,
-    time_limit_s: float,
+    deadline: Deadline,
     sells_up: bool,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Round to tradable quantities; re-solve with the rounded amounts fixed so that the free
@@ -267,8 +578,8 @@ def _round_and_resolve(
             fixed_sells={**r.fixed_sells, **rounded.sell_fixed},
             fixed_buys={**r.fixed_buys, **rounded.buy_fixed},
         )
-        current, r = _solve_with_rules(p, mode, time_limit_s, fixed)
-        if current.status not in ("optimal", "time_limit"):
+        current, r = _solve_with_rules(p, mode, deadline, fixed)
+        if not _usable(current):
             return None
     rounded = round_trades(p, current.sells, current.buys, sells_up)
     if np.any(rounded.sell_shares > p.lot_quantity + QUANTITY_EPS):

@@ -15,11 +15,18 @@ USD_EPS = 1e-6
 CASH_MARGIN_USD = 0.05
 # Headroom the model keeps under max_realized_gain, for the same reason.
 GAIN_MARGIN_USD = 0.05
+# Headroom the model keeps under max_turnover (dollars of traded value), for the same reason.
+TURNOVER_MARGIN_USD = 0.05
 # Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
 QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
 # A re-solve after rounding is needed only when some amount moved by more than this.
 ROUNDING_NOISE_USD = 0.01
+# Raising cash_needed may sell this much beyond the need (besides min_trade_value and one whole
+# share): the cash margin and the rounding of fractional shares, with room to spare.
+RAISE_SLACK_USD = 1.0
+# A model sell worth less than this is solver noise and is not rounded up to a whole share.
+SELL_NOISE_USD = 1.0
 # Orders smaller than this are dust and never emitted, whatever min_trade_value says.
 DUST_USD = 0.01
 # HiGHS feasibility/optimality tolerances used for the model and for our own post-check.

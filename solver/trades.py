@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from schemas import Account, Household, Lot, Order, RecentTrade
 
+from .costs import outlay, proceeds
 from .lots import relieve
 
 
@@ -53,9 +54,9 @@ def _apply_to_account(
                 )
                 for r in relieved
             )
-            cash += o.est_value * (1.0 - cost_rate)
+            cash += proceeds(o.est_value, cost_rate)
         else:
-            cash -= o.est_value * (1.0 + cost_rate)
+            cash -= outlay(o.est_value, cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
             trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
     return replace(account, cash=cash, lots=(*lots, *new_lots))

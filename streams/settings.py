@@ -35,6 +35,9 @@ def machine_address() -> str:
     return name if address.startswith("127.") else address
 
 
+STORES = ("MEMORY", "ROCKSDB")  # UMH_STORE, any case
+
+
 class ConfigError(UmhError):
     """A `UMH_*` variable is missing or malformed; the message names the variable."""
 
@@ -68,6 +71,16 @@ class Settings:
     ssl_keyfile: str | None = None
     processing_guarantee: str = "at_least_once"
     data_dir: str | None = None
+    # the households table's store: "rocksdb" or "memory"; None: RocksDB when data_dir is set
+    store: str | None = None
+
+    @property
+    def table_store(self) -> str:
+        """Faust's store URL: RocksDB (on disk under `data_dir`: a restart replays only the
+        changelog written since) when a data directory is given, else memory."""
+        kind = self.store or ("rocksdb" if self.data_dir else "memory")
+        # RocksDB through streams/worker/store.py (writes outside a stream event)
+        return "umhrocksdb://" if kind == "rocksdb" else f"{kind}://"
 
     @property
     def broker_url(self) -> str:
@@ -285,6 +298,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ssl_keyfile=keyfile,
         processing_guarantee=guarantee,
         data_dir=_optional(env, "UMH_DATA_DIR"),
+        store=(_choice(env, "UMH_STORE", STORES, None) or "").lower() or None,
     )
     values.update(overrides)
     return Settings(**values)

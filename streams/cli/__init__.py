@@ -23,7 +23,16 @@ BENCHES: dict[str, tuple[str, str]] = {
         "streams.tools.bench_solve",
         "solver latency, throughput and tax against per-account",
     ),
+    "quality": (
+        "streams.tools.bench_quality",
+        "every answer judged by the contract checker and an exact reference MIP",
+    ),
     "stream": ("streams.tools.bench_stream", "streaming throughput and tick-to-order latency"),
+    "recovery": (
+        "streams.tools.bench_recovery",
+        "kill -9 of a worker to the first correct order: memory, RocksDB, standby",
+    ),
+    "soak": ("streams.tools.bench_soak", "the demo's world for N minutes: memory, lag, slopes"),
 }
 
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import orjson
 
 from schemas import result_to_json
-from solver.documents import solve_bytes
+from solver.documents import internal_error, solve_bytes
 
 EXIT_CODES = {
     "rebalanced": 0,
@@ -42,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretty", action="store_true", help="indent the JSON output")
 
 
+def answer(data: bytes, time_limit_s: float, option: int = 0) -> tuple[bytes, int]:
+    """One input's result line and exit status, whatever the input holds or the solver does."""
+    result = solve_bytes(data, time_limit_s)
+    try:
+        line = orjson.dumps(result_to_json(result), option=option)
+    except Exception as exc:  # a result the wire cannot carry (e.g. an integer beyond 64 bits)
+        result = internal_error(result, "encoding the result", exc)
+        line = orjson.dumps(result_to_json(result), option=option)
+    return line + b"\n", EXIT_CODES[result.status]
+
+
 def _open(path: str) -> BinaryIO:
     return sys.stdin.buffer if path == "-" else open(path, "rb")
 
@@ -56,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with source:
         if not args.batch:
-            result = solve_bytes(source.read(), args.time_limit)
-            out.write(orjson.dumps(result_to_json(result), option=option) + b"\n")
-            return EXIT_CODES[result.status]
+            line, status = answer(source.read(), args.time_limit, option)
+            out.write(line)
+            return status
         # A batch answers every line (its status is in the line), so it exits 0 once all are out.
-        for line in source:
-            if line.strip():
-                result = solve_bytes(line, args.time_limit)
-                out.write(orjson.dumps(result_to_json(result)) + b"\n")
+        for raw_line in source:
+            if raw_line.strip():
+                out.write(answer(raw_line, args.time_limit)[0])
+                out.flush()
         return 0

@@ -122,6 +122,7 @@ def _holdings(
                         "quantity": lot.quantity,
                         "cost_basis": _round(lot.cost_basis),
                         "acquired": lot.acquired.isoformat(),
+                        "locked": lot.locked,
                         "unrealized_gain": (
                             None if price is None else _round(lot.quantity * price - lot.cost_basis)
                         ),
@@ -131,6 +132,21 @@ def _holdings(
             }
         )
     return holdings, by_class
+
+
+def _controls(h: Household) -> dict[str, Any]:
+    """The tax and trading controls an advisor set (contract section 1 options)."""
+    o = h.options
+    return {
+        "max_realized_gain": o.max_realized_gain,
+        "max_realized_gain_year": o.max_realized_gain_year,
+        "allow_sells": o.allow_sells,
+        "max_turnover": o.max_turnover,
+        "defer_short_term_days": o.defer_short_term_days,
+        "target_tax_budget_bps": o.target_tax_budget_bps,
+        "harvest_losses": o.harvest_losses,
+        "locked_lots": sum(lot.locked for a in h.accounts for lot in a.lots),
+    }
 
 
 def household_detail(
@@ -186,6 +202,11 @@ def household_detail(
         "max_abs_drift": max_abs,
         "out_of_band": out_of_band,
         "missing_prices": list(missing),
+        "realized_this_year": {
+            "short_term_gain": _round(h.realized_this_year.short_term_gain),
+            "long_term_gain": _round(h.realized_this_year.long_term_gain),
+        },
+        "controls": _controls(h),
         "accounts": accounts,
         "open_rebalance": None if opened is None else result_to_json(opened.result),
         "last_rebalance": (

@@ -12,6 +12,8 @@ import os
 import platform
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -54,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch",
         action="store_true",
         help="also time the JSON-in/JSON-out batch path (umh solve --batch)",
+    )
+    parser.add_argument(
+        "--overhead",
+        action="store_true",
+        help="per household: the whole `umh solve --batch` line against HiGHS alone on the "
+        "household's first model (the LP the solver builds), and this shape's p99 against the "
+        "lp shape's p50 in the same run",
     )
 
 
@@ -163,7 +172,105 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.batch:
         bench_batch(book)
+    if args.overhead:
+        bench_overhead(args, book, total_ms)
     return 0
+
+
+@contextmanager
+def first_models() -> Iterator[list[object]]:
+    """Collect the first model the solver hands to HiGHS in each solve (read-only: the solver's
+    own builder object, kept as it was passed; the wrapper is removed on exit)."""
+    from solver import model
+
+    captured: list[object] = []
+    original = model._Builder.pass_to
+
+    def pass_to(self: object, highs: object) -> None:
+        captured.append(self)
+        original(self, highs)  # type: ignore[arg-type]
+
+    model._Builder.pass_to = pass_to  # type: ignore[method-assign]
+    try:
+        yield captured
+    finally:
+        model._Builder.pass_to = original  # type: ignore[method-assign]
+
+
+def highs_alone_ms(builder: object) -> tuple[float, float]:
+    """(passModel + run, run alone) in ms for the builder's model on a fresh HiGHS instance with
+    the solver's own options (solver.model._new_highs with no work limit)."""
+    from solver import model
+
+    highs = model._new_highs(model.Limits())
+    t0 = time.perf_counter()
+    model._Builder.pass_to(builder, highs)  # type: ignore[arg-type]
+    t1 = time.perf_counter()
+    highs.run()
+    t2 = time.perf_counter()
+    return (t2 - t0) * 1000, (t2 - t1) * 1000
+
+
+def bench_overhead(args: argparse.Namespace, book: list[Household], solve_ms: list[float]) -> None:
+    """Whole batch line per household against HiGHS alone on its first LP; shape p99 vs lp p50."""
+    from streams.cli.solve import answer
+
+    lines = [dumps(household_to_json(h)) for h in book]
+    batch_ms: list[float] = []
+    alone_ms: list[float] = []
+    run_ms: list[float] = []
+    ratios: list[float] = []
+    built: list[float] = []  # whole line ms of the households that built a model
+    for line in lines:
+        with first_models() as models:
+            t0 = time.perf_counter()
+            answer(line, args.time_limit)
+            whole = (time.perf_counter() - t0) * 1000
+        batch_ms.append(whole)
+        if models:
+            with_pass, run_only = highs_alone_ms(models[0])
+            alone_ms.append(with_pass)
+            run_ms.append(run_only)
+            ratios.append(whole / with_pass)
+            built.append(whole)
+    print(f"overhead ({len(lines)} households, {len(alone_ms)} built a model):")
+    print(f"  whole `umh solve --batch` line ms : {percentiles(batch_ms)}")
+    print(f"  HiGHS alone, passModel+run ms     : {percentiles(alone_ms)}")
+    print(f"  HiGHS alone, run only ms          : {percentiles(run_ms)}")
+    if alone_ms:
+        print(
+            f"  ratio whole/HiGHS-alone: p50 per household {float(np.median(ratios)):.1f}x; "
+            f"mean whole {float(np.mean(built)):.2f} ms / mean HiGHS {float(np.mean(alone_ms)):.2f}"
+            f" ms = {float(np.mean(built)) / float(np.mean(alone_ms)):.1f}x (target <= 5x)"
+        )
+    if args.shape != "lp" and args.drifted_share >= 1.0:  # else the lp p50 is a no-op
+        accounts, n_securities, lots, _rules = SHAPES["lp"]
+        rng = np.random.default_rng(args.seed)
+        universe = make_universe(n_securities, rng)
+        lp_book = [
+            lp_only(h)
+            for h in make_book(
+                len(book),
+                universe,
+                rng,
+                n_accounts=accounts,
+                n_lots=lots,
+                mode="rebalance" if args.drifted_share >= 1.0 else None,
+                drifted=True if args.drifted_share >= 1.0 else None,
+                drifted_share=min(args.drifted_share, 1.0),
+            )
+        ]
+        lp_ms = []
+        for h in lp_book:
+            t0 = time.perf_counter()
+            solve(h, time_limit_s=args.time_limit)
+            lp_ms.append((time.perf_counter() - t0) * 1000)
+        p99 = float(np.percentile(np.array(solve_ms), 99))
+        p50 = float(np.percentile(np.array(lp_ms), 50))
+        print(
+            f"  {args.shape} shape solve p99 {p99:.2f} ms / lp shape solve p50 {p50:.2f} ms "
+            f"(same run) = {p99 / p50:.1f}x (target <= 10x)"
+        )
 
 
 def bench_batch(book: list[Household]) -> None:

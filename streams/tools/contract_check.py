@@ -28,6 +28,8 @@ USD_TOL = 1e-4
 QTY_TOL = 1e-9
 WEIGHT_TOL = 1e-6
 WASH_DAYS = 30
+# Raising cash_needed may overshoot the need by cents of margin and share rounding (reading).
+RAISE_SLACK_USD = 1.0
 REASONS = ("rebalance", "tax_loss_harvest", "raise_cash", "invest_cash", "screen")
 STATUSES = (
     "rebalanced",
@@ -74,9 +76,37 @@ def options(household: dict[str, Any]) -> dict[str, Any]:
         "harvest_losses": False,
         "harvest_min_loss": 500.0,
         "max_realized_gain": None,
+        "max_realized_gain_year": None,
+        "allow_sells": True,
+        "max_turnover": None,
+        "defer_short_term_days": 0,
+        "target_tax_budget_bps": 0.0,
         "transaction_cost_bps": 0.0,
     }
-    return {**defaults, **(household.get("options") or {})}
+    return {**defaults, **{k: v for k, v in (household.get("options") or {}).items()}}
+
+
+def gain_cap(household: dict[str, Any]) -> float | None:
+    """Rule 6: the net realized gain this rebalance may add: at most max_realized_gain, and at
+    most max_realized_gain_year less realized_this_year (both kinds). Reading: once the year's
+    gains exceed the yearly cap, the rebalance may add no net gain (0, not a negative cap)."""
+    opts = options(household)
+    caps = []
+    if opts["max_realized_gain"] is not None:
+        caps.append(float(opts["max_realized_gain"]))
+    if opts["max_realized_gain_year"] is not None:
+        done = household.get("realized_this_year") or {}
+        left = (
+            float(opts["max_realized_gain_year"])
+            - float(done.get("short_term_gain", 0.0))
+            - float(done.get("long_term_gain", 0.0))
+        )
+        caps.append(max(left, 0.0))
+    return min(caps) if caps else None
+
+
+def shortfall(account: dict[str, Any]) -> float:
+    return max(float(account.get("cash_needed", 0.0)) - float(account.get("cash", 0.0)), 0.0)
 
 
 def tolerance(household: dict[str, Any], cls: str) -> float:
@@ -160,6 +190,24 @@ def recent_groups(household: dict[str, Any]) -> tuple[set[str], set[str]]:
         elif types.get(t["account_id"]) == "taxable" and (t.get("realized_gain") or 0.0) < 0:
             loss.add(g)
     return loss, bought
+
+
+def blocked_by_recent_buy(household: dict[str, Any], account_id: str, lot: dict[str, Any]) -> bool:
+    """Rule 4b's "bought within the 30 days before": a buy of the lot's group in recent_trades,
+    or any other lot of the group, in any account, acquired within the 30 days before as_of."""
+    as_of = _day(household["as_of"])
+    g = wash_group(household, lot["symbol"])
+    if g in recent_groups(household)[1]:
+        return True
+    for a in household["accounts"]:
+        for other in a.get("lots", []):
+            if (a["account_id"], other["lot_id"]) == (account_id, lot["lot_id"]):
+                continue
+            if wash_group(household, other["symbol"]) == g and _within_window(
+                as_of, _day(other["acquired"])
+            ):
+                return True
+    return False
 
 
 # --------------------------------------------------------------------------- applying orders
@@ -272,6 +320,7 @@ def violations(household: dict[str, Any], result: dict[str, Any]) -> list[str]:
     if mode != "monitor":
         out.extend(_check_cash(household, orders))
     out.extend(_check_wash(household, orders))
+    out.extend(_check_options(household, orders))
     out.extend(_check_realized(household, result))
     out.extend(_check_drift(household, result))
     return out
@@ -287,7 +336,6 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
     opts = options(household)
     k = float(opts["transaction_cost_bps"]) / 1e4
     mtv = float(opts["min_trade_value"] or 0.0)
-    _, bought = recent_groups(household)
     sold: list[tuple[str, str]] = []
     gains = 0.0
     for a in household["accounts"]:
@@ -298,10 +346,10 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
         for lot in a.get("lots", []):
             value = float(lot["quantity"]) * price(household, lot["symbol"])
             gain = value - float(lot["cost_basis"])
-            blocked = (
+            blocked = bool(lot.get("locked")) or (
                 a["type"] == "taxable"
                 and gain < -USD_TOL
-                and wash_group(household, lot["symbol"]) in bought
+                and blocked_by_recent_buy(household, a["account_id"], lot)
             )
             by_symbol[lot["symbol"]].append((lot, blocked))
         for sym, lots in by_symbol.items():
@@ -318,7 +366,7 @@ def feasible_witness(household: dict[str, Any]) -> list[tuple[str, str]] | None:
                     )
         if cash < need + 1e-3:
             return None
-    cap = opts["max_realized_gain"]
+    cap = gain_cap(household)
     if cap is not None and gains > float(cap):
         return None
     return sold
@@ -448,7 +496,7 @@ def lot_gains(
 def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list[str]:
     """Rule 4 a and b, across all accounts; and rule 6 (the tax budget)."""
     out = []
-    loss_recent, bought_recent = recent_groups(household)
+    loss_recent, _ = recent_groups(household)
     loss_now: set[str] = set()
     net_gain = 0.0
     for a, o, lot, _q, gain in lot_gains(household, orders):
@@ -458,7 +506,7 @@ def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list
         if gain < -USD_TOL:
             g = wash_group(household, o["symbol"])
             loss_now.add(g)
-            if g in bought_recent:
+            if blocked_by_recent_buy(household, a["account_id"], lot):
                 out.append(
                     f"{o['order_id']}: loss sale of lot {lot['lot_id']} ({g}) in taxable "
                     f"{a['account_id']} within 30 days after a buy of {g} (rule 4b)"
@@ -477,9 +525,63 @@ def _check_wash(household: dict[str, Any], orders: list[dict[str, Any]]) -> list
                 f"{o['order_id']}: buys {g} while this rebalance sells it at a loss in a "
                 "taxable account (rule 4a)"
             )
-    cap = options(household)["max_realized_gain"]
+    cap = gain_cap(household)
     if cap is not None and net_gain > float(cap) + USD_TOL:
-        out.append(f"net realized gain {net_gain:.4f} above max_realized_gain {cap} (rule 6)")
+        out.append(
+            f"net realized gain {net_gain:.4f} above the cap {cap} (max_realized_gain, "
+            "max_realized_gain_year less realized_this_year; rule 6)"
+        )
+    return out
+
+
+def _check_options(household: dict[str, Any], orders: list[dict[str, Any]]) -> list[str]:
+    """Rule 6's options: locked lots, allow_sells, max_turnover (CONTRACT.md section 1).
+
+    Readings: a sell "raises cash_needed" when its account starts short; an account's non-screen
+    sells may exceed its shortfall (grossed up by costs) by at most the larger of
+    min_trade_value and the account's dearest whole share (what the smallest allowed order may
+    force), and at least RAISE_SLACK_USD (cents of margin, fractional rounding). The same
+    allowance applies to max_turnover's raised cash."""
+    opts = options(household)
+    k = float(opts["transaction_cost_bps"]) / 1e4
+    mtv = float(opts["min_trade_value"] or 0.0)
+    out: list[str] = []
+    accounts = {a["account_id"]: a for a in household["accounts"]}
+    for a, o, lot, _q, _gain in lot_gains(household, orders):
+        if lot.get("locked"):
+            out.append(f"{o['order_id']}: sells locked lot {lot['lot_id']} ({a['account_id']})")
+    raised = 0.0
+    for aid, a in accounts.items():
+        mine = [o for o in orders if o["account_id"] == aid and o["side"] == "sell"]
+        excluded = set(a.get("excluded_symbols") or [])
+        plain = [o for o in mine if o["symbol"] not in excluded]
+        value = sum(float(o["quantity"]) * float(o["est_price"]) for o in plain)
+        whole = [
+            price(household, lot["symbol"])
+            for lot in a.get("lots", [])
+            if not is_fractional(household, lot["symbol"])
+        ]
+        allowance = max([mtv, RAISE_SLACK_USD, *whole]) + USD_TOL
+        need = shortfall(a) / (1 - k) if shortfall(a) > 0 else 0.0
+        if need > 0:
+            raised += min(value, need + allowance)
+        if opts["allow_sells"] is False and plain:
+            if need <= 0:
+                out.append(f"{aid}: sells with allow_sells false and no cash_needed to raise")
+            elif value > need + allowance:
+                out.append(
+                    f"{aid}: sells {value:.2f} with allow_sells false, more than the "
+                    f"{need:.2f} cash_needed requires"
+                )
+    cap = opts["max_turnover"]
+    if cap is not None:
+        v = investable(household)
+        traded = sum(float(o["quantity"]) * float(o["est_price"]) for o in orders)
+        if traded > float(cap) * v + raised + USD_TOL:
+            out.append(
+                f"traded {traded:.2f} above max_turnover {cap} of V ({float(cap) * v:.2f}) "
+                f"plus raised cash {raised:.2f}"
+            )
     return out
 
 

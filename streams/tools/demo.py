@@ -63,6 +63,7 @@ def worker_env(port: int, web_port: int, data_dir: str, **extra: str) -> dict[st
         UMH_WEB_PORT=str(web_port),
         UMH_WEB_HOST=HOST,
         UMH_DATA_DIR=data_dir,
+        UMH_STORE="memory",  # a fresh broker every run: nothing on disk to come back to
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

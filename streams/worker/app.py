@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ from typing import Any
 
 import faust
 
-from schemas import Issue, ValidationError, loads, parse_household
-from schemas.events import parse_cash_flow, parse_fill
+from schemas import ValidationError
 from streams.kafka.topics import TopicNames, min_insync_replicas, partition_for, ssl_context
 from streams.settings import Settings
+from streams.worker import inputs
 from streams.worker.dead_letters import dead_letter
 from streams.worker.events import WorkerEvents
 from streams.worker.metrics import Metrics
@@ -30,6 +31,7 @@ from streams.worker.prices import PriceFeed
 from streams.worker.rebalancer import Rebalancer, UnknownHousehold
 from streams.worker.solving import SolveFn
 from streams.worker.state import HouseholdState, decode_state, encode_state
+from streams.worker.store import HouseholdRocksDB  # noqa: F401 - registers umhrocksdb://
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
@@ -108,9 +110,31 @@ class TableStore:
         raw = self.table.get(key)
         if raw is None:
             return
+        await self._hand_over_queued_writes()
         topic = self.table.changelog_topic.get_topic_name()
         partition = partition_for(state.household_id, self.partitions)
         await self.producer().send_and_wait(topic, key, raw, partition, None, None)
+
+    async def _hand_over_queued_writes(self, timeout_s: float = 5.0) -> None:
+        """Let Faust's producer buffer hand the table writes queued so far to the Kafka client.
+
+        The direct send of `persist` would otherwise overtake them: an older state of the same
+        household, still queued, then lands after the persisted one, and a worker killed before
+        the newest queued copy lands leaves that older state as the changelog's last word (a
+        survivor recovered households without their open rebalance and solved them again under
+        the same rebalance_id). The buffer is FIFO and the household's newest write was queued
+        before this call, so once as many messages as were queued have gone, every older
+        write of this household is ahead of the direct send in the client.
+        """
+        buffer = getattr(self.producer(), "buffer", None)
+        if buffer is None:
+            return
+        remaining = int(buffer.size)
+        deadline = time.monotonic() + timeout_s
+        while remaining > 0 and buffer.size and time.monotonic() < deadline:
+            remaining -= await buffer.flush_atmost(remaining)
+        if remaining > 0 and buffer.size:
+            log.warning("table writes still queued after %.0f s; persisting anyway", timeout_s)
 
     def delete(self, household_id: str) -> None:
         self.cache.pop(household_id, None)
@@ -188,7 +212,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=_credentials(settings),
-        store="memory://",
+        store=settings.table_store,  # RocksDB when UMH_DATA_DIR is set (a restart is quick)
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         # changelog and Faust's internal topics: same factor as the contract's topics
@@ -253,13 +277,13 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     produced_by = [(WORKER_HEADER, str(app.conf.canonical_url).encode())]
     observed_kinds = {names.orders: "orders", names.drift_alerts: "alert"}
 
-    async def publish(topic: str, key: str | None, value: bytes) -> Any:
+    async def publish(topic: str, key: str | bytes | None, value: bytes) -> Any:
         # Straight through the producer, not Faust's topic buffer: a buffered send is only
         # flushed by the commit timer (~2-3 s of latency per order). Returns once the broker
         # acknowledged it (acks=all): an open rebalance is marked published only then.
         assert topic in out_topics, topic
         sent = await app.producer.send_and_wait(
-            topic, None if key is None else key.encode(), value, None, None, produced_by
+            topic, key.encode() if isinstance(key, str) else key, value, None, None, produced_by
         )
         kind = observed_kinds.get(topic)
         if kind is not None:
@@ -276,7 +300,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     ) -> None:
         metrics.dead_letters.inc()
         log.warning(
-            "dead letter topic=%s partition=%d offset=%d key=%s error=%s",
+            "dead letter topic=%s partition=%d offset=%d key=%r error=%s",
             topic,
             partition,
             offset,
@@ -286,12 +310,18 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         dl_key, dl_value = dead_letter(
             topic, partition, offset, key, value, error, datetime.now(UTC)
         )
-        # through the rebalancer's publisher, so that agent tests can collect dead letters
-        await rebalancer.publish(
-            names.dead_letters,
-            None if dl_key is None else dl_key.decode(errors="replace"),
-            dl_value,
-        )
+        # through the rebalancer's publisher, so that agent tests can collect dead letters; the
+        # original key bytes as they were. A dead letter that cannot be published is logged:
+        # it never stops the stream.
+        try:
+            await rebalancer.publish(names.dead_letters, dl_key, dl_value)
+        except Exception:
+            log.exception(
+                "could not publish the dead letter of topic=%s partition=%d offset=%d",
+                topic,
+                partition,
+                offset,
+            )
 
     def on_event(topic: str) -> None:
         metrics.events.labels(topic=topic).inc()
@@ -316,48 +346,37 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     async def guarded(event: Any, handle: Any) -> None:
         message = event.message
         on_event(message.topic)
-        key = message.key.decode("utf-8", errors="replace") if message.key else ""
         try:
-            await handle(key, message.value)
+            await handle(message.key, message.value)
             return
         except (ValidationError, UnknownHousehold) as exc:
             error = str(exc)
         except Exception as exc:  # the stream goes on; the message's coordinates are logged
             log.exception(
-                "failed topic=%s partition=%d offset=%d key=%s",
+                "failed topic=%s partition=%d offset=%d key=%r",
                 message.topic,
                 message.partition,
                 message.offset,
-                key,
+                message.key,
             )
             error = f"internal error: {exc!r}"
         await to_dead_letters(
             message.topic, message.partition, message.offset, message.key, message.value, error
         )
 
-    def check_key(key: str, household_id: str) -> None:
-        if key != household_id:
-            raise ValidationError(
-                [Issue("household_id", f"{household_id!r} does not match the message key {key!r}")]
-            )
-
-    async def handle_snapshot(key: str, value: bytes | None) -> None:
-        if value is None:
-            await rebalancer.on_delete(key)
+    # Decoding and key checks: streams/worker/inputs.py (keys stay bytes until validated).
+    async def handle_snapshot(key: bytes | None, value: bytes | None) -> None:
+        record = inputs.household_message(key, value)
+        if isinstance(record, inputs.Delete):
+            await rebalancer.on_delete(record.household_id)
             return
-        household = parse_household(loads(value), prices_required=False)
-        check_key(key, household.household_id)
-        await rebalancer.on_snapshot(household)
+        await rebalancer.on_snapshot(record)
 
-    async def handle_fill(key: str, value: bytes | None) -> None:
-        fill = parse_fill(loads(value or b""))
-        check_key(key, fill.household_id)
-        await rebalancer.on_fill(fill)
+    async def handle_fill(key: bytes | None, value: bytes | None) -> None:
+        await rebalancer.on_fill(inputs.fill_message(key, value))
 
-    async def handle_flow(key: str, value: bytes | None) -> None:
-        flow = parse_cash_flow(loads(value or b""))
-        check_key(key, flow.household_id)
-        await rebalancer.on_cash_flow(flow)
+    async def handle_flow(key: bytes | None, value: bytes | None) -> None:
+        await rebalancer.on_cash_flow(inputs.cash_flow_message(key, value))
 
     @app.agent(households, concurrency=1)
     async def households_agent(stream: Any) -> None:

@@ -34,10 +34,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from schemas import Security, ValidationError, loads
-from schemas.events import parse_price, parse_security_event
+from schemas import Security, ValidationError
 from streams.kafka.topics import client_options
 from streams.settings import Settings
+from streams.worker.inputs import price_message, security_message
 
 log = logging.getLogger(__name__)
 
@@ -178,27 +178,27 @@ class PriceFeed:
 
     async def _price(self, record: Any, ticks: Ticks) -> None:
         try:
-            price = parse_price(loads(record.value or b""))
-            key = record.key.decode() if record.key else price.symbol
-            if key != price.symbol:
-                raise ValidationError([])  # replaced below with a clear message
-        except ValidationError as exc:
-            error = str(exc) if exc.issues else "key does not match symbol"
-            await self.on_bad(
-                record.topic, record.partition, record.offset, record.key, record.value, error
-            )
+            price = price_message(record.key, record.value)
+        except Exception as exc:  # invalid (or a decoder defect): dead-lettered, the feed goes on
+            await self._bad(record, exc)
             return
         ticks[price.symbol] = (price.price, price.ts, record.timestamp / 1000.0)
 
     async def _security(self, record: Any) -> None:
-        if record.value is None:
-            return
         try:
-            self.on_security(parse_security_event(loads(record.value)))
-        except ValidationError as exc:
-            await self.on_bad(
-                record.topic, record.partition, record.offset, record.key, record.value, str(exc)
-            )
+            self.on_security(security_message(record.key, record.value))
+        except Exception as exc:
+            await self._bad(record, exc)
+
+    async def _bad(self, record: Any, exc: Exception) -> None:
+        if isinstance(exc, ValidationError):
+            error = str(exc)
+        else:
+            log.exception("failed topic=%s offset=%d", record.topic, record.offset)
+            error = f"internal error: {exc!r}"
+        await self.on_bad(
+            record.topic, record.partition, record.offset, record.key, record.value, error
+        )
 
     async def lag(self) -> dict[str, int]:
         """Messages behind the end per topic (best effort; the embedded broker's marks vary)."""

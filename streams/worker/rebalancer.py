@@ -37,6 +37,7 @@ from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
+    check_known_order,
     expire_open_rebalance,
     from_snapshot,
     household_day,
@@ -77,7 +78,7 @@ class Store(Protocol):
 
 
 class Publisher(Protocol):
-    def __call__(self, topic: str, key: str | None, value: bytes) -> Awaitable[Any]: ...
+    def __call__(self, topic: str, key: str | bytes | None, value: bytes) -> Awaitable[Any]: ...
 
 
 #: Makes the store's latest write of a household durable (the table's changelog record
@@ -250,7 +251,10 @@ class Rebalancer:
             self.forget([household_id])
 
     async def on_fill(self, fill: Fill) -> bool:
-        return await self._apply(fill.household_id, fill.ts.date(), lambda s: apply_fill(s, fill))
+        def change(s: HouseholdState) -> tuple[HouseholdState, bool]:
+            return apply_fill(check_known_order(s, fill), fill)
+
+        return await self._apply(fill.household_id, fill.ts.date(), change)
 
     async def on_cash_flow(self, flow: CashFlow) -> bool:
         return await self._apply(

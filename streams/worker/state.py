@@ -25,6 +25,7 @@ from schemas import (
     RecentTrade,
     Security,
     ValidationError,
+    YearRealized,
     household_to_json,
     parse_household,
     parse_result,
@@ -33,7 +34,7 @@ from schemas import (
 from schemas.events import CashFlow, Fill
 from schemas.household import parse_securities, security_to_json
 from schemas.reader import Reader
-from solver.lots import relief_plan, relieve
+from solver.lots import is_long_term, relief_plan, relieve
 from solver.tolerances import QUANTITY_EPS, USD_EPS
 
 #: Trades are remembered this long by event time (the wash-sale window is 30 days).
@@ -91,6 +92,8 @@ class HouseholdState:
     band_state: str | None = None
     sequence: int = 0
     event_day: date = date.min
+    # the calendar year `household.realized_this_year` counts (0: the snapshot's as_of year)
+    realized_year: int = 0
 
     @property
     def household_id(self) -> str:
@@ -118,12 +121,40 @@ def from_snapshot(household: Household, previous: HouseholdState | None) -> Hous
     """
     stripped, prices = _strip_prices(household)
     if previous is None:
-        return HouseholdState(household=stripped, prices=prices, event_day=household.as_of)
+        return HouseholdState(
+            household=stripped,
+            prices=prices,
+            event_day=household.as_of,
+            realized_year=household.as_of.year,
+        )
     return replace(
         previous,
         household=stripped,
         prices={**previous.prices, **prices},
         event_day=max(previous.event_day, household.as_of),
+        realized_year=household.as_of.year,
+    )
+
+
+def realized_on(state: HouseholdState, day: date) -> YearRealized:
+    """`realized_this_year` as of `day`: what the snapshot said plus the taxable sell fills
+    since, in that calendar year; zero from 1 January of a later year (event time)."""
+    year = state.realized_year or state.household.as_of.year
+    return state.household.realized_this_year if day.year <= year else YearRealized()
+
+
+def _add_realized(
+    state: HouseholdState, day: date, short_usd: float, long_usd: float
+) -> tuple[YearRealized, int]:
+    """The year's realized gains after a taxable sale on `day`, and the year they count.
+    A fill dated in a year already closed (a late record) does not reopen it."""
+    year = state.realized_year or state.household.as_of.year
+    current = realized_on(state, day)
+    if day.year < year:
+        return current, year
+    return (
+        YearRealized(current.short_term_gain + short_usd, current.long_term_gain + long_usd),
+        day.year,
     )
 
 
@@ -207,6 +238,41 @@ def _order_lots(state: HouseholdState, order_id: str) -> tuple[tuple[str, float]
     return ()
 
 
+def _issued_sequence(state: HouseholdState, order_id: str) -> int | None:
+    """The rebalance sequence of an order id in the rebalancer's own space
+    (`household:as_of:sequence:n`), None for any other id."""
+    prefix = f"{state.household_id}:"
+    if not order_id.startswith(prefix):
+        return None
+    parts = order_id[len(prefix) :].split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def check_known_order(state: HouseholdState, fill: Fill) -> HouseholdState:
+    """The state, when the fill may apply to it; raises ValidationError for a fill that names
+    an order in the rebalancer's own id space (`household:as_of:sequence:n`) that it never
+    issued: a sequence beyond the household's last rebalance. A late fill of an earlier
+    rebalance applies (it is a real trade: dropping it would lose holdings), and so does a fill
+    of any other order id (a trade placed outside the rebalancer). A fill applied before passes
+    (applying it again changes nothing)."""
+    if fill.fill_id in state.applied_fills:
+        return state
+    sequence = _issued_sequence(state, fill.order_id)
+    if sequence is None or sequence <= state.sequence:
+        return state
+    raise ValidationError(
+        [
+            Issue(
+                "order_id",
+                f"unknown order {fill.order_id!r}: household {state.household_id!r} has "
+                f"rebalances up to sequence {state.sequence} only",
+            )
+        ]
+    )
+
+
 def _relief_plan(state: HouseholdState, account: Account, fill: Fill) -> dict[str, float]:
     """lot_id -> quantity to relieve for a sell fill (fill's lots, else order's, else HIFO)."""
     held = {lot.lot_id: lot for lot in account.lots if lot.symbol == fill.symbol}
@@ -267,6 +333,7 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     # One trade record per lot relieved, each with its own gain: a sale that takes one lot at a
     # gain and another at a loss is still a loss sale for the wash-sale rule.
     new_trades: list[RecentTrade] = []
+    short_usd = long_usd = 0.0
     if fill.side == "buy":
         lot = Lot(fill.fill_id, fill.symbol, fill.quantity, value, day)
         account = replace(account, cash=account.cash - value, lots=(*account.lots, lot))
@@ -278,6 +345,12 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
             RecentTrade(fill.account_id, fill.symbol, "sell", r.quantity, day, r.gain_usd)
             for r in relieved
         )
+        if account.type == "taxable":
+            for r in relieved:
+                if is_long_term(r.lot.acquired, day):
+                    long_usd += r.gain_usd
+                else:
+                    short_usd += r.gain_usd
         account = replace(account, cash=account.cash + value, lots=tuple(lots))
     today = max(state.event_day, day)
     open_rb = state.open_rebalance
@@ -294,9 +367,15 @@ def apply_fill(state: HouseholdState, fill: Fill) -> tuple[HouseholdState, bool]
     prices = (
         state.prices if fill.symbol in state.prices else {**state.prices, fill.symbol: fill.price}
     )
+    household = _replace_account(state.household, account)
+    realized_year = state.realized_year
+    if fill.side == "sell" and account.type == "taxable":
+        realized, realized_year = _add_realized(state, day, short_usd, long_usd)
+        household = replace(household, realized_this_year=realized)
     return replace(
         state,
-        household=_replace_account(state.household, account),
+        household=household,
+        realized_year=realized_year,
         prices=prices,
         open_rebalance=open_rb,
         last_rebalance=last_rb,
@@ -459,7 +538,13 @@ def to_household(
         priced[symbol] = _priced(sec, price)
     horizon = day - timedelta(days=TRADE_MEMORY_DAYS - 1)
     trades = tuple(t for t in (*h.recent_trades, *state.trades) if horizon <= t.date <= day)
-    return replace(h, as_of=day, securities=priced, recent_trades=trades)
+    return replace(
+        h,
+        as_of=day,
+        securities=priced,
+        recent_trades=trades,
+        realized_this_year=realized_on(state, day),
+    )
 
 
 # --------------------------------------------------------------------------- serialisation
@@ -531,11 +616,13 @@ def _memory_json(state: HouseholdState) -> dict[str, Any]:
         "band_state": state.band_state,
         "sequence": state.sequence,
         "event_day": state.event_day.isoformat(),
+        "realized_year": state.realized_year,
     }
 
 
 def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
-    household = parse_household(raw["household"], prices_required=False)
+    # Lots of buy fills after the snapshot's as_of are state, not a bad snapshot.
+    household = parse_household(raw["household"], prices_required=False, acquired_by_as_of=False)
     r = Reader()
     securities = parse_securities(r, raw.get("securities"), "securities", price_required=False)
     r.raise_if_any()
@@ -584,6 +671,7 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
         band_state=raw.get("band_state"),
         sequence=int(raw.get("sequence") or 0),
         event_day=_day(raw.get("event_day") or date.min.isoformat()),
+        realized_year=int(raw.get("realized_year") or household.as_of.year),
     )
 
 

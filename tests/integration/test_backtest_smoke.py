@@ -26,8 +26,17 @@ def _check_outputs(out: Path) -> dict:  # type: ignore[type-arg]
         missing = [f for f in FIELDS if f not in fields]
         assert not missing, (name, missing)
     assert summary["strategies"]["per_account"]["tax_alpha_bps_per_year"] == 0.0
-    for name in ("household", "household_no_harvest", "guardrail"):
-        assert summary["strategies"][name]["hard_rule_violations"] == 0
+    for name, s in summary["strategies"].items():
+        if name.startswith(("household", "guardrail")):
+            assert s["hard_rule_violations"] == 0, name
+            assert s["wash_sale_violations"] == 0, name
+    assert set(summary["attribution"]["liquidation"]) == {
+        "harvesting",
+        "location",
+        "deferral",
+        "lot_relief",
+        "total",
+    }
     report = (out / "report.md").read_text()
     assert "| household |" in report and "drift.png" in report
     return summary  # type: ignore[no-any-return]

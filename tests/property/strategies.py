@@ -182,8 +182,12 @@ def households(
     draw: st.DrawFn,
     modes: tuple[str, ...] = ("rebalance", "rebalance", "guardrail", "monitor"),
     decimals: int = 7,
+    controls: bool = False,
 ) -> dict[str, Any]:
-    """A household; `decimals` is how many decimals fractional lot quantities may have."""
+    """A household; `decimals` is how many decimals fractional lot quantities may have;
+    `controls` adds the advisor controls of CONTRACT.md section 1 (yearly tax budget with this
+    year's realized gains, allow_sells, max_turnover, defer_short_term_days,
+    target_tax_budget_bps, locked lots)."""
     n_classes = draw(st.integers(1, len(CLASSES)))
     classes = list(CLASSES[:n_classes])
     secs = draw(securities(classes))
@@ -221,4 +225,28 @@ def households(
         }
     if draw(st.booleans()):
         h["location"] = {c: list(draw(st.permutations(ACCOUNT_TYPES))) for c in classes[:2]}
+    if controls:
+        h["options"].update(draw(control_options()))
+        if draw(st.booleans()):
+            h["realized_this_year"] = {
+                "short_term_gain": draw(st.sampled_from([0.0, -2000.0, 1500.0, 8000.0])),
+                "long_term_gain": draw(st.sampled_from([0.0, 3000.0, -500.0, 12000.0])),
+            }
+        for a in accts:
+            for lot in a["lots"]:
+                if draw(st.integers(0, 5)) == 0:
+                    lot["locked"] = True
     return h
+
+
+@st.composite
+def control_options(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "max_realized_gain_year": draw(
+            st.one_of(st.none(), st.sampled_from([0.0, 1000.0, 10000.0]))
+        ),
+        "allow_sells": draw(st.sampled_from([True, True, False])),
+        "max_turnover": draw(st.one_of(st.none(), st.sampled_from([0.0, 0.02, 0.1, 0.5]))),
+        "defer_short_term_days": draw(st.sampled_from([0, 0, 30, 90])),
+        "target_tax_budget_bps": draw(st.sampled_from([0.0, 0.0, 5.0, 100.0])),
+    }

@@ -31,6 +31,7 @@ from schemas import (
     RecentTrade,
     Security,
     TaxRates,
+    YearRealized,
     dumps,
     household_to_json,
     loads,
@@ -52,9 +53,11 @@ MONEY = st.floats(min_value=0.0, max_value=1e9, allow_nan=False, allow_infinity=
 POSITIVE = st.floats(
     min_value=0.0, max_value=1e9, exclude_min=True, allow_nan=False, allow_infinity=False
 )
+PRICE = st.floats(min_value=1e-6, max_value=1e9)
 SIGNED = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 RATE = st.floats(min_value=0.0, max_value=1.0)
-DAYS = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
+DAYS_FROM = date(1990, 1, 1)
+DAYS = st.dates(min_value=DAYS_FROM, max_value=date(2100, 12, 31))
 
 
 @st.composite
@@ -77,7 +80,7 @@ def securities(draw: st.DrawFn) -> dict[str, Security]:
                 symbol=symbol,
                 exposures={cls: 1.0},
                 asset_class=cls,
-                price=draw(POSITIVE),
+                price=draw(PRICE),
                 wash_group=wash_group,
                 fractional=draw(st.booleans()),
             )
@@ -85,7 +88,7 @@ def securities(draw: st.DrawFn) -> dict[str, Security]:
             out[symbol] = Security(
                 symbol=symbol,
                 exposures=draw(weights()),
-                price=draw(POSITIVE),
+                price=draw(PRICE),
                 wash_group=wash_group,
                 fractional=draw(st.booleans()),
             )
@@ -97,18 +100,20 @@ BUY_LISTS = st.dictionaries(st.sampled_from(CLASSES), NAMES, max_size=3)
 
 
 @st.composite
-def accounts(draw: st.DrawFn, symbols: list[str]) -> tuple[Account, ...]:
+def accounts(draw: st.DrawFn, symbols: list[str], as_of: date) -> tuple[Account, ...]:
+    """Accounts whose lots were acquired by `as_of`, lot ids unique across the household."""
     ids = draw(st.lists(IDS, min_size=1, max_size=3, unique=True))
     out: list[Account] = []
-    for account_id in ids:
+    for n, account_id in enumerate(ids):
         lot_ids = draw(st.lists(IDS, max_size=4, unique=True))
         lots = tuple(
             Lot(
-                lot_id=lot_id,
+                lot_id=f"{n}-{lot_id}",
                 symbol=draw(st.sampled_from(symbols)),
                 quantity=draw(POSITIVE),
                 cost_basis=draw(MONEY),
-                acquired=draw(DAYS),
+                acquired=draw(st.dates(min_value=DAYS_FROM, max_value=as_of)),
+                locked=draw(st.booleans()),
             )
             for lot_id in lot_ids
         )
@@ -137,11 +142,12 @@ BAND_RULES = st.builds(
 @st.composite
 def households(draw: st.DrawFn) -> Household:
     secs = draw(securities())
-    accts = draw(accounts(list(secs)))
+    as_of = draw(DAYS)
+    accts = draw(accounts(list(secs), as_of))
     account_ids = [a.account_id for a in accts]
     return Household(
         household_id=draw(IDS),
-        as_of=draw(DAYS),
+        as_of=as_of,
         mode=draw(st.sampled_from(MODES)),
         target=draw(weights()),
         bands=Bands(
@@ -164,9 +170,15 @@ def households(draw: st.DrawFn) -> Household:
             allow_cross_account_swaps=draw(st.booleans()),
             harvest_losses=draw(st.booleans()),
             harvest_min_loss=draw(MONEY),
-            max_realized_gain=draw(st.none() | SIGNED),
-            transaction_cost_bps=draw(st.floats(0.0, 10_000.0)),
+            max_realized_gain=draw(st.none() | MONEY),
+            transaction_cost_bps=draw(st.floats(0.0, 1000.0)),
+            max_realized_gain_year=draw(st.none() | MONEY),
+            allow_sells=draw(st.booleans()),
+            max_turnover=draw(st.none() | RATE),
+            defer_short_term_days=draw(st.integers(0, 400)),
+            target_tax_budget_bps=draw(st.floats(0.0, 10_000.0)),
         ),
+        realized_this_year=YearRealized(short_term_gain=draw(SIGNED), long_term_gain=draw(SIGNED)),
         accounts=accts,
         securities=secs,
         recent_trades=tuple(
@@ -217,7 +229,7 @@ def orders(draw: st.DrawFn) -> Order:
         symbol=draw(IDS),
         side=side,
         quantity=draw(POSITIVE),
-        est_price=draw(POSITIVE),
+        est_price=draw(PRICE),
         est_value=draw(MONEY),
         reason=draw(st.sampled_from(REASONS)),
         lots=lots,

@@ -34,28 +34,32 @@ USD_TOL = 1e-6
 # --------------------------------------------------------------------------- yearly tax
 
 
-def test_losses_offset_across_kinds_and_carry_forward() -> None:
-    # Year 1: 10k short-term loss, 4k long-term gain: 6k short-term loss carried, no tax.
+def test_losses_offset_across_kinds_then_3000_of_income_then_carry_forward() -> None:
+    # Year 1: 10k short-term loss, 4k long-term gain: a 6k net short-term loss; 3k of it offsets
+    # ordinary income (at the short-term rate: 1,200 saved), 3k is carried.
     y1 = settle_year(-10_000.0, 4_000.0, Carry(), RATES)
-    assert y1.tax_usd == 0.0
-    assert y1.carry == Carry(short_usd=-6_000.0, long_usd=0.0)
-    # Year 2: 2k short-term gain, 10k long-term gain; the 6k carried loss nets the 2k short
-    # gain first (4k left) and then the long-term gain: 6k long-term taxed.
+    assert y1.tax_usd == pytest.approx(-3_000.0 * 0.40)
+    assert y1.ordinary_offset_usd == pytest.approx(3_000.0)
+    assert y1.carry == Carry(short_usd=-3_000.0, long_usd=0.0)
+    # Year 2: 2k short-term gain, 10k long-term gain; the 3k carried loss nets the 2k short
+    # gain first (1k left) and then the long-term gain: 9k long-term taxed.
     y2 = settle_year(2_000.0, 10_000.0, y1.carry, RATES)
     assert y2.short_term_usd == 0.0
-    assert y2.long_term_usd == pytest.approx(6_000.0)
-    assert y2.tax_usd == pytest.approx(6_000.0 * 0.20)
+    assert y2.long_term_usd == pytest.approx(9_000.0)
+    assert y2.tax_usd == pytest.approx(9_000.0 * 0.20)
     assert y2.carry == Carry()
 
 
-def test_both_kinds_negative_carry_with_their_character() -> None:
+def test_both_kinds_negative_offset_short_first_and_carry_with_their_character() -> None:
+    # -1.5k short (with the carry) and -3k long: the 3k ordinary offset takes the short-term
+    # loss first (1.5k), then 1.5k of the long-term loss; 1.5k long-term is carried.
     y = settle_year(-1_000.0, -3_000.0, Carry(-500.0, 0.0), RATES)
-    assert y.tax_usd == 0.0
-    assert y.carry == Carry(-1_500.0, -3_000.0)
+    assert y.tax_usd == pytest.approx(-3_000.0 * 0.40)
+    assert y.carry == Carry(0.0, -1_500.0)
     # a long-term loss carried in offsets a short-term gain next year
     z = settle_year(5_000.0, 0.0, y.carry, RATES)
-    assert z.short_term_usd == pytest.approx(500.0)
-    assert z.tax_usd == pytest.approx(500.0 * 0.40)
+    assert z.short_term_usd == pytest.approx(3_500.0)
+    assert z.tax_usd == pytest.approx(3_500.0 * 0.40)
 
 
 def test_ledger_records_only_taxable_sells_and_settles_yearly() -> None:
@@ -78,12 +82,14 @@ def test_ledger_records_only_taxable_sells_and_settles_yearly() -> None:
     ledger.record(sale(-3_000.0, False, reason="tax_loss_harvest"))
     ledger.record(sale(1_000.0, True))
     ledger.record(sale(50_000.0, True, taxable=False))  # an IRA sale: no tax
-    assert ledger.settle(2027) == 0.0
+    # a 2k net loss: all of it offsets ordinary income, nothing is carried
+    assert ledger.settle(2027) == pytest.approx(-2_000.0 * 0.40)
     assert ledger.harvested_usd == pytest.approx(3_000.0)
-    assert ledger.carry == Carry(-2_000.0, 0.0)
+    assert ledger.ordinary_offset_usd == pytest.approx(2_000.0)
+    assert ledger.carry == Carry(0.0, 0.0)
     ledger.record(sale(5_000.0, True))
-    assert ledger.settle(2028) == pytest.approx(3_000.0 * 0.20)
-    assert ledger.taxes == [(2026, 0.0), (2027, pytest.approx(600.0))]
+    assert ledger.settle(2028) == pytest.approx(5_000.0 * 0.20)
+    assert ledger.taxes == [(2026, pytest.approx(-800.0)), (2027, pytest.approx(1_000.0))]
 
 
 # --------------------------------------------------------------------------- wash sales
@@ -248,6 +254,7 @@ def test_money_is_conserved_for_every_strategy(tiny_runs) -> None:  # type: igno
                 + run.deposits_usd
                 - run.withdrawals_usd
                 - run.tax_payments_usd
+                + run.tax_refunds_usd
                 + run.market_pnl_usd
                 - run.costs_usd
             )
@@ -305,7 +312,7 @@ def test_vectorised_drift_agrees_with_the_solver(tiny_runs) -> None:  # type: ig
 
 def test_umh_strategies_keep_the_hard_rules_and_avoid_wash_sales(tiny_runs) -> None:  # type: ignore[no-untyped-def]
     for _h0, result, _market in tiny_runs:
-        for name in ("household", "household_no_harvest", "guardrail"):
+        for name in ("household", "household_harvest_always", "household_no_harvest", "guardrail"):
             run = result.runs[name]
             assert run.hard_rule_violations == 0, run.violation_samples
             assert run.wash_sales == 0

@@ -117,7 +117,7 @@ def test_an_unclassified_symbol_is_awaited_too() -> None:
 def test_pending_orders_no_second_solve() -> None:
     d = decided(make_household(vti=150.0), Standing(open_orders=True))
     assert d.kind == "alert" and d.alert is not None and d.alert.action == "pending_orders"
-    assert d.alerted == "us_equity,fixed_income"
+    assert d.alerted == "fixed_income,us_equity"
     quiet = decided(make_household(vti=150.0), Standing(open_orders=True, alerted=d.alerted))
     assert quiet.kind == "nothing"  # the same breach is alerted once
 
@@ -125,7 +125,7 @@ def test_pending_orders_no_second_solve() -> None:
 def test_monitor_only_never_solves() -> None:
     d = decided(make_household(vti=150.0, mode="monitor"))
     assert d.kind == "alert" and d.alert is not None and d.alert.action == "monitor_only"
-    assert [b.asset_class for b in d.alert.breaches] == ["us_equity", "fixed_income"]
+    assert [b.asset_class for b in d.alert.breaches] == ["fixed_income", "us_equity"]
 
 
 def test_paused_breach_is_band_unreachable() -> None:
@@ -155,7 +155,7 @@ def test_after_solve_actions(mode: str, status: str, orders: bool, action: str) 
     report = household_drift(h)
     d = after_solve(h, report, Standing(), _result(h, status, orders), TS)
     assert d.alert is not None and d.alert.action == action
-    assert d.alerted == "us_equity,fixed_income"
+    assert d.alerted == "fixed_income,us_equity"
 
 
 def test_band_excess_is_zero_inside() -> None:

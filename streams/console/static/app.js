@@ -167,6 +167,7 @@ function renderDetail(h) {
       card("Out of band", out.length ? out.join(", ") : "none", out.length ? "bad" : "")),
     h.missing_prices && h.missing_prices.length
       ? el("p", { class: "note" }, "Waiting for prices of " + h.missing_prices.join(", ")) : null,
+    controlsLine(h),
     el("h3", {}, "Drift by class, against its band"),
     driftTable(h),
     el("h3", {}, "Accounts"),
@@ -175,6 +176,20 @@ function renderDetail(h) {
     h.open_rebalance ? rebalanceBlock(h.open_rebalance) : el("p", { class: "muted" }, "None: no orders are waiting for fills."),
     el("h3", {}, "Last rebalance"),
     h.last_rebalance ? rebalanceBlock(h.last_rebalance) : el("p", { class: "muted" }, "None yet."));
+}
+
+function controlsLine(h) {
+  const c = h.controls || {}, r = h.realized_this_year || {};
+  const facts = [
+    "realized this year: short-term " + money(r.short_term_gain) + ", long-term " + money(r.long_term_gain),
+    "yearly gain budget " + (c.max_realized_gain_year === null || c.max_realized_gain_year === undefined ? "none" : money(c.max_realized_gain_year)),
+    "per-rebalance budget " + (c.max_realized_gain === null || c.max_realized_gain === undefined ? "none" : money(c.max_realized_gain)),
+    c.allow_sells === false ? "cash flows only (no sells)" : "sells allowed",
+    "turnover cap " + (c.max_turnover === null || c.max_turnover === undefined ? "none" : pct(c.max_turnover)),
+    c.defer_short_term_days ? `short-term gains deferred ${c.defer_short_term_days} days` : null,
+    c.locked_lots ? `${c.locked_lots} locked lot(s)` : null,
+  ].filter(Boolean);
+  return el("p", { class: "controls", "data-controls": "" }, facts.map((f) => el("span", { class: "chip neutral" }, f)));
 }
 
 function driftTable(h) {
@@ -222,7 +237,7 @@ function accountCard(a) {
         el("th", { class: "num" }, "Qty"), el("th", { class: "num" }, "Price"), el("th", { class: "num" }, "Value"))),
       el("tbody", {},
         a.holdings.map((x) => el("tr", {},
-          el("td", { class: "mono", title: x.lots.map((l) => `${l.lot_id}: ${qty(l.quantity)} since ${l.acquired}, basis ${money(l.cost_basis)}`).join("\n") }, x.symbol),
+          el("td", { class: "mono", title: x.lots.map((l) => `${l.lot_id}: ${qty(l.quantity)} since ${l.acquired}, basis ${money(l.cost_basis)}${l.locked ? " (locked)" : ""}`).join("\n") }, x.symbol),
           el("td", {}, x.asset_class || Object.entries(x.exposures).map(([c, s]) => `${c} ${pct(s, 0)}`).join(", ")),
           el("td", { class: "num" }, qty(x.quantity)),
           el("td", { class: "num" }, money(x.price)),

@@ -1,18 +1,22 @@
 """Backtest accounting, the same for every strategy: realized gains lot by lot, the yearly tax
 with loss carry-forward, wash sales, and the after-tax value of a household.
 
-- A lot sold after its anniversary (`solver.problem.long_term_after`) is long-term, else short.
+- A lot sold after its anniversary (`solver.lots.long_term_after`) is long-term, else short.
 - Only taxable accounts realize taxable gains. Each calendar year nets its short- and long-term
   gains with the losses carried in (each keeps its character), a net loss of one kind offsets a
-  net gain of the other, and what is left negative is carried forward (no 3,000 USD deduction
-  against ordinary income). Net short-term gains pay `short_term_rate`, long-term
-  `long_term_rate`.
+  net gain of the other; a net loss left over offsets up to 3,000 USD of ordinary income at
+  `short_term_rate` (short-term loss first) and the rest is carried forward
+  (`solver.harvest.year_tax`, the same netting the solver prices harvests with). Net
+  short-term gains pay `short_term_rate`, long-term `long_term_rate`; a year whose ordinary
+  offset saves more than its gains cost has a negative tax (a refund, paid into the portfolio).
 - A wash sale is a sale at a loss in a taxable account with a buy of the same wash group in any
   account of the household within 30 days before or after it (the buy that created the lot being
   sold does not count). Counted once per loss sale, judged lot by lot.
-- After-tax value = value of every account, less the tax on this year's realized gains plus the
-  gains of liquidating every taxable lot (with the carried losses), less the tax-deferred
-  accounts' value taxed as ordinary income (`short_term_rate`), less requests not yet paid.
+- After-tax value (liquidation basis, the headline) = value of every account, less the tax on
+  this year's realized gains plus the gains of liquidating every taxable lot (with the carried
+  losses), less the tax-deferred accounts' value taxed as ordinary income (`short_term_rate`),
+  less requests not yet paid. "Held for life": the same without the liquidation of the taxable
+  lots (their gains are never taxed: a step-up in basis), only this year's realized gains.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from schemas import Account, Household, LotRelief, TaxRates
-from solver.problem import long_term_after
+from solver.harvest import year_tax
+from solver.lots import long_term_after
 
 #: A relieved lot whose gain is below this (USD) is a loss for the wash-sale count.
 LOSS_EPS_USD = 0.01
@@ -101,27 +106,24 @@ class Carry:
 class YearTax:
     short_term_usd: float  # net short-term gain taxed
     long_term_usd: float  # net long-term gain taxed
-    tax_usd: float
+    tax_usd: float  # negative: the ordinary-income offset saved more than the gains cost
     carry: Carry  # carried into the next year
+    ordinary_offset_usd: float = 0.0  # net loss set against ordinary income
 
 
 def settle_year(short_gain: float, long_gain: float, carry: Carry, rates: TaxRates) -> YearTax:
-    """One year's tax: net each kind with its carried loss, offset across kinds, carry the rest."""
-    st = short_gain + carry.short_usd
-    lt = long_gain + carry.long_usd
-    if st < 0 < lt:
-        lt += st
-        st = 0.0
-        if lt < 0:
-            st, lt = lt, 0.0
-    elif lt < 0 < st:
-        st += lt
-        lt = 0.0
-        if st < 0:
-            lt, st = st, 0.0
-    taxed_st, taxed_lt = max(st, 0.0), max(lt, 0.0)
-    tax = taxed_st * rates.short_term_rate + taxed_lt * rates.long_term_rate
-    return YearTax(taxed_st, taxed_lt, tax, Carry(min(st, 0.0), min(lt, 0.0)))
+    """One year's tax: net each kind with its carried loss, offset across kinds, set up to
+    3,000 USD of net loss against ordinary income, carry the rest."""
+    y = year_tax(
+        short_gain, long_gain, rates, carry_short_usd=carry.short_usd, carry_long_usd=carry.long_usd
+    )
+    return YearTax(
+        y.short_term_usd,
+        y.long_term_usd,
+        y.tax_usd,
+        Carry(y.carry_short_usd, y.carry_long_usd),
+        y.ordinary_offset_usd,
+    )
 
 
 @dataclass
@@ -137,6 +139,7 @@ class TaxLedger:
     total_long_usd: float = 0.0
     harvested_usd: float = 0.0  # losses realized by tax_loss_harvest sells (> 0)
     taxes: list[tuple[int, float]] = field(default_factory=list)  # (year, tax assessed)
+    ordinary_offset_usd: float = 0.0  # net losses set against ordinary income, all years
 
     def record(self, trade: TradeRecord) -> None:
         if trade.side != "sell" or not trade.taxable:
@@ -155,6 +158,7 @@ class TaxLedger:
         """Close the current year: its tax (assessed), and start `next_year`."""
         result = settle_year(self.short_usd, self.long_usd, self.carry, self.rates)
         self.taxes.append((self.year, result.tax_usd))
+        self.ordinary_offset_usd += result.ordinary_offset_usd
         self.carry = result.carry
         self.short_usd = self.long_usd = 0.0
         self.year = next_year
@@ -196,9 +200,15 @@ def count_wash_sales(trades: Sequence[TradeRecord], window_days: int = WASH_WIND
 
 
 def after_tax_value(
-    h: Household, prices: Mapping[str, float], ledger: TaxLedger, owed_usd: float
+    h: Household,
+    prices: Mapping[str, float],
+    ledger: TaxLedger,
+    owed_usd: float,
+    *,
+    liquidate: bool = True,
 ) -> float:
-    """The household's value after every tax it owes or would owe on liquidation (see above)."""
+    """The household's value after every tax it owes or would owe on liquidation (see above);
+    `liquidate=False`: held for life, the taxable lots' unrealized gains never taxed."""
     total = 0.0
     short, long_ = ledger.short_usd, ledger.long_usd
     deferred = 0.0
@@ -208,7 +218,7 @@ def after_tax_value(
         for lot in a.lots:
             lot_value = lot.quantity * prices[lot.symbol]
             value += lot_value
-            if a.type == "taxable":
+            if a.type == "taxable" and liquidate:
                 if day > long_term_after(lot.acquired):
                     long_ += lot_value - lot.cost_basis
                 else:

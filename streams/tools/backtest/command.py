@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas import Household, Security
+from schemas import Household, RebalanceResult, Security, household_to_json, result_to_json
 from streams.tools.synthetic import make_household, make_universe
 
-from .engine import HouseholdResult, Market, checker_name, simulate_household
+from .engine import Checker, HouseholdResult, Market, own_check, simulate_household
 from .flows import ScheduledFlow, make_flows
 from .prices import PricePaths, business_days, read_prices_csv, simulate_paths
 from .report import aggregate, table, write
+from .transition import BUDGET_USD, run_transition
 
 START = date(2026, 1, 2)
 ACCOUNT_MIX = {2: 0.30, 3: 0.35, 4: 0.20, 5: 0.15}
@@ -60,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-limit", type=float, default=1.0, help="time limit of one solve, seconds"
     )
+    parser.add_argument(
+        "--transition-budget",
+        type=float,
+        default=BUDGET_USD,
+        help="yearly budget (USD of net realized gains) of the legacy transition scenario; "
+        "0 skips the scenario",
+    )
 
 
 def build_book(
@@ -84,18 +92,33 @@ def build_book(
     return book
 
 
+def load_contract_checker() -> tuple[Checker, str]:
+    """The checker the backtest judges umh results with, and its name for the report: the
+    independent contract checker (`streams/tools/contract_check.py`, written from the contract
+    alone, on the JSON of both). The one place that picks it."""
+    from streams.tools.contract_check import violations
+
+    def check(h: Household, r: RebalanceResult) -> list[str]:
+        found: list[str] = violations(household_to_json(h), result_to_json(r))
+        return found
+
+    return check, "streams/tools/contract_check.py"
+
+
 _MARKET: Market | None = None
 _TIME_LIMIT = 1.0
+_CHECKER: Checker = own_check
 
 
 def _init(market: Market, time_limit_s: float) -> None:
-    global _MARKET, _TIME_LIMIT
-    _MARKET, _TIME_LIMIT = market, time_limit_s
+    """Each worker process loads its own checker (a loaded module does not pickle)."""
+    global _MARKET, _TIME_LIMIT, _CHECKER
+    _MARKET, _TIME_LIMIT, _CHECKER = market, time_limit_s, load_contract_checker()[0]
 
 
 def _work(job: tuple[Household, tuple[ScheduledFlow, ...]]) -> HouseholdResult:
     assert _MARKET is not None
-    return simulate_household(job[0], job[1], _MARKET, time_limit_s=_TIME_LIMIT)
+    return simulate_household(job[0], job[1], _MARKET, time_limit_s=_TIME_LIMIT, checker=_CHECKER)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     book = build_book(args.households, universe, paths.days[0], book_rng)
     flow_rng = np.random.default_rng(flow_seq)
     jobs = [(h, make_flows(h, paths.days, flow_rng)) for h in book]
+    checker_label = load_contract_checker()[1]
     results: list[HouseholdResult] = []
     bar = tqdm(total=len(jobs), desc="backtest", unit="household", file=sys.stderr)
     if args.jobs <= 1:
@@ -139,6 +163,14 @@ def run(args: argparse.Namespace) -> int:
                 bar.update()
     bar.close()
     totals = aggregate(results, market)
+    transition = None
+    if args.transition_budget > 0:
+        try:
+            transition = run_transition(
+                universe, market, budget_usd=args.transition_budget, time_limit_s=args.time_limit
+            )
+        except ValueError as exc:  # a universe without one of the classes it needs
+            print(f"umh backtest: transition scenario skipped: {exc}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     parameters = {
         "command": "umh backtest " + " ".join(shlex.quote(a) for a in _argv(args)),
@@ -149,14 +181,15 @@ def run(args: argparse.Namespace) -> int:
         "prices": str(args.prices) if args.prices else "simulated",
         "jobs": args.jobs,
         "time_limit_s": args.time_limit,
-        "checker": checker_name(),
+        "transition_budget": args.transition_budget,
+        "checker": checker_label,
         "elapsed_s": round(elapsed, 1),
         "cpu_count": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()]
         if hasattr(os, "getloadavg")
         else None,
     }
-    summary = write(args.out, totals, market, parameters)
+    summary = write(args.out, totals, market, parameters, transition)
     print(table(summary))
     print(
         f"\n{args.households} households x {args.years} years in {elapsed:.1f} s "
@@ -178,6 +211,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
         "--symbols",
         str(args.symbols),
     ]
+    if args.transition_budget != BUDGET_USD:
+        out += ["--transition-budget", f"{args.transition_budget:g}"]
     if args.prices is not None:
         out += ["--prices", str(args.prices)]
     return out

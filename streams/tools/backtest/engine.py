@@ -35,15 +35,13 @@ from schemas import (
     Order,
     RebalanceResult,
     RecentTrade,
-    household_to_json,
-    result_to_json,
+    YearRealized,
 )
 from schemas.events import CashFlow, Fill
-from solver import cash_shortfalls, solve, triggers
+from solver import cash_shortfalls, hard_rule_violations, solve, triggers
 from solver.per_account import per_account_orders
 from solver.rounding import floor_quantity
 from solver.tolerances import BAND_EPS, USD_EPS
-from streams.tools.contract_check import violations as contract_violations
 from streams.worker.book import book_row
 from streams.worker.state import (
     HouseholdState,
@@ -54,6 +52,7 @@ from streams.worker.state import (
 )
 
 from .accounting import (
+    WASH_WINDOW_DAYS,
     LotGain,
     TaxLedger,
     TradeRecord,
@@ -63,7 +62,7 @@ from .accounting import (
 )
 from .flows import ScheduledFlow, timestamp, withdrawal_account
 from .prices import PricePaths
-from .strategies import STRATEGIES, Strategy, raise_cash_fifo
+from .strategies import STRATEGIES, Strategy, raise_cash
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -73,18 +72,12 @@ QUIET_DAYS = 5
 MAX_VIOLATION_SAMPLES = 5
 
 
-# --------------------------------------------------------------------------- the checker
-
-
-def checker_name() -> str:
-    return "streams/tools/contract_check.py"
-
-
-def check_result(h: Household, r: RebalanceResult) -> list[str]:
-    """Hard-rule violations of a umh result, by the independent contract checker (written from
-    the contract text, reading the JSON of both), and by the solver's own check."""
-    found: list[str] = contract_violations(household_to_json(h), result_to_json(r))
-    return found
+def own_check(h: Household, r: RebalanceResult) -> list[str]:
+    """The solver's own hard-rule check, the checker when the caller gives none. A result that
+    trades nothing (`infeasible`, `no_action`, ...) breaks no rule by its trades."""
+    if r.status not in ("rebalanced", "band_unreachable"):
+        return []
+    return hard_rule_violations(h, r.orders)
 
 
 # --------------------------------------------------------------------------- inputs, outputs
@@ -116,9 +109,11 @@ class StrategyRun:
     out_of_band: BoolArray
     value_usd: FloatArray
     after_tax_usd: FloatArray
+    held_for_life_usd: FloatArray
     start_value_usd: float = 0.0
     final_value_usd: float = 0.0
     after_tax_value_usd: float = 0.0
+    held_for_life_value_usd: float = 0.0
     taxes_by_year: dict[int, float] = field(default_factory=dict)
     realized_short_usd: float = 0.0
     realized_long_usd: float = 0.0
@@ -133,6 +128,8 @@ class StrategyRun:
     deposits_usd: float = 0.0
     withdrawals_usd: float = 0.0
     tax_payments_usd: float = 0.0
+    tax_refunds_usd: float = 0.0
+    ordinary_offset_usd: float = 0.0
     owed_usd: float = 0.0
     costs_usd: float = 0.0
     market_pnl_usd: float = 0.0
@@ -170,6 +167,22 @@ class _Arrays:
 # --------------------------------------------------------------------------- one strategy
 
 
+def with_recent_buys(h: Household) -> Household:
+    """The snapshot with a `recent_trades` buy for every lot acquired within the wash window
+    before `as_of` that has none: the record a custodian's snapshot carries, which the
+    synthetic book leaves out. Without it, once such a lot is sold, nothing tells the solver
+    that its group was bought within the last 30 days (rule 4b)."""
+    known = {(t.account_id, t.symbol, t.date) for t in h.recent_trades if t.side == "buy"}
+    extra = tuple(
+        RecentTrade(a.account_id, lot.symbol, "buy", lot.quantity, lot.acquired)
+        for a in h.accounts
+        for lot in a.lots
+        if 0 <= (h.as_of - lot.acquired).days <= WASH_WINDOW_DAYS
+        and (a.account_id, lot.symbol, lot.acquired) not in known
+    )
+    return replace(h, recent_trades=(*h.recent_trades, *extra)) if extra else h
+
+
 class Simulation:
     def __init__(
         self,
@@ -181,12 +194,18 @@ class Simulation:
         time_limit_s: float = 1.0,
         quiet_days: int = QUIET_DAYS,
         keep_trades: bool = False,
+        checker: Checker = own_check,
     ) -> None:
         self.strategy = strategy
         h = strategy.configure(h0)
+        self.groups = {s: sec.group for s, sec in h.securities.items()}
+        self.types = {a.account_id: a.type for a in h.accounts}
+        self.days = market.paths.days
+        self.trades: list[TradeRecord] = [self._prior(h, t) for t in h.recent_trades]
+        self.trades += self._prior_lots(h)
+        h = with_recent_buys(h)
         self.hid = h.household_id
         self.state: HouseholdState = from_snapshot(h, None)
-        self.days = market.paths.days
         self.market = market
         self.symbols = tuple(sorted(h.securities))
         self.col = {s: i for i, s in enumerate(self.symbols)}
@@ -195,15 +214,14 @@ class Simulation:
         self.time_limit_s = time_limit_s
         self.quiet_days = quiet_days
         self.keep_trades = keep_trades
+        self.checker = checker
         self.cost_rate = h.options.transaction_cost_bps / 1e4
-        self.types = {a.account_id: a.type for a in h.accounts}
-        self.groups = {s: sec.group for s, sec in h.securities.items()}
         self.has_taxable = any(a.type == "taxable" for a in h.accounts)
         self.ledger = TaxLedger(h.tax, self.days[0].year)
-        self.trades: list[TradeRecord] = [self._prior(h, t) for t in h.recent_trades]
         self.requests: dict[str, tuple[str, float, bool]] = {}
         self.pending: list[Order] = []
         self.quiet_until = 0
+        self.harvest_quiet_until = 0
         self.sequence = 0
         self._arrays_cache: _Arrays | None = None
         n_days = len(self.days)
@@ -213,6 +231,7 @@ class Simulation:
             out_of_band=np.zeros(n_days, dtype=bool),
             value_usd=np.zeros(n_days),
             after_tax_usd=np.zeros(len(market.sample_days)),
+            held_for_life_usd=np.zeros(len(market.sample_days)),
             hard_rule_violations=0 if strategy.kind == "umh" else None,
         )
         self.sample_index = {t: i for i, t in enumerate(market.sample_days)}
@@ -233,6 +252,30 @@ class Simulation:
             lots=lots,
             prior=True,
         )
+
+    def _prior_lots(self, h: Household) -> list[TradeRecord]:
+        """The starting lots acquired within the wash window before the first day: each is the
+        record of a buy (contract rule 4b), counted against loss sales in the backtest."""
+        first = self.days[0]
+        out = []
+        for a in h.accounts:
+            for lot in a.lots:
+                if 0 <= (first - lot.acquired).days <= WASH_WINDOW_DAYS:
+                    out.append(
+                        TradeRecord(
+                            lot.acquired,
+                            a.account_id,
+                            a.type == "taxable",
+                            lot.symbol,
+                            self.groups.get(lot.symbol, lot.symbol),
+                            "buy",
+                            lot.quantity,
+                            lot.cost_basis,
+                            created_lot=lot.lot_id,
+                            prior=True,
+                        )
+                    )
+        return out
 
     # ------------------------------------------------------------------ the loop
 
@@ -260,7 +303,11 @@ class Simulation:
             if hit is None:
                 t = nxt
             else:
-                self._decide(hit)
+                if hit < n_days - 1:  # the last close only values the book
+                    self._decide(hit)
+                if self.pending:  # orders fill at the close they were decided on
+                    self._fill(hit)
+                    self._pay(hit)
                 t = hit + 1
         self._finish()
         return out
@@ -272,14 +319,17 @@ class Simulation:
         out.final_value_usd = self._value(last)
         out.owed_usd = sum(amount for _, amount, _ in self.requests.values())
         prices = dict(zip(self.symbols, self.price[last].tolist(), strict=True))
-        out.after_tax_value_usd = after_tax_value(
-            replace(h, as_of=self.days[last]), prices, self.ledger, out.owed_usd
+        final = replace(h, as_of=self.days[last])
+        out.after_tax_value_usd = after_tax_value(final, prices, self.ledger, out.owed_usd)
+        out.held_for_life_value_usd = after_tax_value(
+            final, prices, self.ledger, out.owed_usd, liquidate=False
         )
         self.ledger.settle(self.days[last].year + 1)
         out.taxes_by_year = dict(self.ledger.taxes)
         out.realized_short_usd = self.ledger.total_short_usd
         out.realized_long_usd = self.ledger.total_long_usd
         out.harvested_usd = self.ledger.harvested_usd
+        out.ordinary_offset_usd = self.ledger.ordinary_offset_usd
         out.wash_sales = count_wash_sales(self.trades)
         if self.keep_trades:
             out.trades = list(self.trades)
@@ -367,6 +417,7 @@ class Simulation:
             i = self.sample_index.get(d)
             if i is not None:
                 out.after_tax_usd[i] = self._after_tax(d)
+                out.held_for_life_usd[i] = self._after_tax(d, liquidate=False)
         return last if hits.size else None
 
     def _trigger_mask(
@@ -380,7 +431,13 @@ class Simulation:
             if mode == "rebalance" and self.strategy.harvest and a.harvest_cols.size:
                 lot_px = self.price[t : t + n][:, a.harvest_cols]
                 loss = a.harvest_basis - lot_px * a.harvest_qty
-                hit |= (loss >= a.harvest_min_usd).any(axis=1)
+                harvest = np.asarray((loss >= a.harvest_min_usd).any(axis=1), dtype=bool)
+                # A loss the solver found not worth harvesting is looked at again only after
+                # the quiet days (bands and cash still trigger at once).
+                wait = self.harvest_quiet_until - t
+                if wait > 0:
+                    harvest[:wait] = False
+                hit |= harvest
         elif kind == "per_account":
             values = np.einsum("ws,as,sc->wac", held_px, a.account_qty, a.exposure)
             values += a.account_fixed
@@ -394,29 +451,35 @@ class Simulation:
             hit[:quiet] = False
         return hit
 
-    def _after_tax(self, t: int) -> float:
+    def _after_tax(self, t: int, *, liquidate: bool = True) -> float:
         prices = dict(zip(self.symbols, self.price[t].tolist(), strict=True))
         owed = sum(amount for _, amount, _ in self.requests.values())
         h = replace(self.state.household, as_of=self.days[t])
-        return after_tax_value(h, prices, self.ledger, owed)
+        return after_tax_value(h, prices, self.ledger, owed, liquidate=liquidate)
 
     # ------------------------------------------------------------------ deciding
 
     def _decide(self, t: int) -> None:
         day = self.days[t]
         prices = dict(zip(self.symbols, self.price[t].tolist(), strict=True))
-        h = to_household(self.state, day, prices=prices)
+        h = replace(
+            to_household(self.state, day, prices=prices),
+            realized_this_year=YearRealized(self.ledger.short_usd, self.ledger.long_usd),
+        )
+        h = self.strategy.prepare(h)
         self.sequence += 1
         kind = self.strategy.kind
         orders: list[Order] = []
         if kind == "umh":
-            if not triggers(h):
+            rule = self.strategy.harvest_rule
+            if not triggers(h, harvest_rule=rule):
+                self.harvest_quiet_until = t + 1 + self.quiet_days
                 return
-            r = solve(h, sequence=self.sequence, time_limit_s=self.time_limit_s)
+            r = solve(h, sequence=self.sequence, time_limit_s=self.time_limit_s, harvest_rule=rule)
             out = self.run_out
             out.solves += 1
             out.statuses[r.status] += 1
-            problems = check_result(h, r)
+            problems = self.checker(h, r)
             if problems:
                 out.hard_rule_violations = (out.hard_rule_violations or 0) + len(problems)
                 room = MAX_VIOLATION_SAMPLES - len(out.violation_samples)
@@ -428,12 +491,14 @@ class Simulation:
         else:
             rid = f"{kind}:{self.hid}:{day.isoformat()}:{self.sequence}"
             if kind == "per_account":
-                orders = list(per_account_orders(h, rid))
+                orders = list(per_account_orders(h, rid, lot_order=self.strategy.lot_order))
             sellers = {o.account_id for o in orders if o.side == "sell"}
             for account in h.accounts:
                 short = account.cash_needed - account.cash
                 if short > USD_EPS and account.account_id not in sellers:
-                    orders += raise_cash_fifo(h, account, short, f"{rid}:{account.account_id}")
+                    orders += raise_cash(
+                        h, account, short, f"{rid}:{account.account_id}", self.strategy.lot_order
+                    )
             if kind == "per_account":
                 self.run_out.solves += 1
             if not orders:
@@ -541,10 +606,18 @@ class Simulation:
     def _settle_taxes(self, t: int) -> None:
         day = self.days[t]
         tax = round(self.ledger.settle(day.year), 2)
-        if tax <= 0 or not self.has_taxable:
+        if abs(tax) < 0.01 or not self.has_taxable:
             return
         fid = f"{self.hid}:tax:{day.year - 1}"
         prices = dict(zip(self.symbols, self.price[t].tolist(), strict=True))
+        if tax < 0:
+            # The ordinary-income offset saved tax on income earned outside the portfolio:
+            # that money is the household's, invested where the taxable account is.
+            account_id = withdrawal_account(self.state.household, prices, ("taxable",), -tax)
+            self._apply_flow(CashFlow(fid, self.hid, account_id, "deposit", -tax, timestamp(day)))
+            self.run_out.tax_refunds_usd += -tax
+            self.quiet_until = 0
+            return
         account_id = withdrawal_account(self.state.household, prices, ("taxable",), tax)
         self._apply_flow(
             CashFlow(fid, self.hid, account_id, "withdrawal_request", tax, timestamp(day))
@@ -586,11 +659,19 @@ def simulate_household(
     strategies: tuple[Strategy, ...] = STRATEGIES,
     time_limit_s: float = 1.0,
     keep_trades: bool = False,
+    checker: Checker = own_check,
 ) -> HouseholdResult:
-    """Every strategy on one household, on the same paths and flows."""
+    """Every strategy on one household, on the same paths and flows; `checker` judges every
+    umh result against the hard rules (the solver's own check unless one is given)."""
     runs = {
         s.name: Simulation(
-            s, h0, market, flows, time_limit_s=time_limit_s, keep_trades=keep_trades
+            s,
+            h0,
+            market,
+            flows,
+            time_limit_s=time_limit_s,
+            keep_trades=keep_trades,
+            checker=checker,
         ).run()
         for s in strategies
     }

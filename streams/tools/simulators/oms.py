@@ -74,6 +74,9 @@ class OmsSimulator:
     delay_s: float = 0.5
     jitter_s: float = 0.5
     seed: int = 0
+    # this share of rebalances is never filled (the market did not take the orders): they
+    # expire on the worker after UMH_ORDER_TTL_S and the household is solved again
+    unfilled_share: float = 0.0
     counters: Counters = field(default_factory=Counters)
     statuses: dict[str, int] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
@@ -95,6 +98,9 @@ class OmsSimulator:
         self._seen.add(result.rebalance_id)
         self.statuses[result.status] = self.statuses.get(result.status, 0) + 1
         self.counters.add_received("orders", len(result.orders))
+        if self.unfilled_share > 0.0 and float(rng.uniform()) < self.unfilled_share:
+            self.counters.add_received("left_unfilled")
+            return 0
         due = now + self.delay_s + float(rng.uniform(0.0, self.jitter_s))
         # the price is read when the fill is published (see run), not now
         for f in fills_for_result(result, {}, utc_now()):

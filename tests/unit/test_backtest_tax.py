@@ -1,0 +1,136 @@
+"""Backtest tax behaviour a user reads off the report: the transition under a yearly budget,
+rule 4b records for the starting lots, the checker given to the backtest, HIFO lot relief."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from schemas import Account, Household, Lot, RebalanceResult, Security
+from solver.per_account import relief_order
+from streams.tools.backtest.engine import Market, simulate_household, with_recent_buys
+from streams.tools.backtest.prices import business_days, simulate_paths
+from streams.tools.backtest.strategies import Strategy
+from streams.tools.backtest.transition import BUDGET_USED_SHARE, run_transition
+from streams.tools.synthetic import make_household, make_universe
+
+START = date(2026, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[dict[str, Security], Market]:
+    rng = np.random.default_rng(5)
+    universe = make_universe(30, rng)
+    market = Market.of(simulate_paths(universe, business_days(START, 3), rng))
+    return universe, market
+
+
+def test_transition_keeps_its_yearly_budget_and_uses_all_of_it_until_inside_the_bands(
+    world: tuple[dict[str, Security], Market],
+) -> None:
+    universe, market = world
+    budget = 250_000.0
+    t = run_transition(universe, market, budget_usd=budget)
+    budgeted = t["runs"]["transition_budget"]
+    free = t["runs"]["transition_unbudgeted"]
+    realized = budgeted["realized_by_year"]
+    assert realized, "the budgeted transition sold nothing"
+    assert all(v <= budget + 1.0 for v in realized.values()), realized
+    assert t["within_budget_every_year"]
+    # the move needs more than one year's budget: the budget spreads it over years
+    assert t["gain_to_reach_bands_at_once"] > budget
+    assert free["calendar_years_used"] == 1
+    assert budgeted["first_day_in_bands"] is not None
+    assert budgeted["calendar_years_used"] >= 2
+    arrival = int(budgeted["first_day_in_bands"][:4])
+    for year in range(START.year, arrival):
+        assert realized[str(year)] >= BUDGET_USED_SHARE * budget, (year, realized)
+    assert t["whole_budget_used_every_year_before_bands"]
+    # unbudgeted, the whole gain comes in the first year
+    assert free["realized_by_year"][str(START.year)] > 2 * budget
+
+
+def _lot(lot_id: str, symbol: str, acquired: date, quantity: float = 10.0) -> Lot:
+    return Lot(lot_id, symbol, quantity, 1_000.0, acquired)
+
+
+def test_starting_lots_bought_within_30_days_get_their_buy_record() -> None:
+    as_of = date(2026, 1, 5)
+    h = Household(
+        "hh",
+        as_of,
+        {"us_equity": 1.0},
+        (
+            Account(
+                "TAX",
+                "taxable",
+                lots=(
+                    _lot("old", "VTI", as_of - timedelta(days=400)),
+                    _lot("recent", "VTI", as_of - timedelta(days=26)),
+                ),
+            ),
+            Account("IRA", "tax_deferred", lots=(_lot("edge", "VTI", as_of - timedelta(30)),)),
+        ),
+        securities={"VTI": Security("VTI", {"us_equity": 1.0}, 100.0, asset_class="us_equity")},
+    )
+    out = with_recent_buys(h)
+    assert {(t.account_id, t.side, t.date) for t in out.recent_trades} == {
+        ("TAX", "buy", as_of - timedelta(days=26)),
+        ("IRA", "buy", as_of - timedelta(days=30)),
+    }
+    assert with_recent_buys(out) == out  # a record already there is not added twice
+
+
+def test_the_backtest_judges_umh_results_with_the_checker_it_is_given(
+    world: tuple[dict[str, Security], Market],
+) -> None:
+    universe, market = world
+    h = make_household(
+        "hh-c", universe, np.random.default_rng(2), n_accounts=2, n_lots=20, as_of=START
+    )
+    seen: list[str] = []
+
+    def strict(hh: Household, r: RebalanceResult) -> list[str]:
+        seen.append(r.rebalance_id)
+        return ["always one"]
+
+    run = simulate_household(
+        h,
+        (),
+        market,
+        strategies=(Strategy("household", "umh", harvest=True),),
+        checker=strict,
+    ).runs["household"]
+    assert seen and run.solves == len(seen)
+    assert run.hard_rule_violations == len(seen)
+    assert run.violation_samples[0].endswith("always one")
+
+
+def test_hifo_relieves_the_highest_cost_per_share_first() -> None:
+    d = date(2020, 1, 1)
+    lots = [
+        Lot("cheap-old", "VTI", 10.0, 500.0, d),
+        Lot("dear", "VTI", 10.0, 3_000.0, d + timedelta(days=400)),
+        Lot("mid", "VTI", 20.0, 2_000.0, d + timedelta(days=10)),
+    ]
+    assert [x.lot_id for x in relief_order(lots, "hifo")] == ["dear", "mid", "cheap-old"]
+    assert [x.lot_id for x in relief_order(lots, "fifo")] == ["cheap-old", "mid", "dear"]
+    with pytest.raises(ValueError, match="lot_order"):
+        relief_order(lots, "lifo")
+
+
+def test_strategy_budget_emulation_caps_the_rebalance_at_what_is_left(
+    world: tuple[dict[str, Security], Market],
+) -> None:
+    universe, _ = world
+    h = make_household("hh-b", universe, np.random.default_rng(3), n_accounts=2, as_of=START)
+    s = Strategy("b", "umh", yearly_gain_budget=10_000.0, emulate_year_budget=True)
+    h = s.configure(h)
+    assert h.options.max_realized_gain_year == 10_000.0
+    spent = replace(h, realized_this_year=replace(h.realized_this_year, long_term_gain=7_500.0))
+    assert s.prepare(spent).options.max_realized_gain == pytest.approx(2_500.0)
+    native = Strategy("n", "umh", yearly_gain_budget=10_000.0)
+    assert native.prepare(spent).options.max_realized_gain == spent.options.max_realized_gain
