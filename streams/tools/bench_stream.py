@@ -195,7 +195,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with quiet_logger("aiokafka"):
             wait_until_serving(HOST, port, 20.0, proc=broker)
-        extra = {} if args.processes is None else {"UMH_SOLVER_PROCESSES": str(args.processes)}
+        # no fills come (no OMS): the orders of the load must not expire during the run
+        extra = {"UMH_ORDER_TTL_S": "86400"}
+        if args.processes is not None:
+            extra["UMH_SOLVER_PROCESSES"] = str(args.processes)
         env = worker_env(port, web_port, str(workdir / "data"), **extra)
         from streams.settings import load_settings
 

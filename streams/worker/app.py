@@ -35,9 +35,9 @@ from streams.worker.store import HouseholdRocksDB  # noqa: F401 - registers umhr
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
-WORKER_HEADER = "umh-worker"
+WORKER_HEADER = "umh-worker"  # header on every output message: the producing worker's URL
 #: Decoded household states kept in memory (the most recently used); the rest are table bytes.
-DECODED_CACHE = 4096  # header on every output message: the producing worker's URL
+DECODED_CACHE = 2048
 
 
 class TableStore:

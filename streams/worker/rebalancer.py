@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from schemas import Household, RebalanceResult, Security, dumps, result_to_json
 from schemas.events import CashFlow, Fill, drift_alert_to_json
-from solver.decide import Decision, Standing, after_solve, decide
+from solver.decide import Decision, Standing, after_solve, band_excess, decide
 from solver.drift import DriftReport, household_drift, missing_prices
 from streams.settings import Settings
 from streams.worker.book import BookRow, batch_drift, book_row
@@ -58,6 +58,8 @@ QUIET_AFTER_NO_ORDERS_S = 30.0
 #: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
 #: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
 UNKNOWN_GRACE_S = 3.0
+#: ... unless its band excess grew by more than this since (a market move re-opens it).
+QUIET_DRIFT_STEP = 0.005
 # Seconds between two harvest checks of one household on ticks (wall clock: a pacing timer).
 HARVEST_RECHECK_S = 30.0
 # Solves dispatched at once per solver process: one solving, one being persisted and published.
@@ -118,9 +120,10 @@ class Rebalancer:
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
-    _tracked: dict[str, Household] = field(default_factory=dict)  # the household a row is of
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
-    _quiet_until: dict[str, float] = field(default_factory=dict)
+    # hid -> (until when, its band excess then): a solve that published nothing is not retried
+    # on ticks until then, unless the household has moved further out since
+    _quiet_until: dict[str, tuple[float, float]] = field(default_factory=dict)
     _out_of_band: set[str] = field(default_factory=set)
     _arrived: dict[str, asyncio.Event] = field(default_factory=dict)
     _given_up: dict[str, float] = field(default_factory=dict)  # unknown id -> when (no re-wait)
@@ -130,6 +133,8 @@ class Rebalancer:
     _pool: SolverPool | None = None
     _dispatchers: list[asyncio.Task[None]] = field(default_factory=list)
     _busy: int = 0
+    _prices_event: asyncio.Event | None = None
+    _deferred: int = 0  # jobs waiting for their household's running solve
     _idle: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- ownership and caches
@@ -150,7 +155,6 @@ class Rebalancer:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
         self._meta.clear()
-        self._tracked.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
@@ -172,7 +176,6 @@ class Rebalancer:
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
         self._meta.pop(hid, None)
-        self._tracked.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
@@ -181,7 +184,7 @@ class Rebalancer:
     def _track(self, state: HouseholdState, *, force: bool = False) -> None:
         hid = state.household_id
         hh = state.household
-        if force or self._tracked.get(hid) is not hh:
+        if force or hid not in self._rows:
             # holdings, cash or configuration changed (else the row is still right)
             old = self._rows.get(hid)
             for symbol in old.symbols if old else ():
@@ -190,7 +193,6 @@ class Rebalancer:
             self._rows[hid] = book_row(h)
             for symbol in state.held_symbols:
                 self._index.setdefault(symbol, set()).add(hid)
-            self._tracked[hid] = hh
         self._meta[hid] = Meta(
             state.band_state,
             None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
@@ -206,14 +208,25 @@ class Rebalancer:
         if state is not before:
             self.store.put(state)
             self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
-            self._track(state)
+            # the book row only when holdings, cash or configuration changed
+            self._track(state, force=before is None or state.household is not before.household)
             self.metrics.households.set(len(self._rows))
             self.metrics.out_of_band.set(len(self._out_of_band))
         return state
 
     # ----------------------------------------------------------------- event handlers
 
+    async def _prices_known(self) -> None:
+        """Events wait until the price feed has read every price back: applying them earlier
+        would only compete with that read for the loop (a restart replays its inputs)."""
+        if self.prices_ready:
+            return
+        if self._prices_event is None:
+            self._prices_event = asyncio.Event()
+        await self._prices_event.wait()
+
     async def on_snapshot(self, household: Household) -> HouseholdState:
+        await self._prices_known()
         hid = household.household_id
         # A snapshot's own prices count as of its as_of until a later tick (contract, 4).
         for symbol, sec in household.securities.items():
@@ -254,6 +267,7 @@ class Rebalancer:
         day: date,
         change: Callable[[HouseholdState], tuple[HouseholdState, bool]],
     ) -> bool:
+        await self._prices_known()
         if self.store.get(hid) is None:
             await self._wait_for_snapshot(hid)
         async with self.lock(hid):
@@ -303,17 +317,14 @@ class Rebalancer:
         household once (none was evaluated before; each is solved for its own event date)."""
         self._take_ticks(ticks)
         self.prices_ready = True
+        if self._prices_event is not None:
+            self._prices_event.set()
         return await self.recheck(self.household_ids())
 
     async def recheck(self, household_ids: Iterable[str]) -> int:
-        """Evaluate these households at the latest prices (after recovery or catch-up)."""
-        ids = list(household_ids)
-        for n, hid in enumerate(ids):
-            async with self.lock(hid):
-                await self._evaluate(hid, date.min)
-            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
-                await asyncio.sleep(0)
-        return len(ids)
+        """Evaluate these households at the latest prices (after recovery or catch-up): the
+        vectorised drift picks those that may want something; each of them is decided."""
+        return await self._evaluate_many(set(household_ids), {}, from_tick=False)
 
     async def on_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
         """A coalesced batch: symbol -> (price, event ts, record time s). Returns the households
@@ -324,8 +335,20 @@ class Rebalancer:
         affected: set[str] = set()
         for symbol in ticks:
             affected.update(self._index.get(symbol, ()))
+        return await self._evaluate_many(affected, ticks, from_tick=True)
+
+    async def _evaluate_many(
+        self,
+        affected: set[str],
+        ticks: Mapping[str, tuple[float, datetime, float]],
+        *,
+        from_tick: bool,
+    ) -> int:
         if not affected:
             return 0
+        # a household whose symbols are not all classified yet has no row: decide it directly
+        # (it awaits prices or the security master)
+        unrowed = sorted(h for h in affected if h in self._rows and self._rows[h] is None)
         ids = sorted(h for h in affected if self._rows.get(h) is not None)
         rows = [r for h in ids if (r := self._rows[h]) is not None]
         batch = batch_drift(rows, self.prices)
@@ -354,10 +377,13 @@ class Rebalancer:
         for n, (_, hid, i, origin) in enumerate(candidates):
             report = batch.report(i) if batch.priced[i] else None
             async with self.lock(hid):
-                await self._evaluate(hid, date.min, origin, report=report, from_tick=True)
+                await self._evaluate(hid, date.min, origin, report=report, from_tick=from_tick)
             if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
                 await asyncio.sleep(0)  # let the dispatchers start on the first solves
-        return len(candidates)
+        for hid in unrowed:
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min, from_tick=from_tick)
+        return len(candidates) + len(unrowed)
 
     def _harvest_due(self, hid: str, now: float) -> bool:
         """A harvest is not urgent: re-check a household for one at most every
@@ -397,8 +423,13 @@ class Rebalancer:
         h = to_household(state, day, securities=self.securities, prices=self.prices)
         return state, h, None
 
-    def _standing(self, state: HouseholdState, *, from_tick: bool) -> Standing:
-        quiet = from_tick and self._quiet_until.get(state.household_id, 0.0) > self.clock()
+    def _standing(
+        self, state: HouseholdState, *, from_tick: bool, report: DriftReport | None = None
+    ) -> Standing:
+        quiet = False
+        paused = self._quiet_until.get(state.household_id)
+        if from_tick and paused is not None and paused[0] > self.clock():
+            quiet = report is None or band_excess(report) <= paused[1] + QUIET_DRIFT_STEP
         return Standing(state.open_rebalance is not None, state.band_state, quiet)
 
     async def _evaluate(
@@ -419,7 +450,8 @@ class Rebalancer:
         state, h, _ = self._view(before, day)
         if report is None and not missing_prices(h):
             report = household_drift(h)
-        decision = decide(h, report, self._standing(state, from_tick=from_tick), self._now())
+        standing = self._standing(state, from_tick=from_tick, report=report)
+        decision = decide(h, report, standing, self._now())
         state = await self._act(state, decision)
         if (
             state.band_state != before.band_state
@@ -466,6 +498,10 @@ class Rebalancer:
         self._queue.put(job)
         self._start_dispatchers()
 
+    def _requeue(self, job: SolveJob) -> None:
+        self._deferred -= 1
+        self._enqueue(job)
+
     def _start_dispatchers(self) -> None:
         if self._dispatchers:
             return
@@ -487,7 +523,7 @@ class Rebalancer:
 
     async def idle(self) -> None:
         """Wait until no solve is queued or running (tests, benches)."""
-        while (self._queue is not None and len(self._queue)) or self._busy:
+        while (self._queue is not None and len(self._queue)) or self._busy or self._deferred:
             await asyncio.sleep(0.005)
 
     @property
@@ -520,7 +556,8 @@ class Rebalancer:
             hid = job.household_id
             if hid in self._inflight:
                 # one solve per household at a time: this one after the running one
-                asyncio.get_running_loop().call_later(0.01, self._enqueue, job)
+                self._deferred += 1
+                asyncio.get_running_loop().call_later(0.01, self._requeue, job)
             elif self._version.get(hid, 0) != job.version:
                 async with self.lock(hid):
                     await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
@@ -568,7 +605,7 @@ class Rebalancer:
         state = with_event_day(before, h.as_of)
         standing = self._standing(state, from_tick=False)
         if result is None:
-            self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+            self._quiet_until[hid] = (self.clock() + QUIET_AFTER_NO_ORDERS_S, job.priority)
             failed = RebalanceResult(hid, h.as_of, "", "solver_error")
             state = await self._act(
                 state, after_solve(h, job.report, standing, failed, self._now())
@@ -612,7 +649,7 @@ class Rebalancer:
                 "; ".join(result.messages),
                 "; ".join(str(e) for e in result.errors),
             )
-        self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+        self._quiet_until[hid] = (self.clock() + QUIET_AFTER_NO_ORDERS_S, job.priority)
         decision = after_solve(h, job.report, standing, result, self._now())
         self._save(before, await self._act(state, decision))
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas import Household, Order, RebalanceResult
+from schemas import Household, Order, RebalanceResult, parse_household
 from streams.settings import Settings
 from streams.worker.app import EPOCH, UmhApp, create_app
 from streams.worker.state import HouseholdState, decode_state, encode_state
@@ -392,11 +392,15 @@ async def test_no_household_is_evaluated_before_the_prices_are_read_back(umh: An
     u.rebalancer.prices_ready = False
     snapshot = {**SNAPSHOT, "securities": {**SNAPSHOT["securities"]}}
     snapshot["securities"]["VTI"] = {"asset_class": "us_equity"}
-    async with u.agents["households"].test_context() as agent:
-        await put(u, agent, orjson.dumps(snapshot), key=b"hh-1")
-    assert sent == []  # not even an awaiting_prices alert: the feed may still hold the price
+    arriving = asyncio.ensure_future(
+        u.rebalancer.on_snapshot(parse_household(snapshot, prices_required=False))
+    )
+    for _ in range(10):  # let it run as far as it goes without the prices
+        await asyncio.sleep(0)
+    assert not arriving.done() and sent == []  # waits: the feed may still hold the price
     tick_ts = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
     await u.rebalancer.prices_caught_up({"VTI": (100.0, tick_ts, 0.0)})
+    await arriving
     await u.rebalancer.idle()
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
 
