@@ -625,7 +625,18 @@ def _run(
         slack = float(x[u].sum())
         highs.changeRowBounds(rows + 1, -INF, slack * (1.0 + 1e-6) + PHASE_SLACK)
         highs.changeColsCost(len(d), d.astype(np.int32), np.full(len(d), LAMBDA_TARGET))
-        # Phase 2: toward target within that tax, from phase 1's answer.
+        # Phase 2: toward target within that tax. Phase 1's integer choices (which side of
+        # each wash group and swap, the share counts of the exact rung) stay fixed: phase 2 is
+        # an LP that only moves the continuous trades.
+        if b.has_integers:
+            ints = np.concatenate(b.integer + b.semi).astype(np.int32)
+            fixed = np.round(x[ints]) if not b.semi else x[ints]
+            if b.semi:
+                fixed[: sum(len(i) for i in b.integer)] = np.round(
+                    x[ints[: sum(len(i) for i in b.integer)]]
+                )
+            highs.changeColsIntegrality(len(ints), ints, np.zeros(len(ints), dtype=np.uint8))
+            highs.changeColsBounds(len(ints), ints, fixed, fixed)
         highs.run()
         second = _read(highs, b, s, bcols, u)
         return second if second.status in ("optimal", "time_limit") else first

@@ -402,6 +402,8 @@ def _ladder(
                 got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
                 if got is not None:
                     tried.append(_attempt(p, *got, rid, why))
+                    if not tried[-1].problems and not tried[-1].out_of_band:
+                        break  # rule-abiding and inside every band: nothing better to find
         ok = [a for a in tried if not a.problems]
         for a in ok:
             if best is None or a.out_of_band < best.out_of_band:
