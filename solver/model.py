@@ -510,7 +510,10 @@ def raise_room(p: HouseholdProblem) -> FloatArray:
     shortfall with its margin, plus the larger of min_trade_value and the account's dearest
     whole share (the smallest order allowed may exceed the need by that). Zero elsewhere.
     Used by allow_sells false and by max_turnover."""
-    need = cash_to_raise(p)
+    # The same reading as the self-check (solver/check.py): the shortfall grossed up by costs
+    # (its cash margin is inside the extra, which is at least RAISE_SLACK_USD).
+    short = (-p.account_free_cash).clip(min=0.0)
+    need = np.array([gross_up(float(x), p.cost_rate) for x in short])
     whole_price = np.zeros(len(p.accounts))
     for i in np.flatnonzero(p.lot_whole_shares):
         a = int(p.lot_account[i])

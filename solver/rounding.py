@@ -114,7 +114,9 @@ def _raise_to_minimum(
     """Grow one position's sell to `minimum` dollars (whole position at most), filling the lots
     the model chose first; whole-share lots stay whole."""
     need = minimum - float((sell_sh[lots] * p.lot_price[lots]).sum())
-    for i in sorted(lots, key=lambda i: -sell_sh[i]):
+    # Never a locked lot, nor a loss lot rule 4b blocks (the model's bounds hold them at zero).
+    free = [int(i) for i in lots if not (p.lot_locked[i] or p.lot_sell_blocked[i])]
+    for i in sorted(free, key=lambda i: -sell_sh[i]):
         if need <= 0:
             break
         room = p.lot_quantity[i] - sell_sh[i]

@@ -29,7 +29,7 @@ from .model import (
     swap_exempt_lots,
 )
 from .problem import HouseholdProblem, build_problem
-from .result import build_orders, realized_gains
+from .result import build_orders, net_gain_usd, realized_gains
 from .rounding import round_trades
 from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
 from .trades import apply_orders
@@ -469,8 +469,7 @@ def _tighten(
     gain_excess = 0.0
     turnover_excess = 0.0
     for a in tried:
-        realized = realized_gains(p, a.sell_sh)
-        gains = realized.short_term_gain + realized.long_term_gain
+        gains = net_gain_usd(p, a.sell_sh)
         if p.gain_cap_usd is not None:
             gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
         if h.options.max_turnover is not None:
