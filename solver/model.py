@@ -323,7 +323,10 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     bcols = b.add_cols(buy_cost, buy_lower, buy_upper)
 
     u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
-    two_phase = mode == "rebalance"
+    # Two phases only when some sell could still realize a taxed gain: otherwise phase 1's tax
+    # bound cannot bind and one solve is the same optimisation (bands dominate the target).
+    free_gain = (p.lot_tax_rate * p.lot_gain_frac > 0) & (sell_upper - sell_lower > 0)
+    two_phase = mode == "rebalance" and bool(free_gain.any())
     d = (
         b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
         if mode in ("rebalance", "harvest")
