@@ -176,7 +176,9 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
     share's classes past their bands, buy it."""
     k = p.cost_rate
     V = p.value_usd
-    band_top = p.drift.target + p.drift.tolerance * 0.9
+    # Up to each band's edge less the model's default margin (1 bp of V, at most a tenth of the
+    # band), so that stranded cash is spent wherever a share still fits.
+    band_top = p.drift.target + p.drift.tolerance - np.minimum(p.drift.tolerance * 0.1, 1e-4)
     for a in range(len(p.accounts)):
         buys = np.flatnonzero((p.buy_account == a) & p.buy_whole_shares & (buy_sh > 0))
         if not len(buys):
