@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .household import Security, parse_security, security_to_json
-from .reader import Reader, format_timestamp
+from .reader import MAX_ABS, MIN_PRICE, Reader, format_timestamp
 from .rebalance import LotRelief, parse_lot_reliefs
 
 SIDES = ("buy", "sell")
@@ -22,6 +22,7 @@ ALERT_ACTIONS = (
     "band_unreachable",
     "monitor_only",
     "pending_orders",
+    "awaiting_prices",
 )
 
 
@@ -72,6 +73,8 @@ class DriftAlert:
     max_abs_drift: float
     breaches: tuple[Breach, ...]
     action: str
+    # held symbols without a known price (action `awaiting_prices`); empty otherwise
+    missing_prices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +91,10 @@ class DeadLetter:
 # --------------------------------------------------------------------------- parsing
 
 
-def _start(raw: Any, name: str) -> tuple[Reader, dict[str, Any]]:
-    r = Reader()
+def _start(raw: Any, name: str, *, limit: float | None = MAX_ABS) -> tuple[Reader, dict[str, Any]]:
+    """A reader for one message; input messages hold every number to the contract's range,
+    the rebalancer's own outputs (alerts, dead letters) only to finite."""
+    r = Reader(limit=limit)
     obj = r.obj(raw, "")
     r.schema(obj, name)
     return r, obj
@@ -107,7 +112,7 @@ def parse_price(raw: Any) -> Price:
     r, obj = _start(raw, "price")
     out = Price(
         symbol=r.string(obj, "symbol", ""),
-        price=r.real(obj, "price", "", exclusive_minimum=0.0),
+        price=r.real(obj, "price", "", minimum=MIN_PRICE),
         ts=r.timestamp(obj, "ts", ""),
     )
     r.raise_if_any()
@@ -124,7 +129,7 @@ def parse_fill(raw: Any) -> Fill:
         symbol=r.string(obj, "symbol", ""),
         side=r.choice(obj, "side", "", SIDES, None),
         quantity=r.real(obj, "quantity", "", exclusive_minimum=0.0),
-        price=r.real(obj, "price", "", exclusive_minimum=0.0),
+        price=r.real(obj, "price", "", minimum=MIN_PRICE),
         ts=r.timestamp(obj, "ts", ""),
         lots=parse_lot_reliefs(r, obj, ""),
     )
@@ -165,7 +170,7 @@ def parse_security_event(raw: Any) -> Security:
 
 
 def parse_drift_alert(raw: Any) -> DriftAlert:
-    r, obj = _start(raw, "drift_alert")
+    r, obj = _start(raw, "drift_alert", limit=None)
     breaches: list[Breach] = []
     for i, item_raw in enumerate(r.array(obj, "breaches", "", required=True)):
         path = f"breaches[{i}]"
@@ -184,13 +189,14 @@ def parse_drift_alert(raw: Any) -> DriftAlert:
         max_abs_drift=r.real(obj, "max_abs_drift", "", minimum=0.0),
         breaches=tuple(breaches),
         action=r.choice(obj, "action", "", ALERT_ACTIONS, None),
+        missing_prices=r.strings(obj.get("missing_prices"), "missing_prices"),
     )
     r.raise_if_any()
     return out
 
 
 def parse_dead_letter(raw: Any) -> DeadLetter:
-    r, obj = _start(raw, "dead_letter")
+    r, obj = _start(raw, "dead_letter", limit=None)
     key = obj.get("key")
     if key is not None and not isinstance(key, str):
         r.fail("key", "must be a string or null")
@@ -279,6 +285,7 @@ def drift_alert_to_json(a: DriftAlert) -> dict[str, Any]:
             for b in a.breaches
         ],
         "action": a.action,
+        **({"missing_prices": list(a.missing_prices)} if a.missing_prices else {}),
     }
 
 

@@ -6,12 +6,30 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from .reader import Reader, format_day, join
+from .reader import MIN_PRICE, Reader, format_day, join
 
 MODES = ("rebalance", "guardrail", "monitor")
 ACCOUNT_TYPES = ("taxable", "tax_deferred", "tax_exempt")
 CASH = "cash"
 WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+def canonical(mapping: dict[str, Any]) -> dict[str, Any]:
+    """The mapping with its keys in sorted order.
+
+    The keys of the snapshot's maps (`securities`, `target`, `buy_list`, `location`, `exposures`,
+    band `overrides`) have no order in the contract ("the same answer whatever the order of its
+    JSON object keys"); every record keeps them sorted, so the solver sees one form of a household
+    however it was written or built.
+    """
+    return dict(sorted(mapping.items()))
+
+
+def _canonicalise(record: Any, *names: str) -> None:
+    for name in names:
+        object.__setattr__(record, name, canonical(getattr(record, name)))
+
+
 MAX_COST_BPS = 1000.0
 MAX_TAX_BUDGET_BPS = 10_000.0
 
@@ -37,6 +55,9 @@ class Account:
     no_buy_asset_classes: tuple[str, ...] = ()
     excluded_symbols: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        _canonicalise(self, "buy_list")
+
 
 @dataclass(frozen=True, slots=True)
 class Security:
@@ -48,6 +69,9 @@ class Security:
     wash_group: str = ""
     fractional: bool = True
     asset_class: str | None = None
+
+    def __post_init__(self) -> None:
+        _canonicalise(self, "exposures")
 
     @property
     def group(self) -> str:
@@ -67,6 +91,9 @@ class Bands:
     relative: float = 0.25
     floor: float = 0.005
     overrides: dict[str, BandRule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _canonicalise(self, "overrides")
 
     def tolerance(self, asset_class: str, target: float) -> float:
         """max(floor, min(absolute, relative * target)), each part overridable per class."""
@@ -136,6 +163,9 @@ class Household:
     recent_trades: tuple[RecentTrade, ...] = ()
     realized_this_year: YearRealized = field(default_factory=YearRealized)
 
+    def __post_init__(self) -> None:
+        _canonicalise(self, "target", "securities", "buy_list", "location")
+
     def with_prices(self, prices: dict[str, float]) -> Household:
         """A copy whose securities carry the given prices (symbols not named keep theirs)."""
         securities = {
@@ -154,7 +184,7 @@ def parse_security(
     r: Reader, raw: Any, path: str, symbol: str, *, price_required: bool
 ) -> Security:
     obj = r.obj(raw, path)
-    price = r.number(obj, "price", path, None, exclusive_minimum=0.0, nullable=not price_required)
+    price = r.number(obj, "price", path, None, minimum=MIN_PRICE, nullable=not price_required)
     asset_class = obj.get("asset_class")
     exposures_raw = obj.get("exposures")
     exposures: dict[str, float] = {}
@@ -194,7 +224,7 @@ def parse_weights(r: Reader, raw: Any, path: str) -> dict[str, float]:
     obj = r.obj(raw, path)
     out: dict[str, float] = {}
     for key, value in obj.items():
-        out[key] = r.check_number(value, join(path, key), minimum=0.0)
+        out[key] = r.check_number(value, path, key, minimum=0.0, maximum=1.0)
     return out
 
 
@@ -215,14 +245,18 @@ def parse_bands(r: Reader, raw: Any, path: str) -> Bands:
         rpath = join(join(path, "overrides"), cls)
         rule = r.obj(rule_raw, rpath)
         overrides[cls] = BandRule(
-            absolute=r.number(rule, "absolute", rpath, None, minimum=0.0, nullable=True),
-            relative=r.number(rule, "relative", rpath, None, minimum=0.0, nullable=True),
-            floor=r.number(rule, "floor", rpath, None, minimum=0.0, nullable=True),
+            absolute=r.number(
+                rule, "absolute", rpath, None, minimum=0.0, maximum=1.0, nullable=True
+            ),
+            relative=r.number(
+                rule, "relative", rpath, None, minimum=0.0, maximum=1.0, nullable=True
+            ),
+            floor=r.number(rule, "floor", rpath, None, minimum=0.0, maximum=1.0, nullable=True),
         )
     return Bands(
-        absolute=r.real(obj, "absolute", path, 0.05, minimum=0.0),
-        relative=r.real(obj, "relative", path, 0.25, minimum=0.0),
-        floor=r.real(obj, "floor", path, 0.005, minimum=0.0),
+        absolute=r.real(obj, "absolute", path, 0.05, minimum=0.0, maximum=1.0),
+        relative=r.real(obj, "relative", path, 0.25, minimum=0.0, maximum=1.0),
+        floor=r.real(obj, "floor", path, 0.005, minimum=0.0, maximum=1.0),
         overrides=overrides,
     )
 
@@ -236,7 +270,9 @@ def parse_options(r: Reader, raw: Any, path: str) -> Options:
         allow_cross_account_swaps=r.boolean(obj, "allow_cross_account_swaps", path, False),
         harvest_losses=r.boolean(obj, "harvest_losses", path, False),
         harvest_min_loss=r.real(obj, "harvest_min_loss", path, 500.0, minimum=0.0),
-        max_realized_gain=r.number(obj, "max_realized_gain", path, None, nullable=True),
+        max_realized_gain=r.number(
+            obj, "max_realized_gain", path, None, minimum=0.0, nullable=True
+        ),
         transaction_cost_bps=r.real(
             obj, "transaction_cost_bps", path, 0.0, minimum=0.0, maximum=MAX_COST_BPS
         ),
@@ -282,11 +318,6 @@ def parse_account(r: Reader, raw: Any, path: str) -> Account:
         parse_lot(r, lot, join(join(path, "lots"), i))
         for i, lot in enumerate(r.array(obj, "lots", path))
     )
-    seen: set[str] = set()
-    for i, lot in enumerate(lots):
-        if lot.lot_id and lot.lot_id in seen:
-            r.fail(join(join(join(path, "lots"), i), "lot_id"), f"duplicate lot id {lot.lot_id!r}")
-        seen.add(lot.lot_id)
     return Account(
         account_id=r.string(obj, "account_id", path),
         type=r.choice(obj, "type", path, ACCOUNT_TYPES, None),
@@ -340,14 +371,37 @@ def parse_target(r: Reader, raw: Any) -> dict[str, float]:
     return target
 
 
-def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
-    """Cross-field rules: unique account ids, every held symbol known (and priced for a solve)."""
+def check_references(
+    r: Reader, h: Household, *, prices_required: bool, acquired_by_as_of: bool = True
+) -> None:
+    """Cross-field rules: unique account ids, lot ids unique in the household, lots acquired by
+    `as_of`, every held symbol known (and priced for a solve)."""
     seen: set[str] = set()
+    lot_paths: dict[str, str] = {}
     for i, account in enumerate(h.accounts):
         if account.account_id in seen:
             r.fail(f"accounts[{i}].account_id", f"duplicate account id {account.account_id!r}")
         seen.add(account.account_id)
         for j, lot in enumerate(account.lots):
+            if lot.lot_id:
+                first = lot_paths.setdefault(lot.lot_id, f"accounts[{i}].lots[{j}]")
+                if first != f"accounts[{i}].lots[{j}]":
+                    r.fail(
+                        f"accounts[{i}].lots[{j}].lot_id",
+                        f"duplicate lot id {lot.lot_id!r} (also at {first}); lot ids are unique "
+                        "within the household",
+                    )
+            if (
+                acquired_by_as_of
+                and h.as_of != date.min
+                and lot.acquired != date.min
+                and lot.acquired > h.as_of
+            ):
+                r.fail(
+                    f"accounts[{i}].lots[{j}].acquired",
+                    f"must be on or before as_of ({format_day(h.as_of)}), "
+                    f"got {format_day(lot.acquired)}",
+                )
             if not lot.symbol:
                 continue  # already reported as missing
             sec = h.securities.get(lot.symbol)
@@ -358,11 +412,15 @@ def check_references(r: Reader, h: Household, *, prices_required: bool) -> None:
                 r.fail(lpath, f"security {lot.symbol!r} has no price")
 
 
-def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
+def parse_household(
+    raw: Any, *, prices_required: bool = True, acquired_by_as_of: bool = True
+) -> Household:
     """Validate a decoded `household/v1` object; raises ValidationError listing every problem.
 
     `prices_required` is False for snapshots on the `households` topic, whose securities map may be
-    omitted (prices then come from the `prices` topic).
+    omitted (prices then come from the `prices` topic). `acquired_by_as_of` is False only for the
+    worker's own stored state: its household keeps the snapshot's `as_of` while buy fills of later
+    event days add lots acquired after it (the solver always sees the event day as `as_of`).
     """
     r = Reader()
     obj = r.obj(raw, "")
@@ -392,7 +450,9 @@ def parse_household(raw: Any, *, prices_required: bool = True) -> Household:
             r, obj.get("realized_this_year"), "realized_this_year"
         ),
     )
-    check_references(r, household, prices_required=prices_required)
+    check_references(
+        r, household, prices_required=prices_required, acquired_by_as_of=acquired_by_as_of
+    )
     r.raise_if_any()
     return household
 

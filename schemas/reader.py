@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
 from .errors import Issue, ValidationError
 
 _MISSING = object()
+
+#: The contract's range of every input number (section 1 "Ranges"): finite and at most this in
+#: absolute value; integers count as numbers of that range (2**64 is out of it).
+MAX_ABS = 1e12
+#: The smallest price the contract accepts.
+MIN_PRICE = 1e-6
+_FLOAT_MAX = sys.float_info.max
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -27,8 +35,11 @@ class Reader:
     message finds every problem; `raise_if_any` then fails with all of them at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, limit: float | None = MAX_ABS) -> None:
+        """`limit`: the magnitude every number must stay within (None: finite is enough, for
+        output messages such as rebalance/v1, whose values are products of input numbers)."""
         self.issues: list[Issue] = []
+        self.limit = limit
 
     def fail(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
@@ -96,7 +107,8 @@ class Reader:
             return default
         return self.check_number(
             value,
-            join(path, key),
+            path,
+            key,
             minimum=minimum,
             exclusive_minimum=exclusive_minimum,
             maximum=maximum,
@@ -106,24 +118,65 @@ class Reader:
         self,
         value: Any,
         path: str,
+        key: str | int | None = None,
         *,
         minimum: float | None = None,
         exclusive_minimum: float | None = None,
         maximum: float | None = None,
     ) -> float:
+        """`value` as a float within the bounds and the magnitude limit, else an issue at
+        `path` (joined with `key` when given: the path is only built for a problem)."""
+        kind = type(value)
+        if kind is float or kind is int:  # the common case, checked without building the path
+            limit = _FLOAT_MAX if self.limit is None else self.limit
+            if (
+                -limit <= value <= limit  # also keeps float() of an int from overflowing
+                and (kind is int or value - value == 0.0)  # NaN and infinities fail this
+                and (minimum is None or value >= minimum)
+                and (exclusive_minimum is None or value > exclusive_minimum)
+                and (maximum is None or value <= maximum)
+            ):
+                return float(value)
+        return self._number_issues(
+            value,
+            path if key is None else join(path, key),
+            minimum=minimum,
+            exclusive_minimum=exclusive_minimum,
+            maximum=maximum,
+        )
+
+    def _number_issues(
+        self,
+        value: Any,
+        path: str,
+        *,
+        minimum: float | None,
+        exclusive_minimum: float | None,
+        maximum: float | None,
+    ) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, "must be a number")
             return 0.0
-        number = float(value)
+        # An int is compared as an int: float() of a huge one (10**400) would overflow.
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, "must be finite")
+            return 0.0
+        if self.limit is not None and abs(value) > self.limit:
+            self.fail(path, f"must be at most {show_number(self.limit)} in absolute value")
+            return 0.0
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number):
             self.fail(path, "must be finite")
             return 0.0
         if minimum is not None and number < minimum:
-            self.fail(path, f"must be >= {minimum:g}")
+            self.fail(path, f"must be >= {show_number(minimum)}")
         if exclusive_minimum is not None and number <= exclusive_minimum:
-            self.fail(path, f"must be > {exclusive_minimum:g}")
+            self.fail(path, f"must be > {show_number(exclusive_minimum)}")
         if maximum is not None and number > maximum:
-            self.fail(path, f"must be <= {maximum:g}")
+            self.fail(path, f"must be <= {show_number(maximum)}")
         return number
 
     def real(
@@ -152,7 +205,7 @@ class Reader:
         if value is None:
             return default
         before = len(self.issues)
-        number = self.check_number(value, join(path, key), minimum=minimum, maximum=maximum)
+        number = self.check_number(value, path, key, minimum=minimum, maximum=maximum)
         if len(self.issues) > before:
             return default
         if not float(number).is_integer():
@@ -173,9 +226,9 @@ class Reader:
         value = self.field(obj, key, path, required=True)
         if value is _MISSING:
             return date.min
-        return self.check_day(value, join(path, key))
+        return self.check_day(value, path, key)
 
-    def check_day(self, value: Any, path: str) -> date:
+    def check_day(self, value: Any, path: str, key: str | None = None) -> date:
         # Exactly YYYY-MM-DD: fromisoformat alone also takes "20261124" and "2026-W48-1", and a
         # prefix match took "2026-11-24junk".
         if isinstance(value, str) and _DAY.fullmatch(value):
@@ -183,7 +236,7 @@ class Reader:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.fail(path, "must be a date YYYY-MM-DD")
+        self.fail(path if key is None else join(path, key), "must be a date YYYY-MM-DD")
         return date.min
 
     def timestamp(self, obj: dict[str, Any], key: str, path: str) -> datetime:
@@ -230,6 +283,15 @@ class Reader:
         value = obj.get("schema")
         if value is not None and value != f"{name}/v1":
             self.fail("schema", f"must be {name}/v1 (got {value!r})")
+
+
+def show_number(value: float) -> str:
+    """A bound as people write it: 1e12, 1e-6, 0.5, 1000."""
+    text = f"{value:g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def format_day(value: date) -> str:

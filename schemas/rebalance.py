@@ -62,19 +62,31 @@ class RebalanceResult:
     solve_ms: float = 0.0
 
 
+#: The largest integer JSON encoders carry exactly (orjson refuses ints beyond 64 bits).
+_MAX_WIRE_INT = 2**63 - 1
+
+
+def _quantity(value: float) -> float:
+    """A share count for the wire: an integer beyond 64 bits (1e24 of value bought at a price of
+    1e-6, inside the input ranges) is written as a float rather than failing the encoding."""
+    if isinstance(value, int) and abs(value) > _MAX_WIRE_INT:
+        return float(value)
+    return value
+
+
 def order_to_json(o: Order) -> dict[str, Any]:
     out: dict[str, Any] = {
         "order_id": o.order_id,
         "account_id": o.account_id,
         "symbol": o.symbol,
         "side": o.side,
-        "quantity": o.quantity,
+        "quantity": _quantity(o.quantity),
         "est_price": o.est_price,
         "est_value": o.est_value,
         "reason": o.reason,
     }
     if o.side == "sell":
-        out["lots"] = [{"lot_id": x.lot_id, "quantity": x.quantity} for x in o.lots]
+        out["lots"] = [{"lot_id": x.lot_id, "quantity": _quantity(x.quantity)} for x in o.lots]
     return out
 
 
@@ -103,8 +115,12 @@ def result_to_json(res: RebalanceResult) -> dict[str, Any]:
 
 
 def parse_result(raw: Any) -> RebalanceResult:
-    """Decode a `rebalance/v1` object (the OMS side and the worker's own state use this)."""
-    r = Reader()
+    """Decode a `rebalance/v1` object (the OMS side and the worker's own state use this).
+
+    An output message: its values are products of input numbers (a value of 1e12 shares at
+    1e12), so they are held to finite only, not to the inputs' magnitude limit.
+    """
+    r = Reader(limit=None)
     obj = r.obj(raw, "")
     r.schema(obj, "rebalance")
     orders: list[Order] = []

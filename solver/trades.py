@@ -10,8 +10,7 @@ from dataclasses import replace
 from schemas import Account, Household, Lot, Order, RecentTrade
 
 from .costs import outlay, proceeds
-from .lots import sale_gain
-from .tolerances import QUANTITY_EPS
+from .lots import relieve
 
 
 def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Household:
@@ -32,41 +31,32 @@ def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> H
 def _apply_to_account(
     h: Household, account: Account, orders: list[Order], cost_rate: float, trades: list[RecentTrade]
 ) -> Account:
-    relieved: dict[str, float] = {}
+    if not orders:
+        return account
     cash = account.cash
+    lots: tuple[Lot, ...] = account.lots
     new_lots: list[Lot] = []
-    lots = {lot.lot_id: lot for lot in account.lots}
     for o in orders:
         if o.side == "sell":
-            # One record per lot relieved, each with its own gain (see streams.state.apply_fill).
+            plan: dict[str, float] = {}
             for rel in o.lots:
-                lot = lots[rel.lot_id]
-                relieved[rel.lot_id] = relieved.get(rel.lot_id, 0.0) + rel.quantity
-                gain = sale_gain(rel.quantity, o.est_price, lot.quantity, lot.cost_basis)
-                trades.append(
-                    RecentTrade(
-                        account.account_id,
-                        o.symbol,
-                        "sell",
-                        rel.quantity,
-                        h.as_of,
-                        gain if account.type == "taxable" else 0.0,
-                    )
+                plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
+            lots, relieved = relieve(lots, plan, o.est_price)
+            # One record per lot relieved, each with its own gain (as the worker's fills do).
+            trades.extend(
+                RecentTrade(
+                    account.account_id,
+                    o.symbol,
+                    "sell",
+                    r.quantity,
+                    h.as_of,
+                    r.gain_usd if account.type == "taxable" else 0.0,
                 )
+                for r in relieved
+            )
             cash += proceeds(o.est_value, cost_rate)
         else:
             cash -= outlay(o.est_value, cost_rate)
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
             trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
-    if not orders:
-        return account
-    kept: list[Lot] = []
-    for lot in account.lots:
-        sold = relieved.get(lot.lot_id, 0.0)
-        left = lot.quantity - sold
-        if sold == 0.0:
-            kept.append(lot)
-        elif left > QUANTITY_EPS:
-            basis = lot.cost_basis * left / lot.quantity
-            kept.append(replace(lot, quantity=left, cost_basis=basis))
-    return replace(account, cash=cash, lots=tuple(kept + new_lots))
+    return replace(account, cash=cash, lots=(*lots, *new_lots))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,9 @@ def machine_address() -> str:
     return name if address.startswith("127.") else address
 
 
+STORES = ("MEMORY", "ROCKSDB")  # UMH_STORE, any case
+
+
 class ConfigError(UmhError):
     """A `UMH_*` variable is missing or malformed; the message names the variable."""
 
@@ -55,6 +58,10 @@ class Settings:
     replication_factor: int | None = None
     standby_replicas: int = 1  # warm copies of each table partition on other workers
     coalesce_ms: float = 75.0
+    # solver processes (UMH_SOLVER_PROCESSES; default: the machine's cores); 0 solves in-process
+    solver_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # records of each `prices` partition read back at start (prices as state, worker/prices.py)
+    prices_readback: int = 200_000
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -64,6 +71,16 @@ class Settings:
     ssl_keyfile: str | None = None
     processing_guarantee: str = "at_least_once"
     data_dir: str | None = None
+    # the households table's store: "rocksdb" or "memory"; None: RocksDB when data_dir is set
+    store: str | None = None
+
+    @property
+    def table_store(self) -> str:
+        """Faust's store URL: RocksDB (on disk under `data_dir`: a restart replays only the
+        changelog written since) when a data directory is given, else memory."""
+        kind = self.store or ("rocksdb" if self.data_dir else "memory")
+        # RocksDB through streams/worker/store.py (writes outside a stream event)
+        return "umhrocksdb://" if kind == "rocksdb" else f"{kind}://"
 
     @property
     def broker_url(self) -> str:
@@ -266,6 +283,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ),
         standby_replicas=_integer(env, "UMH_STANDBY_REPLICAS", 1, minimum=0, maximum=10),
         coalesce_ms=_number(env, "UMH_COALESCE_MS", 75.0, minimum=0.0),
+        solver_processes=_integer(
+            env, "UMH_SOLVER_PROCESSES", os.cpu_count() or 1, minimum=0, maximum=256
+        ),
+        prices_readback=_integer(
+            env, "UMH_PRICES_READBACK", 200_000, minimum=1, maximum=1_000_000_000
+        ),
         security_protocol=protocol,
         sasl_mechanism=mechanism,
         sasl_username=username,
@@ -275,6 +298,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ssl_keyfile=keyfile,
         processing_guarantee=guarantee,
         data_dir=_optional(env, "UMH_DATA_DIR"),
+        store=(_choice(env, "UMH_STORE", STORES, None) or "").lower() or None,
     )
     values.update(overrides)
     return Settings(**values)

@@ -6,6 +6,8 @@ tests/integration); the solver is a fake that returns orders for whatever it is 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,9 +16,9 @@ import orjson
 import pytest
 
 from schemas import Household, Order, RebalanceResult
-from streams.app import EPOCH, UmhApp, create_app
 from streams.settings import Settings
-from streams.state import HouseholdState, state_from_json, state_to_json
+from streams.worker.app import EPOCH, UmhApp, create_app
+from streams.worker.state import HouseholdState, decode_state, encode_state
 
 SNAPSHOT: dict[str, Any] = {
     "household_id": "hh-1",
@@ -109,8 +111,15 @@ async def umh(
 
     u.rebalancer.persist = persist
     u.rebalancer.unknown_grace_s = 0.0  # dead-letter unknown households at once
+    u.rebalancer.prices_ready = True  # no price feed here: the snapshots carry the prices
     yield u, sent
     u.rebalancer.close()
+
+
+async def put(u: UmhApp, agent: Any, value: bytes, key: bytes) -> None:
+    """Hand the agent one message and wait until the solves it queued are published."""
+    await agent.put(value, key=key)
+    await u.rebalancer.idle()
 
 
 def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
@@ -120,7 +129,7 @@ def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
 async def test_snapshot_out_of_band_publishes_orders_and_alert(umh: Any) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
     rb = sent[0][2]
     assert rb["rebalance_id"] == "hh-1:2026-11-24:1" and sent[0][1] == "hh-1"
@@ -132,12 +141,14 @@ async def test_snapshot_out_of_band_publishes_orders_and_alert(umh: Any) -> None
 async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     rb = sent[0][2]
     async with u.agents["fills"].test_context() as agent:
         for _ in range(2):
             for i, o in enumerate(rb["orders"]):
-                await agent.put(
+                await put(
+                    u,
+                    agent,
                     orjson.dumps(
                         {
                             "fill_id": f"f{i}",
@@ -163,8 +174,10 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
 async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     u, sent = umh
     async with u.agents["cash-flows"].test_context() as agent:
-        await agent.put(b"{oops", key=b"hh-1")
-        await agent.put(
+        await put(u, agent, b"{oops", key=b"hh-1")
+        await put(
+            u,
+            agent,
             orjson.dumps(
                 {
                     "flow_id": "c",
@@ -193,9 +206,11 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
         ],
     }
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+        await put(u, agent, orjson.dumps(balanced), key=b"hh-1")
     async with u.agents["cash-flows"].test_context() as agent:
-        await agent.put(
+        await put(
+            u,
+            agent,
             orjson.dumps(
                 {
                     "flow_id": "w",
@@ -215,7 +230,7 @@ async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
 
 
 def through_changelog(state: HouseholdState) -> HouseholdState:
-    return state_from_json(orjson.loads(orjson.dumps(state_to_json(state))))
+    return decode_state(encode_state(state))
 
 
 def recovered(u: UmhApp) -> DictStore:
@@ -233,7 +248,7 @@ async def test_open_rebalance_is_durable_before_its_orders_are_visible(
 ) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
     ((published_before, state),) = persisted
     assert published_before == 0  # written and acknowledged before any order went out
@@ -252,7 +267,7 @@ async def test_recovery_republishes_the_open_rebalance_unchanged(
 ) -> None:
     u, sent = umh
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
     first = sent[0][2]
     # killed after the durable write, before the orders' ack: the survivor recovers exactly
     # what was persisted (an open rebalance not known to be published)
@@ -270,6 +285,7 @@ async def test_recovery_republishes_the_open_rebalance_unchanged(
     # and nothing new is solved while it is open: a re-check only reports pending orders
     sent.clear()
     await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    await u.rebalancer.idle()
     assert "agent.orders" not in topics(sent)
     # an expired one is not re-published (the sweep expires it and may solve again)
     u.rebalancer.clock = lambda: 1e12
@@ -293,7 +309,7 @@ async def test_solve_date_does_not_depend_on_the_worker(umh: Any) -> None:
         ],
     }
     async with u.agents["households"].test_context() as agent:
-        await agent.put(orjson.dumps(balanced), key=b"hh-1")
+        await put(u, agent, orjson.dumps(balanced), key=b"hh-1")
     assert "agent.orders" not in topics(sent)
     table = recovered(u)
     # this worker sees the breach tick (dated the 25th) while it does not own the household
@@ -301,12 +317,116 @@ async def test_solve_date_does_not_depend_on_the_worker(umh: Any) -> None:
     u.rebalancer.rebuild()
     tick_ts = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     await u.rebalancer.on_ticks({"VTI": (150.0, tick_ts, 0.0)})
+    await u.rebalancer.idle()
     assert "agent.orders" not in topics(sent)
     # then takes the partition over and re-checks at the latest prices (EPOCH tick date)
     u.rebalancer.store = table
     u.rebalancer.rebuild()
     await u.rebalancer.on_ticks({"VTI": (150.0, EPOCH, 0.0)})
+    await u.rebalancer.idle()
     orders = [v for t, _k, v in sent if t == "agent.orders"]
     assert [o["rebalance_id"] for o in orders] == ["hh-1:2026-11-25:1"]
     assert orders[0]["as_of"] == "2026-11-25"
     assert u.rebalancer.store.get("hh-1").event_day == date(2026, 11, 25)
+
+
+async def test_a_household_changed_during_its_solve_is_solved_again_not_published_stale(
+    umh: Any,
+) -> None:
+    u, sent = umh
+    gate = threading.Event()
+    seen: list[Household] = []
+
+    def slow_solve(
+        h: Household, *, sequence: int = 1, time_limit_s: float = 2.0
+    ) -> RebalanceResult:
+        seen.append(h)
+        assert gate.wait(10)
+        return fake_solve(h, sequence=sequence, time_limit_s=time_limit_s)
+
+    u.rebalancer.close()
+    u.rebalancer.solve = slow_solve
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    while not seen:  # the first solve is running
+        await asyncio.sleep(0.01)
+    deposit = {
+        "flow_id": "d",
+        "household_id": "hh-1",
+        "account_id": "hh-1-IRA",
+        "kind": "deposit",
+        "amount": 1000.0,
+        "ts": "2026-11-24T15:00:00Z",
+    }
+    async with u.agents["cash-flows"].test_context() as agent:
+        await agent.put(orjson.dumps(deposit), key=b"hh-1")
+    gate.set()
+    await u.rebalancer.idle()
+    orders = [v for t, _k, v in sent if t == "agent.orders"]
+    assert len(orders) == 1, sent  # the stale answer was dropped
+    assert len(seen) >= 2 and seen[-1].accounts[0].cash == 1000.0
+    assert (
+        u.rebalancer.store.get("hh-1").open_rebalance.result.rebalance_id
+        == (orders[0]["rebalance_id"])
+    )
+
+
+async def test_awaiting_prices_alert_then_orders_when_the_price_arrives(umh: Any) -> None:
+    u, sent = umh
+    snapshot = {**SNAPSHOT, "securities": {**SNAPSHOT["securities"]}}
+    snapshot["securities"]["VTI"] = {"asset_class": "us_equity"}  # classified, no price
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(snapshot), key=b"hh-1")
+    assert [(t, v["action"], v["missing_prices"]) for t, _k, v in sent] == [
+        ("agent.drift-alerts", "awaiting_prices", ["VTI"])
+    ]
+    tick_ts = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    await u.rebalancer.on_ticks({"VTI": (100.0, tick_ts, 0.0)})
+    await u.rebalancer.idle()
+    assert topics(sent)[1:] == ["agent.orders", "agent.drift-alerts"]
+    assert sent[2][2]["action"] == "rebalance_submitted"
+
+
+async def test_no_household_is_evaluated_before_the_prices_are_read_back(umh: Any) -> None:
+    u, sent = umh
+    u.rebalancer.prices_ready = False
+    snapshot = {**SNAPSHOT, "securities": {**SNAPSHOT["securities"]}}
+    snapshot["securities"]["VTI"] = {"asset_class": "us_equity"}
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(snapshot), key=b"hh-1")
+    assert sent == []  # not even an awaiting_prices alert: the feed may still hold the price
+    tick_ts = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    await u.rebalancer.prices_caught_up({"VTI": (100.0, tick_ts, 0.0)})
+    await u.rebalancer.idle()
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
+
+
+async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
+    u, _sent = umh
+    solved: list[str] = []
+
+    def recording(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+        solved.append(h.household_id)
+        return fake_solve(h, sequence=sequence, time_limit_s=time_limit_s)
+
+    u.rebalancer.close()
+    u.rebalancer.solve = recording
+    for i, vti in enumerate((60, 57, 59, 56, 58)):  # 60/40 target: fewer VTI, further out after
+        hid = f"hh-{i}"
+        raw = {**SNAPSHOT, "household_id": hid}
+        raw["accounts"] = [
+            {
+                **SNAPSHOT["accounts"][0],
+                "account_id": "hh-1-IRA",
+                "lots": [
+                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": vti},
+                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 100 - vti},
+                ],
+            }
+        ]
+        async with u.agents["households"].test_context() as agent:
+            await put(u, agent, orjson.dumps(raw), key=hid.encode())
+    assert solved == []  # all inside their bands at 100
+    await u.rebalancer.on_ticks({"VTI": (75.0, datetime(2026, 11, 25, tzinfo=UTC), 0.0)})
+    await u.rebalancer.idle()
+    assert solved == ["hh-3", "hh-1", "hh-4", "hh-2", "hh-0"]

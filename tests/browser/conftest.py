@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from integration.conftest import Cluster, _counter
 
-from streams.broker import embedded_broker
+from streams.kafka.broker import embedded_broker
 
 CHROMEDRIVER = Path(os.environ.get("UMH_CHROMEDRIVER", "/usr/bin/chromedriver"))
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")

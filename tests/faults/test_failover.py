@@ -22,7 +22,15 @@ next one), so an episode never resolves and re-breaches by itself; identical re-
 rebalances (same rebalance_id, same orders) are allowed, two rebalance_ids for one episode are
 not.
 
-Order matters: the worker kill runs first, the broker kill second (it leaves 2 brokers).
+A third scenario kills the leading broker during a market-wide move: every tick group's first
+episode at once (180 households out of band together), the kill a moment after the move's ticks
+are out. A killed broker is started again afterwards (same command line, same data directory)
+and the next scenario waits for all three brokers; a killed worker is started again too, and
+every household must then be valued with known prices (`missing_prices` empty, the driver's
+levels within the noise) through the console API of the restarted worker.
+
+`realized_this_year` (the worker keeps it from fills) must equal, per household without a later
+snapshot, the realized gains of its taxable sell trades.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import time
+import urllib.parse
 from collections import Counter
 from typing import Any
 
@@ -42,8 +52,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from integration.conftest import Cluster, KafkaCluster
 
-from streams.app import partition_for
-from streams.state import state_from_json
+from streams.kafka.topics import partition_for
+from streams.worker.state import decode_state
 
 from .driver import Driver
 
@@ -146,8 +156,95 @@ async def total_households(workers: list[Any]) -> int:
     return total
 
 
+def kill_broker(kafka3: KafkaCluster, node: int) -> list[str]:
+    """SIGKILL broker `node`; returns its command line, to start it again."""
+    pid = kafka3.pid(node)
+    assert pid is not None, f"broker {node} is not running"
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    os.kill(pid, signal.SIGKILL)
+    return argv
+
+
+def restart_broker(kafka3: KafkaCluster, node: int, argv: list[str]) -> None:
+    """The killed node again, on its own data directory (it rejoins and catches up)."""
+    logs = kafka3.run_dir / f"node-{node}" / "logs"
+    with open(logs / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=kafka3.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (kafka3.run_dir / f"node-{node}" / "pid").write_text(f"{proc.pid}\n")
+
+
+async def all_brokers_up(bootstrap: str, timeout_s: float = 90.0) -> None:
+    """Three brokers registered and every partition's ISR complete again (after a restart)."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            md = await metadata(bootstrap)
+            short = [
+                f"{t}[{p}]"
+                for t in md.topics()
+                for p, meta in md._partitions[t].items()
+                if len(meta.isr) < len(meta.replicas)
+            ]
+            if len(md.brokers()) == 3 and not short:
+                return
+            last = f"{len(md.brokers())} brokers, under-replicated: {short[:5]}"
+        except Exception as exc:
+            last = repr(exc)
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"the cluster did not recover its third broker: {last}")
+
+
+def realized_problems(states: dict[str, bytes], skip: set[str]) -> list[str]:
+    """realized_this_year == the realized gains of the taxable sell trades remembered (the
+    worker keeps it from fills; the driver's snapshots start the year at zero)."""
+    decoded = {hid: decode_state(raw) for hid, raw in states.items()}
+    out = []
+    for hid, s in decoded.items():
+        if hid in skip:
+            continue
+        taxable = {a.account_id for a in s.household.accounts if a.type == "taxable"}
+        want = sum(
+            t.realized_gain or 0.0 for t in s.trades if t.side == "sell" and t.account_id in taxable
+        )
+        year = s.household.realized_this_year
+        have = year.short_term_gain + year.long_term_gain
+        if abs(have - want) > 0.01:
+            out.append(f"{hid}: realized_this_year {have} != taxable sells {want}")
+    return out
+
+
+async def prices_known(worker: Any, hids: list[str], levels: dict[str, float]) -> list[str]:
+    """Every household valued at known prices through `worker` (the console forwards)."""
+    out = []
+    for hid in hids:
+        try:
+            detail = orjson.loads(worker.get(f"/api/households/{urllib.parse.quote(hid)}"))
+        except OSError as exc:
+            out.append(f"{hid}: {exc}")
+            continue
+        if detail["missing_prices"]:
+            out.append(f"{hid}: missing prices {detail['missing_prices']}")
+        for account in detail["accounts"]:
+            for holding in account["holdings"]:
+                want = levels.get(holding["symbol"])
+                got = holding["price"]
+                if want is not None and (got is None or abs(got / want - 1) > 0.02):
+                    out.append(f"{hid}: {holding['symbol']} at {got}, the market at {want:.4f}")
+    return out
+
+
 async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -> dict[str, Any]:
     started = time.monotonic()
+    await all_brokers_up(kafka3.bootstrap)
     prefix = f"f{os.getpid()}{name}."
     c = Cluster(
         kafka3.bootstrap, prefix, tmp_path, {"UMH_PARTITIONS": str(PARTITIONS)}, kind="kafka"
@@ -171,15 +268,20 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         await d.loss_sales()
         await asyncio.sleep(1.5)
         tasks = [asyncio.create_task(d.noise())]
+        market_move = fault == "broker-move"  # every group's first episode at the same moment
         for i, symbol in enumerate(d.groups):
+            start_s = 0.0 if market_move else 0.3 * i
             tasks.append(
-                asyncio.create_task(d.tick_episodes(symbol, TICK_EPISODES, start_s=0.3 * i))
+                asyncio.create_task(d.tick_episodes(symbol, TICK_EPISODES, start_s=start_s))
             )
         tasks.append(asyncio.create_task(d.deposit_episodes(DEPOSIT_EPISODES, start_s=1.0)))
-        await asyncio.sleep(6.0)  # the first episodes are under way
+        # the first episodes under way; for the market-wide move: its ticks just sent
+        # (tick_episodes waits 0.4 s before its first move), the solves in flight
+        await asyncio.sleep(0.8 if market_move else 6.0)
 
         victim_hids: list[str] = []
         survivor = f"http://127.0.0.1:{b.web_port}"
+        killed_broker: tuple[int, list[str]] | None = None
         if fault == "worker":
             owned = owned_partitions(a.log_path.read_text(errors="replace"), f"{prefix}households")
             assert owned, "cannot tell which partitions the victim owns"
@@ -197,10 +299,8 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
                 for p in md.partitions_for_topic(t) or ()
             )
             node, led = leaders.most_common(1)[0]
-            pid = kafka3.pid(node)
-            assert pid is not None
             kill_s = d.now()
-            os.kill(pid, signal.SIGKILL)
+            killed_broker = (node, kill_broker(kafka3, node))
             report["killed_broker"] = f"node {node} leading {led} of {sum(leaders.values())}"
         await asyncio.sleep(1.0)
         await d.loss_episode()
@@ -216,10 +316,22 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         await asyncio.sleep(3.0)  # late duplicates and the last changelog writes
         tasks[0].cancel()
         states = await read_all(kafka3.bootstrap, changelog(prefix))
+        # prices are state: the killed worker, started again, values what it takes over at the
+        # prices published before it started (no tick moves now: noise stopped)
+        if fault == "worker":
+            a.start(timeout_s=90)
+            deadline = time.monotonic() + 60
+            price_problems = await prices_known(a, d.all_hids(), d.level)
+            while price_problems and time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                price_problems = await prices_known(a, d.all_hids(), d.level)
+            report["prices_after_restart"] = "known" if not price_problems else price_problems[:3]
     finally:
         await d.stop()
         for w in c.workers:
             w.stop()
+        if killed_broker is not None:
+            restart_broker(kafka3, *killed_broker)
 
     # ---- one rebalance per episode, never two open at once, duplicates identical
     problems: list[str] = [f"conflicting duplicate: {x}" for x in d.conflicts]
@@ -249,7 +361,7 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         if hid not in states:
             problems.append(f"{hid}: not in the changelog")
             continue
-        state = state_from_json(orjson.loads(states[hid]))
+        state = decode_state(states[hid])
         got = {a.account_id: a for a in state.household.accounts}
         for account_id, want in accounts.items():
             acc = got[account_id]
@@ -261,6 +373,11 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             for symbol in set(have) | {s for s in want if s != "cash"}:
                 if abs(have[symbol] - want.get(symbol, 0.0)) > EPS * 100:
                     problems.append(f"{account_id}: {symbol} {have[symbol]} != {want.get(symbol)}")
+
+    # ---- realized_this_year kept (when the worker keeps it)
+    problems += realized_problems(states, set(d.loss_hids))
+    if fault == "worker" and report["prices_after_restart"] != "known":
+        problems += [f"after restart: {p}" for p in report["prices_after_restart"]]
 
     # ---- loss memory across the failover
     for hid in d.loss_hids + d.control_hids:
@@ -306,3 +423,7 @@ async def test_worker_killed(kafka3: KafkaCluster, tmp_path: Any) -> None:
 
 async def test_broker_killed(kafka3: KafkaCluster, tmp_path: Any) -> None:
     await scenario(kafka3, tmp_path, "b", "broker")
+
+
+async def test_broker_killed_during_a_market_wide_move(kafka3: KafkaCluster, tmp_path: Any) -> None:
+    await scenario(kafka3, tmp_path, "m", "broker-move")

@@ -40,12 +40,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import embedded_broker, free_port
+from streams.kafka.broker import embedded_broker, free_port
 
 from . import kafka_cluster as kc
 
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()
+MARKER = "umh_test_marker"  # a field of the marker messages of `Cluster.processed`
 TIERS = ("embedded", "kafka")
 
 
@@ -294,10 +295,40 @@ class Cluster:
         finally:
             await producer.stop()
 
+    async def processed(self, topic: str, key: str, timeout_s: float = 30.0) -> None:
+        """Return once the worker has handled every message sent so far to `topic` with `key`.
+
+        A marker (an invalid message with the same key, so on the same partition) is sent and
+        its dead letter awaited: an agent handles a partition's messages in order, one at a
+        time. The price feed evaluates a batch of ticks after reading it, so on `prices` a
+        second marker follows the first one's dead letter: it is read only once the batch
+        holding the earlier ticks has been evaluated. Markers are left out of `read`.
+        """
+        for _ in range(2 if topic == "prices" else 1):
+            marker = f"{MARKER}-{next(_counter)}-{time.monotonic_ns()}"
+            await self.send(topic, key, {MARKER: marker})
+
+            def seen(msgs: list[dict[str, Any]], marker: str = marker) -> bool:
+                return any(marker in m.get("value", "") for m in msgs)
+
+            found = await self.read("dead-letters", seen, timeout_s=timeout_s, markers=True)
+            assert seen(found), f"the worker did not get past {topic}/{key} in {timeout_s}s"
+
+    async def read_to_end(self, topic: str) -> list[dict[str, Any]]:
+        """Every message of `topic` up to its end now (after `processed`: nothing is due)."""
+        return await self.read(topic, lambda m: False, timeout_s=30.0, to_end=True)
+
     async def read(
-        self, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 15.0
+        self,
+        topic: str,
+        until: Callable[[list[dict[str, Any]]], bool],
+        timeout_s: float = 15.0,
+        *,
+        to_end: bool = False,
+        markers: bool = False,
     ) -> list[dict[str, Any]]:
-        """Every message of `topic` from the beginning, until `until(messages)` or timeout."""
+        """Every message of `topic` from the beginning, until `until(messages)` or timeout (or,
+        `to_end`, until the end offsets of now). `_worker` names the producing worker."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
         )
@@ -317,14 +348,26 @@ class Cluster:
             tps = [TopicPartition(name, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps) if to_end else {}
+
+            async def at_end() -> bool:
+                return to_end and all([await consumer.position(tp) >= end[tp] for tp in tps])
+
             deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and not until(out):
+            while time.monotonic() < deadline and not until(out) and not await at_end():
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for r in records:
-                        out.append(
-                            {"key": r.key.decode() if r.key else None, **orjson.loads(r.value)}
-                        )
+                        message = {
+                            "key": r.key.decode(errors="replace") if r.key else None,
+                            **orjson.loads(r.value),
+                        }
+                        if not markers and MARKER in str(message.get("value", "")):
+                            continue
+                        worker = dict(r.headers or ()).get("umh-worker")
+                        if worker is not None:
+                            message["_worker"] = bytes(worker).decode()
+                        out.append(message)
         finally:
             await consumer.stop()
         return out

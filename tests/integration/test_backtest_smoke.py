@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.backtest.prices import business_days, simulate_paths
-from streams.backtest.report import FIELDS
-from streams.backtest.strategies import STRATEGIES
 from streams.cli import main
-from streams.synthetic import make_universe
+from streams.tools.backtest.prices import business_days, simulate_paths
+from streams.tools.backtest.report import FIELDS
+from streams.tools.backtest.strategies import STRATEGIES
+from streams.tools.synthetic import make_universe
 
 
 def _check_outputs(out: Path) -> dict:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion, KafkaError
 
-from streams import offsets_workaround
-from streams.broker import (
+from streams.kafka import offsets_workaround
+from streams.kafka.broker import (
     BrokerNotServing,
     EmbeddedBroker,
     embedded_broker,

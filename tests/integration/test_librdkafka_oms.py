@@ -57,16 +57,17 @@ def _send_fills(c: Cluster, hid: str, fills: list[dict[str, Any]]) -> None:
 async def test_a_librdkafka_oms_reads_orders_and_writes_fills(shared: Cluster) -> None:
     hid = "hh-librdkafka"
     await shared.send("households", hid, snapshot(hid, eq="EQL", fi="FIL"))
-    await asyncio.sleep(0.5)
+    await shared.processed("households", hid)
     await shared.send("prices", "EQL", price("EQL", 150.0))
     orders = await asyncio.to_thread(_read_orders, shared, hid, 40.0)
     assert len(orders) == 1 and orders[0]["status"] == "rebalanced"
     rb = orders[0]
     fills = [fill_for(o, hid, f"{hid}-f{i}") for i, o in enumerate(rb["orders"])]
     await asyncio.to_thread(_send_fills, shared, hid, fills)
+    await shared.processed("fills", hid)  # every fill handled
     await shared.send("prices", "EQL", price("EQL", 150.5))
-    await asyncio.sleep(2.0)
-    again = of(hid)(await shared.read("orders", lambda m: False, timeout_s=1.5))
+    await shared.processed("prices", "EQL")  # the tick evaluated
+    again = of(hid)(await shared.read_to_end("orders"))
     assert len(again) == 1, "the fills were applied: no second rebalance"
-    dead = of(hid)(await shared.read("dead-letters", lambda m: False, timeout_s=1.0))
+    dead = [d for d in await shared.read_to_end("dead-letters") if d.get("key") == hid]
     assert not dead, dead

@@ -20,16 +20,18 @@ async def test_unfilled_orders_expire_and_a_new_rebalance_follows(cluster: Clust
     cluster.worker(UMH_ORDER_TTL_S="3").start()
     hid = "hh-ttl"
     await cluster.send("households", hid, snapshot(hid))
-    await asyncio.sleep(0.3)
+    await cluster.processed("households", hid)
     await cluster.send("prices", "VTI", price("VTI", 150.0))
     first = of(hid)(await cluster.read("orders", lambda m: bool(of(hid)(m))))
     # as_of is the triggering event's date: the tick's, or the snapshot's when the tick's price
     # reached the worker before the snapshot did
     assert [o["rebalance_id"] for o in first] == [f"{hid}:{first[0]['as_of']}:1"]
     # still out of band, nothing filled: after the TTL the next solve publishes again
-    later = of(hid)(await cluster.read("orders", lambda m: len(of(hid)(m)) >= 2, timeout_s=12))
-    assert [o["rebalance_id"].rsplit(":", 1)[1] for o in later][:2] == ["1", "2"]
-    alerts = of(hid)(await cluster.read("drift-alerts", lambda m: False, timeout_s=1))
+    # (and again after the next TTL: by then the second solve's alert, had there been one, is
+    # out, since a solve publishes its alert right after its orders)
+    later = of(hid)(await cluster.read("orders", lambda m: len(of(hid)(m)) >= 3, timeout_s=20))
+    assert [o["rebalance_id"].rsplit(":", 1)[1] for o in later][:3] == ["1", "2", "3"]
+    alerts = of(hid)(await cluster.read_to_end("drift-alerts"))
     assert len(alerts) == 1, "one alert per band state change, not one per solve"
 
 
@@ -38,7 +40,7 @@ async def test_restart_keeps_state_and_open_rebalance(cluster: Cluster) -> None:
     worker.start()
     hid = "hh-restart"
     await cluster.send("households", hid, snapshot(hid))
-    await asyncio.sleep(0.3)
+    await cluster.processed("households", hid)
     await cluster.send("prices", "VTI", price("VTI", 150.0))
     assert of(hid)(await cluster.read("orders", lambda m: bool(of(hid)(m))))
     await asyncio.sleep(1.5)  # let the changelog write and the offsets commit
@@ -46,13 +48,13 @@ async def test_restart_keeps_state_and_open_rebalance(cluster: Cluster) -> None:
     again = cluster.worker()
     again.start()
     await cluster.send("prices", "VTI", price("VTI", 155.0))
-    await asyncio.sleep(3.0)
-    orders = of(hid)(await cluster.read("orders", lambda m: False, timeout_s=1.5))
+    await cluster.processed("prices", "VTI")  # the tick evaluated by the restarted worker
+    orders = of(hid)(await cluster.read_to_end("orders"))
     assert len(orders) == 1, "the open rebalance survived the restart: no second one"
-    assert "status=rebalanced" not in again.log()
     metrics = again.get("/metrics").decode()
+    assert 'umh_solves_total{status="rebalanced"}' not in metrics, "solved again"
     assert "umh_households 1.0" in metrics, "the household's state was recovered"
-    alerts = of(hid)(await cluster.read("drift-alerts", lambda m: False, timeout_s=1))
+    alerts = of(hid)(await cluster.read_to_end("drift-alerts"))
     assert [a["action"] for a in alerts] == ["rebalance_submitted"]
 
 
@@ -63,7 +65,8 @@ async def test_two_workers_share_the_partitions(cluster: Cluster) -> None:
     hids = [f"hh-pair-{i}" for i in range(8)]
     for hid in hids:
         await cluster.send("households", hid, snapshot(hid))
-    await asyncio.sleep(1.0)
+    for hid in hids:
+        await cluster.processed("households", hid)
     await cluster.send("prices", "VTI", price("VTI", 150.0))
 
     def all_in(msgs: list[dict[str, Any]]) -> bool:
@@ -74,6 +77,6 @@ async def test_two_workers_share_the_partitions(cluster: Cluster) -> None:
     for m in orders:
         by_hh[m["household_id"]] = by_hh.get(m["household_id"], 0) + 1
     assert set(by_hh) == set(hids) and set(by_hh.values()) == {1}
-    logs = a.log() + b.log()
-    assert logs.count("status=rebalanced") == len(hids)
-    assert "status=rebalanced" in a.log() and "status=rebalanced" in b.log()
+    # both workers solved some (the umh-worker header names the producer of each message)
+    producers = {m["_worker"] for m in orders if m["household_id"] in hids}
+    assert producers == {f"http://127.0.0.1:{w.web_port}" for w in (a, b)}

@@ -53,6 +53,7 @@ MONEY = st.floats(min_value=0.0, max_value=1e9, allow_nan=False, allow_infinity=
 POSITIVE = st.floats(
     min_value=0.0, max_value=1e9, exclude_min=True, allow_nan=False, allow_infinity=False
 )
+PRICE = st.floats(min_value=1e-6, max_value=1e9)
 SIGNED = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 RATE = st.floats(min_value=0.0, max_value=1.0)
 DAYS_FROM = date(1990, 1, 1)
@@ -79,7 +80,7 @@ def securities(draw: st.DrawFn) -> dict[str, Security]:
                 symbol=symbol,
                 exposures={cls: 1.0},
                 asset_class=cls,
-                price=draw(POSITIVE),
+                price=draw(PRICE),
                 wash_group=wash_group,
                 fractional=draw(st.booleans()),
             )
@@ -87,7 +88,7 @@ def securities(draw: st.DrawFn) -> dict[str, Security]:
             out[symbol] = Security(
                 symbol=symbol,
                 exposures=draw(weights()),
-                price=draw(POSITIVE),
+                price=draw(PRICE),
                 wash_group=wash_group,
                 fractional=draw(st.booleans()),
             )
@@ -228,7 +229,7 @@ def orders(draw: st.DrawFn) -> Order:
         symbol=draw(IDS),
         side=side,
         quantity=draw(POSITIVE),
-        est_price=draw(POSITIVE),
+        est_price=draw(PRICE),
         est_value=draw(MONEY),
         reason=draw(st.sampled_from(REASONS)),
         lots=lots,

@@ -11,7 +11,7 @@ import pytest
 from schemas import LotRelief, TaxRates, parse_household
 from schemas.events import Fill
 from solver import household_drift
-from streams.backtest.accounting import (
+from streams.tools.backtest.accounting import (
     Carry,
     LotGain,
     TaxLedger,
@@ -20,12 +20,12 @@ from streams.backtest.accounting import (
     sell_gains,
     settle_year,
 )
-from streams.backtest.engine import Market, simulate_household
-from streams.backtest.flows import make_flows
-from streams.backtest.prices import business_days, simulate_paths
-from streams.backtest.strategies import STRATEGIES
-from streams.state import apply_fill, from_snapshot
-from streams.synthetic import make_household, make_universe
+from streams.tools.backtest.engine import Market, simulate_household
+from streams.tools.backtest.flows import make_flows
+from streams.tools.backtest.prices import business_days, simulate_paths
+from streams.tools.backtest.strategies import STRATEGIES
+from streams.tools.synthetic import make_household, make_universe
+from streams.worker.state import apply_fill, from_snapshot
 
 RATES = TaxRates(short_term_rate=0.40, long_term_rate=0.20)
 USD_TOL = 1e-6

@@ -11,11 +11,11 @@ import pytest
 
 from schemas import Account, Household, Lot, RebalanceResult, Security
 from solver.per_account import relief_order
-from streams.backtest.engine import Market, simulate_household, with_recent_buys
-from streams.backtest.prices import business_days, simulate_paths
-from streams.backtest.strategies import Strategy
-from streams.backtest.transition import BUDGET_USED_SHARE, run_transition
-from streams.synthetic import make_household, make_universe
+from streams.tools.backtest.engine import Market, simulate_household, with_recent_buys
+from streams.tools.backtest.prices import business_days, simulate_paths
+from streams.tools.backtest.strategies import Strategy
+from streams.tools.backtest.transition import BUDGET_USED_SHARE, run_transition
+from streams.tools.synthetic import make_household, make_universe
 
 START = date(2026, 1, 2)
 

@@ -23,7 +23,7 @@ DEPLOY = ROOT / "deploy"
 CONTRACT_TOPICS = {
     "securities": "compact",
     "households": "compact",
-    "prices": "delete",
+    "prices": "compact",  # prices are state (CONTRACT.md section 4)
     "fills": "delete",
     "cash-flows": "delete",
     "orders": "delete",

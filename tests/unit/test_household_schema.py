@@ -226,7 +226,8 @@ def test_target_must_sum_to_one() -> None:
 
 def test_target_weights_are_not_negative_and_the_target_is_not_empty() -> None:
     issues = issues_of(make_household(target={"us_equity": 1.2, "fixed_income": -0.2}))
-    assert issues == {"target.fixed_income": "must be >= 0"}  # no misleading sum issue on top
+    # Each bad weight is named; no misleading sum issue on top.
+    assert issues == {"target.us_equity": "must be <= 1", "target.fixed_income": "must be >= 0"}
     assert issues_of(make_household(target={})) == {"target": "must name at least one asset class"}
     assert issues_of(make_household(target=[0.6, 0.4])) == {"target": "must be an object"}
 
@@ -251,21 +252,29 @@ def test_price_must_be_positive() -> None:
     raw["securities"]["VTI"]["price"] = 0
     raw["securities"]["BND"]["price"] = -72.0
     assert issues_of(raw) == {
-        "securities.VTI.price": "must be > 0",
-        "securities.BND.price": "must be > 0",
+        "securities.VTI.price": "must be >= 1e-6",
+        "securities.BND.price": "must be >= 1e-6",
     }
 
 
 def test_duplicate_lot_ids_within_an_account() -> None:
     raw = make_household()
     raw["accounts"][1]["lots"][3]["lot_id"] = "B-1"
-    assert issues_of(raw) == {"accounts[1].lots[3].lot_id": "duplicate lot id 'B-1'"}
+    issues = issues_of(raw)
+    assert list(issues) == ["accounts[1].lots[3].lot_id"]
+    assert (
+        "duplicate lot id 'B-1' (also at accounts[1].lots[1])"
+        in issues["accounts[1].lots[3].lot_id"]
+    )
 
 
-def test_the_same_lot_id_in_two_accounts_is_fine() -> None:
+def test_lot_ids_are_unique_across_the_household() -> None:
+    """Contract section 1: `lot_id`s are unique within the household, not just the account."""
     raw = make_household()
     raw["accounts"][0]["lots"][0]["lot_id"] = "B-1"
-    parse_household(raw)
+    issues = issues_of(raw)
+    assert list(issues) == ["accounts[1].lots[1].lot_id"]
+    assert "(also at accounts[0].lots[0])" in issues["accounts[1].lots[1].lot_id"]
 
 
 def test_duplicate_account_ids() -> None:
@@ -283,7 +292,10 @@ def test_exposures_must_sum_to_one() -> None:
 def test_exposures_are_weights() -> None:
     raw = make_household()
     raw["securities"]["BAL"] = {"price": 50.0, "exposures": {"us_equity": 1.5, "cash": -0.5}}
-    assert issues_of(raw) == {"securities.BAL.exposures.cash": "must be >= 0"}
+    assert issues_of(raw) == {
+        "securities.BAL.exposures.us_equity": "must be <= 1",
+        "securities.BAL.exposures.cash": "must be >= 0",
+    }
     raw["securities"]["BAL"] = {"price": 50.0, "exposures": {}}
     assert set(issues_of(raw)) == {"securities.BAL.exposures"}
     assert not SCHEMA.is_valid(raw)
@@ -454,3 +466,250 @@ def test_any_corruption_of_a_valid_snapshot_fails_cleanly(data: st.DataObject) -
     except ValidationError as exc:
         assert exc.issues
         assert all(isinstance(i.path, str) and i.message for i in exc.issues)
+
+
+# --------------------------------------------------------------------------- the new fields
+
+
+def test_the_new_fields_default_as_the_contract_says() -> None:
+    h = parse_household(make_household())
+    o = h.options
+    assert o.max_realized_gain_year is None and o.max_turnover is None
+    assert o.allow_sells is True
+    assert o.defer_short_term_days == 0 and o.target_tax_budget_bps == 0.0
+    assert not any(lot.locked for a in h.accounts for lot in a.lots)
+    assert (h.realized_this_year.short_term_gain, h.realized_this_year.long_term_gain) == (0, 0)
+    # null is "not given" for each of them
+    raw = make_household(
+        options=dict.fromkeys(
+            ("max_realized_gain_year", "allow_sells", "max_turnover", "defer_short_term_days"),
+            None,
+        ),
+        realized_this_year=None,
+    )
+    assert parse_household(raw) == h
+
+
+def test_the_new_fields_are_read_and_round_trip() -> None:
+    raw = make_household(
+        options={
+            "max_realized_gain_year": 12_000.0,
+            "allow_sells": False,
+            "max_turnover": 0.1,
+            "defer_short_term_days": 45.0,  # a whole number written as a float is that number
+            "target_tax_budget_bps": 5,
+        },
+        realized_this_year={"short_term_gain": -2500.0, "long_term_gain": 8000},
+    )
+    raw["accounts"][1]["lots"][2]["locked"] = True
+    h = parse_household(raw)
+    o = h.options
+    assert (o.max_realized_gain_year, o.allow_sells, o.max_turnover) == (12_000.0, False, 0.1)
+    assert o.defer_short_term_days == 45 and isinstance(o.defer_short_term_days, int)
+    assert o.target_tax_budget_bps == 5.0
+    assert [lot.locked for lot in h.accounts[1].lots] == [False, False, True, False, False]
+    assert h.realized_this_year.net == 5500.0
+    encoded = household_to_json(h)
+    SCHEMA.validate(encoded)
+    assert encoded["accounts"][1]["lots"][2]["locked"] is True
+    assert "locked" not in encoded["accounts"][1]["lots"][0]  # the default is left out
+    assert encoded["realized_this_year"] == {"short_term_gain": -2500.0, "long_term_gain": 8000.0}
+    assert parse_household(loads(dumps(encoded))) == h
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_realized_gain_year", -1.0, "must be >= 0"),
+        ("max_realized_gain_year", "1000", "must be a number"),
+        ("allow_sells", 0, "must be true or false"),
+        ("max_turnover", 1.5, "must be <= 1"),
+        ("max_turnover", -0.01, "must be >= 0"),
+        ("defer_short_term_days", -1, "must be >= 0"),
+        ("defer_short_term_days", 2.5, "must be a whole number"),
+        ("defer_short_term_days", True, "must be a number"),
+        ("defer_short_term_days", 10**13, "must be at most 1e12 in absolute value"),
+        ("target_tax_budget_bps", 10_000.01, "must be <= 10000"),
+        ("target_tax_budget_bps", -1, "must be >= 0"),
+    ],
+)
+def test_the_new_options_are_validated(key: str, value: Any, message: str) -> None:
+    raw = make_household(options={key: value})
+    assert issues_of(raw) == {f"options.{key}": message}
+    assert not SCHEMA.is_valid(raw)
+
+
+def test_locked_and_realized_this_year_are_validated() -> None:
+    raw = make_household(realized_this_year={"short_term_gain": math.inf, "long_term_gain": "x"})
+    raw["accounts"][0]["lots"][0]["locked"] = "true"
+    assert issues_of(raw) == {
+        "accounts[0].lots[0].locked": "must be true or false",
+        "realized_this_year.short_term_gain": "must be finite",
+        "realized_this_year.long_term_gain": "must be a number",
+    }
+    assert issues_of(make_household(realized_this_year=[1, 2])) == {
+        "realized_this_year": "must be an object"
+    }
+
+
+# --------------------------------------------------------------------------- the contract's ranges
+
+LIMIT = "must be at most 1e12 in absolute value"
+
+
+def set_at(raw: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    node: Any = raw
+    for key in path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(key, str) else node[key]
+    node[path[-1]] = value
+
+
+#: (where, a value just inside the range, a value just outside, the message for the outside one)
+RANGES: list[tuple[tuple[Any, ...], Any, Any, str]] = [
+    (("securities", "VTI", "price"), 1e12, 1.000001e12, LIMIT),
+    (("securities", "VTI", "price"), 1e-6, 9.99e-7, "must be >= 1e-6"),
+    (("securities", "BND", "price"), 10**12, 2**64, LIMIT),
+    (("securities", "BND", "price"), 1e-6, 1e-300, "must be >= 1e-6"),
+    (("accounts", 1, "lots", 4, "quantity"), 1e12, 1e300, LIMIT),
+    (("accounts", 1, "lots", 4, "quantity"), 1e-12, 0.0, "must be > 0"),
+    (("accounts", 1, "lots", 4, "cost_basis"), 1e12, 2**70, LIMIT),
+    (("accounts", 0, "cash"), 1e12, 1e308, LIMIT),
+    (("accounts", 0, "cash"), 10**12, 2**64, LIMIT),
+    (("accounts", 0, "cash"), 0, -1e-9, "must be >= 0"),
+    (("accounts", 0, "cash_needed"), 1e12, 10**400, LIMIT),
+    (("options", "min_trade_value"), 1e12, 1e13, LIMIT),
+    (("options", "harvest_min_loss"), 0.0, -1.0, "must be >= 0"),
+    (("options", "max_realized_gain"), 0.0, -100.0, "must be >= 0"),
+    (("options", "max_realized_gain"), 1e12, 1e15, LIMIT),
+    (("options", "max_realized_gain_year"), 1e12, -(2**64), LIMIT),
+    (("options", "max_realized_gain_year"), 0, -0.5, "must be >= 0"),
+    (("options", "transaction_cost_bps"), 1000, 10_000, "must be <= 1000"),
+    (("options", "target_tax_budget_bps"), 10_000, 10_001, "must be <= 10000"),
+    (("options", "max_turnover"), 1, 1.0000001, "must be <= 1"),
+    (("bands", "absolute"), 1.0, 1.2, "must be <= 1"),
+    (("bands", "relative"), 1.0, 1.5, "must be <= 1"),
+    (("bands", "floor"), 0.0, 2.0, "must be <= 1"),
+    (("bands", "overrides", "cash", "absolute"), 1.0, 2.0, "must be <= 1"),
+    (("bands", "overrides", "cash", "floor"), 0.0, -0.1, "must be >= 0"),
+    (("tax", "short_term_rate"), 1.0, 1.01, "must be <= 1"),
+    (("tax", "long_term_rate"), 0.0, -0.2, "must be >= 0"),
+    (("realized_this_year", "short_term_gain"), -1e12, -1.5e12, LIMIT),
+    (("realized_this_year", "long_term_gain"), 1e12, 2**64, LIMIT),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "inside", "outside", "message"),
+    RANGES,
+    ids=[f"{'.'.join(map(str, w))}={o!r:.12}" for w, _, o, _ in RANGES],
+)
+def test_each_number_is_held_to_its_range(
+    where: tuple[Any, ...], inside: Any, outside: Any, message: str
+) -> None:
+    raw = make_household(bands={"overrides": {"cash": {}}})
+    set_at(raw, where, inside)
+    parse_household(raw)
+    set_at(raw, where, outside)
+    path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in where).lstrip(".")
+    assert issues_of(raw) == {path: message}
+
+
+def test_recent_trades_and_exposures_are_held_to_their_ranges() -> None:
+    trade: dict[str, Any] = {"account_id": "A", "symbol": "VTI", "side": "sell"}
+    trade.update(date="2026-11-10", quantity=1e12)
+    raw = make_household(recent_trades=[{**trade, "realized_gain": -1e12}])
+    raw["securities"]["BAL"] = {"price": 1.0, "exposures": {"us_equity": 0.5, "cash": 0.5}}
+    parse_household(raw)
+    raw["recent_trades"] = [{**trade, "quantity": 2**64, "realized_gain": -1e300}]
+    raw["securities"]["BAL"]["exposures"] = {"us_equity": 1.5, "cash": -0.5}
+    assert issues_of(raw) == {
+        "recent_trades[0].quantity": LIMIT,
+        "recent_trades[0].realized_gain": LIMIT,
+        "securities.BAL.exposures.us_equity": "must be <= 1",
+        "securities.BAL.exposures.cash": "must be >= 0",
+    }
+
+
+def test_a_lot_acquired_after_as_of_is_invalid_and_on_as_of_is_fine() -> None:
+    raw = make_household()
+    raw["accounts"][1]["lots"][3]["acquired"] = "2026-11-24"
+    parse_household(raw)
+    raw["accounts"][1]["lots"][3]["acquired"] = "2026-11-25"
+    raw["accounts"][0]["lots"][0]["acquired"] = "2027-01-01"
+    issues = issues_of(raw)
+    assert set(issues) == {"accounts[1].lots[3].acquired", "accounts[0].lots[0].acquired"}
+    assert "on or before as_of (2026-11-24)" in issues["accounts[1].lots[3].acquired"]
+
+
+def test_a_bad_as_of_does_not_also_blame_every_lot() -> None:
+    assert set(issues_of(make_household(as_of="1999-02-30"))) == {"as_of"}
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        (b'"cash": NaN', "accounts[0].cash"),
+        (b'"cash": Infinity', "accounts[0].cash"),
+        (b'"cash": -Infinity', "accounts[0].cash"),
+        (b'"cash": 1e400', "accounts[0].cash"),
+        (b'"cash": 1' + b"0" * 5000, "accounts[0].cash"),
+    ],
+)
+def test_numbers_json_cannot_carry_are_located_by_path(text: bytes, path: str) -> None:
+    """orjson refuses NaN, Infinity and overflowing numbers without naming a field; loads finds
+    where they are, so the invalid_input answer still says which field is wrong."""
+    wire = dumps(make_household()).replace(b'"cash":100.0', text, 1)
+    assert text in wire
+    with pytest.raises(ValidationError) as info:
+        loads(wire)
+    (issue,) = info.value.issues
+    assert issue.path == path
+    assert "must be a finite number of at most 1e12" in issue.message
+
+
+def test_huge_integers_that_decode_are_rejected_by_range_not_by_a_crash() -> None:
+    for big in (2**63, 2**64 - 1, 2**64, 2**70, 10**30):
+        wire = dumps(make_household()).replace(b'"cash":100.0', b'"cash":%d' % big, 1)
+        assert issues_of(loads(wire)) == {"accounts[0].cash": LIMIT}
+
+
+# --------------------------------------------------------------------------- one canonical form
+
+
+def test_maps_are_canonical_whatever_the_key_order() -> None:
+    """Contract section 5: the answer does not depend on JSON key order; the records hold every
+    map with its keys sorted, so two snapshots that differ only in key order are one household."""
+    raw = make_household(
+        buy_list={"us_equity": ["VTI", "ITOT"], "fixed_income": ["BND"]},
+        location={"us_equity": ["taxable"], "fixed_income": ["tax_deferred", "taxable"]},
+        bands={"overrides": {"us_equity": {"absolute": 0.03}, "cash": {"absolute": 0.02}}},
+    )
+    raw["securities"]["BAL"] = {"price": 5.0, "exposures": {"us_equity": 0.5, "fixed_income": 0.5}}
+    raw["accounts"][0]["buy_list"] = {"us_equity": ["ITOT"], "fixed_income": ["MUB"]}
+    reordered = json.loads(json.dumps(raw), object_pairs_hook=lambda pairs: dict(pairs[::-1]))
+    assert list(reordered["securities"]) != list(raw["securities"])
+    a, b = parse_household(raw), parse_household(reordered)
+    assert a == b
+    for h in (a, b):
+        assert list(h.securities) == ["BAL", "BND", "VTI"]
+        assert list(h.target) == ["fixed_income", "us_equity"]
+        assert list(h.buy_list) == list(h.location) == ["fixed_income", "us_equity"]
+        assert list(h.bands.overrides) == ["cash", "us_equity"]
+        assert list(h.securities["BAL"].exposures) == ["fixed_income", "us_equity"]
+        assert list(h.accounts[0].buy_list) == ["fixed_income", "us_equity"]
+        assert h.buy_list["us_equity"] == ("VTI", "ITOT")  # a list's order is a preference: kept
+    assert dumps(household_to_json(a)) == dumps(household_to_json(b))
+
+
+def test_records_built_in_code_are_canonical_too() -> None:
+    h = parse_household(make_household())
+    built = Household(
+        household_id=h.household_id,
+        as_of=h.as_of,
+        target={"us_equity": 0.6, "fixed_income": 0.4},
+        accounts=h.accounts,
+        securities={"VTI": h.securities["VTI"], "BND": h.securities["BND"]},
+    )
+    assert list(built.target) == ["fixed_income", "us_equity"]
+    assert list(built.securities) == ["BND", "VTI"]
+    assert list(built.with_prices({"VTI": 250.0}).securities) == ["BND", "VTI"]

@@ -187,3 +187,121 @@ def test_parsers_accept_the_examples_and_their_output_validates(name: str, path:
     encoded = encode(record)
     validator(name).validate(encoded)
     assert parse(loads(dumps(encoded))) == record
+
+
+# --------------------------------------------------------------------------- the contract's ranges
+
+INVALID = Path(__file__).parents[1] / "data" / "invalid"
+#: Bad inputs the schema language cannot see: NaN is not JSON (the lenient parser reads it as a
+#: float that compares false with every bound), and two rules span fields.
+BEYOND_THE_SCHEMA = {
+    "cash_nan",
+    "lot_after_as_of",
+    "duplicate_lot_ids_across_accounts",
+}
+
+
+@pytest.mark.parametrize("path", sorted(INVALID.glob("*.json")), ids=lambda p: p.stem)
+def test_the_household_schema_rejects_the_out_of_range_inputs(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    if path.stem in BEYOND_THE_SCHEMA:
+        assert validator("household").is_valid(raw), "the list above is out of date"
+    else:
+        assert not validator("household").is_valid(raw)
+
+
+def full_household() -> dict[str, Any]:
+    """The contract's example with every optional field of section 1 set, at its range edges."""
+    raw = read(EXAMPLES / "household.v1.json")
+    raw["options"].update(
+        max_realized_gain=1e12,
+        transaction_cost_bps=1000,
+        max_realized_gain_year=0.0,
+        allow_sells=False,
+        max_turnover=1.0,
+        defer_short_term_days=30,
+        target_tax_budget_bps=10_000,
+    )
+    raw["bands"].update(absolute=1.0, relative=0.0, floor=1.0)
+    raw["accounts"][0]["lots"][0].update(locked=True, quantity=1e12, cost_basis=1e12)
+    raw["accounts"][0]["cash"] = 10**12  # an integer at the limit counts as that number
+    raw["securities"]["VTI"]["price"] = 1e-6
+    raw["securities"]["BAL"]["price"] = 1e12
+    raw["realized_this_year"] = {"short_term_gain": -1e12, "long_term_gain": 1e12}
+    return raw
+
+
+def test_every_new_field_at_its_range_edge_is_valid_to_the_schema_and_the_parser() -> None:
+    from schemas import parse_household
+
+    raw = full_household()
+    validator("household").validate(raw)
+    h = parse_household(raw)
+    assert h.options.max_realized_gain_year == 0.0 and not h.options.allow_sells
+    assert h.accounts[0].lots[0].locked
+    assert h.realized_this_year.long_term_gain == 1e12
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("options", "max_realized_gain_year"), -0.01),
+        (("options", "max_turnover"), 1.01),
+        (("options", "max_turnover"), -0.1),
+        (("options", "defer_short_term_days"), -1),
+        (("options", "defer_short_term_days"), 1.5),
+        (("options", "target_tax_budget_bps"), 10_000.5),
+        (("options", "transaction_cost_bps"), 1000.5),
+        (("options", "allow_sells"), "false"),
+        (("options", "min_trade_value"), 1e12 * 1.01),
+        (("realized_this_year", "short_term_gain"), -2e12),
+        (("realized_this_year", "long_term_gain"), 2**64),
+        (("bands", "floor"), 1.5),
+    ],
+    ids=lambda v: str(v),
+)
+def test_the_schema_and_the_parser_agree_on_each_range(where: tuple[str, str], value: Any) -> None:
+    from schemas import ValidationError, parse_household
+
+    raw = full_household()
+    raw[where[0]][where[1]] = value
+    assert not validator("household").is_valid(raw)
+    with pytest.raises(ValidationError) as info:
+        parse_household(raw)
+    assert [i.path for i in info.value.issues] == [".".join(where)]
+
+
+RANGE_EVENTS: list[tuple[str, dict[str, Any], str]] = [
+    ("price", {"price": 1e300}, "price"),
+    ("price", {"price": 1e-7}, "price"),
+    ("price", {"price": 2**64}, "price"),
+    ("fill", {"quantity": 1e13}, "quantity"),
+    ("fill", {"price": 5e-7}, "price"),
+    ("fill", {"lots": [{"lot_id": "L-1", "quantity": 2**70}]}, "lots[0].quantity"),
+    ("cash_flow", {"amount": 1.5e12}, "amount"),
+    ("cash_flow", {"amount": 2**64}, "amount"),
+    ("security", {"asset_class": None, "exposures": {"us_equity": 1.5, "cash": -0.5}}, "*"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "path"), RANGE_EVENTS, ids=[f"{n}-{p}" for n, _, p in RANGE_EVENTS]
+)
+def test_section_4_inputs_hold_their_numbers_to_the_ranges(
+    name: str, change: dict[str, Any], path: str
+) -> None:
+    from schemas import ValidationError, events
+
+    parsers = {
+        "price": events.parse_price,
+        "fill": events.parse_fill,
+        "cash_flow": events.parse_cash_flow,
+        "security": events.parse_security_event,
+    }
+    message = {**read(EXAMPLES / f"{name}.v1.json"), **change}
+    message = {k: v for k, v in message.items() if v is not None}
+    assert not validator(name).is_valid(message), message
+    with pytest.raises(ValidationError) as info:
+        parsers[name](message)
+    paths = [i.path for i in info.value.issues]
+    assert paths == [path] if path != "*" else paths == ["exposures.us_equity", "exposures.cash"]

@@ -38,3 +38,11 @@ def test_bad_advertised_host_names_the_variable(bad: str) -> None:
 
 def test_machine_address_is_not_a_wildcard() -> None:
     assert settings_module.machine_address() not in settings_module.WILDCARD_HOSTS
+
+
+def test_the_table_store_is_rocksdb_with_a_data_dir_and_memory_without() -> None:
+    assert load_settings({}).table_store == "memory://"
+    assert load_settings({"UMH_DATA_DIR": "/var/lib/umh"}).table_store == "umhrocksdb://"
+    assert load_settings({"UMH_DATA_DIR": "/d", "UMH_STORE": "memory"}).table_store == "memory://"
+    with pytest.raises(ConfigError, match="UMH_STORE"):
+        load_settings({"UMH_STORE": "redis"})

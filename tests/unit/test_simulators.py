@@ -18,7 +18,7 @@ from schemas.events import (
     parse_price,
     price_to_json,
 )
-from streams.simulators import (
+from streams.tools.simulators import (
     CLASS_PARAMS,
     FACTOR_CORRELATION,
     MarketModel,
@@ -30,8 +30,8 @@ from streams.simulators import (
     settling_withdrawal,
     topic,
 )
-from streams.simulators.custodian import CustodianSimulator, Pending, apply_fill_to_cash
-from streams.synthetic import make_book, make_universe
+from streams.tools.simulators.custodian import CustodianSimulator, Pending, apply_fill_to_cash
+from streams.tools.synthetic import make_book, make_universe
 
 TS = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
 DAY = 1.0 / 252

@@ -17,11 +17,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract_checker import violations
+from streams.tools.contract_check import violations
 
 ROOT = Path(__file__).resolve().parents[2]
 UMH = ROOT / ".venv" / "bin" / "umh"
 EXAMPLE = ROOT / "examples" / "household.json"
+EXIT_CODES = {
+    "rebalanced": 0,
+    "no_action": 0,
+    "band_unreachable": 0,
+    "infeasible": 1,
+    "solver_error": 1,
+    "invalid_input": 2,
+}
 
 
 def umh(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -180,16 +188,131 @@ def test_saved_scenarios_obey_the_hard_rules_through_the_cli(name: str) -> None:
     path = ROOT / "tests" / "data" / "scenarios" / name
     p = umh(str(path))
     r = one_document(p.stdout)
-    assert (
-        p.returncode
-        == {
-            "rebalanced": 0,
-            "no_action": 0,
-            "band_unreachable": 0,
-            "infeasible": 1,
-            "solver_error": 1,
-            "invalid_input": 2,
-        }[r["status"]]
-    )
+    assert p.returncode == EXIT_CODES[r["status"]]
     assert violations(json.loads(path.read_text()), r) == []
     assert r["status"] != "solver_error", r["messages"]  # every saved household is valid
+
+
+# --------------------------------------------------------------------------- out-of-range input
+
+INVALID = ROOT / "tests" / "data" / "invalid"
+#: Each file in tests/data/invalid (the bad inputs of issue 13 and the contract's ranges) and the
+#: paths its `errors` must name: exactly those, so that one bad field does not hide or add others.
+INVALID_PATHS = {
+    "price_1e300": {"securities.VTI.price"},
+    "price_1e-300": {"securities.VTI.price"},
+    "price_below_1e-6": {"securities.BND.price"},
+    "price_1e400": {"securities.MUB.price"},
+    "price_infinity": {"securities.AGG.price"},
+    "quantity_1e300": {"accounts[0].lots[1].quantity"},
+    "cash_1e308": {"accounts[1].cash"},
+    "cash_int_2pow64": {"accounts[0].cash"},
+    "cash_nan": {"accounts[0].cash"},
+    "cash_needed_above_1e12": {"accounts[3].cash_needed"},
+    "cost_basis_int_2pow70": {"accounts[2].lots[0].cost_basis"},
+    "band_parts_above_1": {"bands.relative", "bands.overrides.cash.absolute"},
+    "lot_after_as_of": {"accounts[1].lots[1].acquired"},
+    "duplicate_lot_ids_across_accounts": {"accounts[2].lots[0].lot_id"},
+    "negative_max_realized_gain": {"options.max_realized_gain"},
+    "cost_10000_bps": {"options.transaction_cost_bps"},
+    "weights_and_rates_outside_0_1": {
+        "target.us_equity",
+        "target.fixed_income",
+        "tax.short_term_rate",
+    },
+    "new_fields_out_of_range": {
+        "options.max_realized_gain_year",
+        "options.allow_sells",
+        "options.max_turnover",
+        "options.defer_short_term_days",
+        "options.target_tax_budget_bps",
+        "accounts[0].lots[0].locked",
+        "realized_this_year.short_term_gain",
+        "realized_this_year.long_term_gain",
+    },
+}
+
+
+def test_every_invalid_file_has_its_expected_paths() -> None:
+    assert {p.stem for p in INVALID.glob("*.json")} == set(INVALID_PATHS)
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_PATHS))
+def test_out_of_range_input_is_invalid_input_naming_the_field(name: str) -> None:
+    """Issue 13: 1e300 prices, 2**64 cash and the like ended in a traceback with empty output;
+    band parts above 1, lots after as_of, repeated lot ids, a negative tax budget and 10,000 bps
+    of costs were accepted. Each is now an `invalid_input` answer (exit 2) naming the field."""
+    p = umh(str(INVALID / f"{name}.json"))
+    assert b"Traceback" not in p.stderr, p.stderr.decode()
+    assert p.returncode == 2
+    r = one_document(p.stdout)
+    assert r["status"] == "invalid_input"
+    assert r["orders"] == []
+    assert {e["path"] for e in r["errors"]} == INVALID_PATHS[name]
+    assert all(e["message"] for e in r["errors"])
+
+
+def test_batch_answers_every_line_whatever_it_holds(tmp_path: Path) -> None:
+    """Issue 13: in --batch one line's exception ended the batch (5 lines in, 1 out)."""
+    bad = [(INVALID / f"{n}.json").read_text() for n in ("price_1e300", "cash_int_2pow64")]
+    lines = [
+        json.dumps(example()),
+        json.dumps(json.loads(bad[0])),
+        "not json at all",
+        json.dumps(json.loads(bad[1])),
+        (INVALID / "cash_nan.json").read_text().replace("\n", " "),
+        '"a string"',
+        json.dumps(example()),
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    p = umh("--batch", str(path))
+    assert p.returncode == 0, p.stderr
+    assert b"Traceback" not in p.stderr
+    results = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert [r["status"] for r in results][1:6] == ["invalid_input"] * 5
+    assert results[1]["household_id"] == "bad-price-1e300"
+    assert [e["path"] for e in results[1]["errors"]] == ["securities.VTI.price"]
+    assert [e["path"] for e in results[3]["errors"]] == ["accounts[0].cash"]
+    assert [e["path"] for e in results[4]["errors"]] == ["accounts[0].cash"]
+    assert results[0]["status"] == results[6]["status"] == "rebalanced"
+    assert [o["order_id"] for o in results[0]["orders"]] == [
+        o["order_id"] for o in results[6]["orders"]
+    ]
+
+
+def test_the_largest_valid_numbers_still_get_a_contract_answer(tmp_path: Path) -> None:
+    """Inside the ranges (a lot of 1e12 shares at 1e12, bonds at 1e-6: a buy beyond 64-bit
+    integers) the answer is one result document, never a traceback or an encoding failure."""
+    h = example()
+    h["securities"]["VTI"]["price"] = 1e12
+    h["accounts"][0]["lots"][0]["quantity"] = 1e12
+    h["accounts"][0]["cash"] = 1e12
+    for symbol in ("BND", "AGG", "MUB", "VXUS", "IXUS"):
+        h["securities"][symbol]["price"] = 1e-6
+    p = umh("-", stdin=json.dumps(h).encode())
+    assert b"Traceback" not in p.stderr, p.stderr.decode()
+    r = one_document(p.stdout)
+    assert p.returncode == EXIT_CODES[r["status"]]
+    assert r["status"] != "invalid_input"
+    assert r["household_id"] == "hh-smith"
+
+
+EXTREME = ROOT / "tests" / "data" / "extreme_valid"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXTREME.glob("*.json")))
+def test_valid_households_at_the_range_edges_get_a_contract_answer(name: str) -> None:
+    """Households whose every number is inside the contract's ranges, at its edges (prices of
+    1e12 beside 1e-6, a lot of 1e12 shares): validation accepts them and the CLI answers."""
+    p = umh(str(EXTREME / name))
+    assert b"Traceback" not in p.stderr, p.stderr.decode()
+    r = one_document(p.stdout)
+    assert r["status"] != "invalid_input", r.get("errors")
+    assert p.returncode == EXIT_CODES[r["status"]]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXTREME.glob("*.json")))
+def test_valid_households_at_the_range_edges_are_never_a_solver_error(name: str) -> None:
+    r = one_document(umh(str(EXTREME / name)).stdout)
+    assert r["status"] != "solver_error", r["messages"]

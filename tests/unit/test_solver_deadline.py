@@ -10,7 +10,7 @@ import numpy as np
 from schemas import result_to_json
 from solver import solve
 from solver.solve import SMALL_ACCOUNTS
-from streams.synthetic import make_book, make_universe
+from streams.tools.synthetic import make_book, make_universe
 
 
 def _json(h, limit):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ import numpy as np
 
 from schemas import result_to_json
 from solver import solve
-from streams.synthetic import make_book, make_universe
+from streams.tools.synthetic import make_book, make_universe
 
 
 def _json(h):  # type: ignore[no-untyped-def]

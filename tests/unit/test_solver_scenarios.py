@@ -1,6 +1,6 @@
 """One small, hand-made household per capability a user relies on (CONTRACT.md sections 1-3).
 
-Every scenario also runs the independent checker (tests/contract_checker.py) on the result.
+Every scenario also runs the independent checker (streams/tools/contract_check.py) on the result.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from solver import solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract_checker import apply_orders, drift, out_of_band, swaps, violations
+from streams.tools.contract_check import apply_orders, drift, out_of_band, swaps, violations
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 AS_OF = "2026-11-24"

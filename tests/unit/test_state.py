@@ -19,10 +19,11 @@ from schemas import (
     parse_household,
 )
 from schemas.events import CashFlow, Fill
-from streams.state import (
+from streams.worker.state import (
     HouseholdState,
     apply_cash_flow,
     apply_fill,
+    check_known_order,
     expire_open_rebalance,
     from_snapshot,
     household_day,
@@ -210,6 +211,11 @@ def test_bad_fills_raise_without_change() -> None:
         apply_fill(s, fill(side="sell", qty=21))
     with pytest.raises(ValidationError):
         apply_fill(s, fill(side="sell", qty=2, lots=(LotRelief("L-3", 2),)))
+    # the worker's check: an id in the rebalancer's own space (household:as_of:sequence:n)
+    # that it never issued is invalid; any other order id is a trade placed outside it
+    with pytest.raises(ValidationError, match="unknown order"):
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:9:0"))
+    assert check_known_order(s, fill(order_id="manual-7")) is s
 
 
 def test_cash_flows() -> None:
@@ -272,6 +278,16 @@ def test_serialisation_round_trip() -> None:
     s = replace(s, band_state="us_equity|rebalance_submitted")
     raw = orjson.loads(orjson.dumps(state_to_json(s)))
     assert state_from_json(raw) == s
+
+
+def test_a_buy_after_the_snapshots_as_of_survives_the_table() -> None:
+    """A buy fill of a later event day adds a lot acquired after the snapshot's `as_of`; that is
+    state, not a bad snapshot, so the stored state must still load (a snapshot with such a lot is
+    invalid, contract section 1)."""
+    s, _ = apply_fill(make_state(), fill("b9", ts=TS + timedelta(days=9)))
+    assert s.household.accounts[0].lots[-1].acquired > s.household.as_of
+    assert state_from_json(orjson.loads(orjson.dumps(state_to_json(s)))) == s
+    assert to_household(s).as_of >= s.household.accounts[0].lots[-1].acquired
 
 
 def test_household_day_is_the_latest_event_date() -> None:
@@ -359,7 +375,7 @@ def test_batch_drift_agrees_with_household_drift() -> None:
     import numpy as np
 
     from solver.drift import household_drift
-    from streams.book import batch_drift, book_row
+    from streams.worker.book import batch_drift, book_row
 
     states = [
         make_state(),
@@ -374,3 +390,70 @@ def test_batch_drift_agrees_with_household_drift() -> None:
         k = len(ref.classes)
         assert np.allclose(batch.weight[i, :k], ref.weight)
         assert batch.out_of_band(i) == ref.out_of_band
+
+
+# --------------------------------------------------------------------------- realized this year
+
+
+def test_taxable_sell_fills_add_to_realized_this_year_by_holding_period() -> None:
+    s = make_state(realized_this_year={"short_term_gain": 100.0, "long_term_gain": -50.0})
+    # L-1: 10 VTI at 200/share bought 2022 (long-term); L-2: 10 at 300/share bought 2025-01-03
+    # (long-term on 2026-11-24 too); sell 5 of each at 250
+    sells = (LotRelief("L-1", 5.0), LotRelief("L-2", 5.0))
+    s, _ = apply_fill(s, fill("s1", "sell", 10, 250.0, lots=sells))
+    r = to_household(s).realized_this_year
+    assert r.short_term_gain == pytest.approx(100.0)
+    assert r.long_term_gain == pytest.approx(-50.0 + 5 * 50.0 - 5 * 50.0)
+    # a lot bought this year is short-term
+    s, _ = apply_fill(s, fill("b1", "buy", 4, 200.0, ts=TS - timedelta(days=60)))
+    s, _ = apply_fill(s, fill("s2", "sell", 4, 250.0, lots=(LotRelief("b1", 4.0),)))
+    assert to_household(s).realized_this_year.short_term_gain == pytest.approx(100.0 + 4 * 50.0)
+    # the same fill again changes nothing
+    again, changed = apply_fill(s, fill("s2", "sell", 4, 250.0, lots=(LotRelief("b1", 4.0),)))
+    assert not changed and again.household.realized_this_year == s.household.realized_this_year
+
+
+def test_sells_outside_taxable_accounts_realize_nothing() -> None:
+    s, _ = apply_fill(make_state(), fill("s1", "sell", 10, 80.0, symbol="BND", account="hh-1-IRA"))
+    r = to_household(s).realized_this_year
+    assert r.short_term_gain == 0.0 and r.long_term_gain == 0.0
+
+
+def test_realized_this_year_resets_on_1_january_in_event_time() -> None:
+    s = make_state(realized_this_year={"short_term_gain": 0.0, "long_term_gain": 900.0})
+    new_year = date(2027, 1, 1)
+    assert to_household(s, date(2026, 12, 31)).realized_this_year.long_term_gain == 900.0
+    assert to_household(s, new_year).realized_this_year.long_term_gain == 0.0
+    jan = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)
+    s, _ = apply_fill(s, fill("s1", "sell", 1, 250.0, lots=(LotRelief("L-1", 1.0),), ts=jan))
+    assert to_household(s).realized_this_year.long_term_gain == pytest.approx(50.0)
+    # a late record of a December sale does not reopen the closed year
+    dec = datetime(2026, 12, 30, 15, 0, tzinfo=UTC)
+    s, _ = apply_fill(s, fill("s2", "sell", 1, 250.0, lots=(LotRelief("L-1", 1.0),), ts=dec))
+    assert to_household(s).realized_this_year.long_term_gain == pytest.approx(50.0)
+    back = state_from_json(orjson.loads(orjson.dumps(state_to_json(s))))
+    assert to_household(back).realized_this_year == to_household(s).realized_this_year
+
+
+def test_console_detail_shows_realized_this_year_and_the_controls() -> None:
+    from streams.console.view import household_detail
+
+    raw = make_snapshot(options={"max_realized_gain_year": 5000.0, "allow_sells": False})
+    raw["accounts"][0]["lots"][0]["locked"] = True
+    s = from_snapshot(parse_household(raw, prices_required=False), None)
+    s, _ = apply_fill(s, fill("s1", "sell", 2, 250.0, lots=(LotRelief("L-2", 2.0),)))
+    detail = household_detail(s, {}, {})
+    assert detail["realized_this_year"] == {"short_term_gain": 0.0, "long_term_gain": -100.0}
+    controls = detail["controls"]
+    assert controls["max_realized_gain_year"] == 5000.0 and controls["allow_sells"] is False
+    assert controls["locked_lots"] == 1
+    lots_shown = detail["accounts"][0]["holdings"][0]["lots"]
+    assert [lot["locked"] for lot in lots_shown] == [True, False]
+
+
+def test_a_late_fill_of_an_earlier_rebalance_still_applies() -> None:
+    # two rebalances issued: a fill of the first arrives after the second was opened
+    s = replace(make_state(), sequence=2)
+    assert check_known_order(s, fill(order_id="hh-1:2026-11-20:1:0")) is s
+    with pytest.raises(ValidationError, match="unknown order"):
+        check_known_order(s, fill(order_id="hh-1:2026-11-24:3:0"))

@@ -1,4 +1,4 @@
-"""streams.synthetic: valid, seeded, realistic households and universes."""
+"""streams.tools.synthetic: valid, seeded, realistic households and universes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from schemas import dumps, household_to_json, loads, parse_household
 from solver.drift import household_drift
-from streams.synthetic import (
+from streams.tools.synthetic import (
     MIN_SYMBOLS,
     make_book,
     make_household,

@@ -1,0 +1,460 @@
+"""The Faust app of `umh worker`: topics, the `households` table, agents, the price feed, timers.
+
+Agents are short loops: decode, hand the record to the `Rebalancer`, dead-letter what cannot be
+decoded or applied. Every input topic is keyed by household_id and co-partitioned with the table
+(same partition count, same murmur2 key placement), and every agent runs with concurrency 1
+(faust issue #606: concurrency > 1 can commit past an unprocessed message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from schemas import ValidationError
+from streams.kafka.topics import TopicNames, min_insync_replicas, partition_for, ssl_context
+from streams.settings import Settings
+from streams.worker import inputs
+from streams.worker.dead_letters import dead_letter
+from streams.worker.events import WorkerEvents
+from streams.worker.metrics import Metrics
+from streams.worker.prices import PriceFeed
+from streams.worker.rebalancer import Rebalancer, UnknownHousehold
+from streams.worker.solving import SolveFn
+from streams.worker.state import HouseholdState, decode_state, encode_state
+from streams.worker.store import HouseholdRocksDB  # noqa: F401 - registers umhrocksdb://
+
+log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a household's day
+WORKER_HEADER = "umh-worker"
+#: Decoded household states kept in memory (the most recently used); the rest are table bytes.
+DECODED_CACHE = 4096  # header on every output message: the producing worker's URL
+
+
+class TableStore:
+    """The `households` table as the Rebalancer's store, with a decoded cache in front of it.
+
+    Values are `encode_state` bytes (compact: ~2.3 KB for a household of 60 lots, where the
+    plain JSON was ~10 KB), and that is what one change writes to the changelog. The decoded
+    states of the most recently used households are kept in a bounded cache
+    (`DECODED_CACHE`): the rest live only as those bytes (memory per household). Only keys of
+    partitions this worker owns now are visible through `keys()`; the cache is dropped on every
+    revocation.
+    """
+
+    def __init__(
+        self,
+        table: Any,
+        owned: Any,
+        partitions: int,
+        producer: Any = None,
+        events: WorkerEvents | None = None,
+        cache_size: int = DECODED_CACHE,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.table = table
+        self.events = events or WorkerEvents()
+        self.owned = owned  # () -> set of owned partition numbers
+        self.partitions = partitions
+        self.producer = producer  # () -> Faust's producer, for `persist`
+        self.cache: OrderedDict[str, HouseholdState] = OrderedDict()
+        self.cache_size = cache_size
+        self.metrics = metrics or Metrics()
+
+    def get(self, household_id: str) -> HouseholdState | None:
+        state = self.cache.get(household_id)
+        if state is not None:
+            self.cache.move_to_end(household_id)
+            return state
+        raw = self.table.get(household_id.encode())
+        if raw is None:
+            return None
+        state = decode_state(raw)
+        self._remember(state)
+        return state
+
+    def _remember(self, state: HouseholdState) -> None:
+        self.cache[state.household_id] = state
+        self.cache.move_to_end(state.household_id)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+
+    def put(self, state: HouseholdState) -> None:
+        self._remember(state)
+        value = encode_state(state)
+        self.metrics.changelog_bytes.inc(len(value))
+        self.metrics.changelog_writes.inc()
+        self.table[state.household_id.encode()] = value
+        self.events.changed(state.household_id)
+
+    async def persist(self, state: HouseholdState) -> None:
+        """Write the household's current table value to the changelog and wait for the ack.
+
+        A table write only queues its changelog record in Faust's producer buffer, and
+        `producer.flush()` gives up on that buffer after 0.1 s; this sends the same bytes
+        directly and awaits the broker's acknowledgement (acks=all), so the write survives a
+        kill -9 that follows. The queued record (same value) lands too: last value wins.
+        """
+        if self.producer is None:
+            return
+        key = state.household_id.encode()
+        raw = self.table.get(key)
+        if raw is None:
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        partition = partition_for(state.household_id, self.partitions)
+        await self.producer().send_and_wait(topic, key, raw, partition, None, None)
+
+    def delete(self, household_id: str) -> None:
+        self.cache.pop(household_id, None)
+        key = household_id.encode()
+        if key in self.table:
+            del self.table[key]
+        self.events.changed(household_id)
+
+    def ids(self) -> Iterable[str]:
+        owned = self.owned()
+        for key in list(self.table.keys()):
+            hid = key.decode() if isinstance(key, bytes) else str(key)
+            if partition_for(hid, self.partitions) in owned:
+                yield hid
+
+
+@dataclass
+class UmhApp:
+    """The Faust app and the pieces the web routes and tests reach into."""
+
+    app: faust.App
+    settings: Settings
+    rebalancer: Rebalancer
+    store: TableStore
+    feed: PriceFeed
+    metrics: Metrics
+    topics: TopicNames
+    agents: dict[str, Any]
+    events: WorkerEvents
+
+    def household_states(self) -> dict[str, HouseholdState]:
+        """The states of the households this worker owns now (for the operations console)."""
+        out: dict[str, HouseholdState] = {}
+        for hid in self.store.ids():
+            state = self.store.get(hid)
+            if state is not None:
+                out[hid] = state
+        return out
+
+    def healthy(self) -> bool:
+        """Running, past recovery, price feed ready, and owning at least one partition."""
+        app: Any = self.app
+        try:
+            assigned = bool(app.assignor.assigned_actives())
+            recovered = app.tables.recovery.completed.is_set()
+        except Exception:
+            return False
+        return (
+            bool(app.started)
+            and assigned
+            and recovered
+            and self.feed.ready.is_set()
+            and not app.rebalancing
+        )
+
+
+def _credentials(settings: Settings) -> Any:
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
+    names = TopicNames.of(settings)
+    rf = settings.replication_factor or 1  # the worker resolves it from the cluster first
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        broker_credentials=_credentials(settings),
+        store=settings.table_store,  # RocksDB when UMH_DATA_DIR is set (a restart is quick)
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        # changelog and Faust's internal topics: same factor as the contract's topics
+        topic_replication_factor=rf,
+        # a warm copy of every table partition on another worker: a takeover after a crash
+        # replays only the tail of the changelog instead of all of it
+        table_standby_replicas=settings.standby_replicas,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.advertised_host,
+        # what peers forward console requests to (assignment metadata): never a wildcard
+        canonical_url=settings.canonical_url,
+        datadir=settings.data_dir or tempfile.mkdtemp(prefix=f"umh-{settings.app_id}-"),
+        broker_session_timeout=6.0,  # takeover after a crash; Kafka's minimum by default
+        broker_heartbeat_interval=1.0,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    households = raw_topic(names.households)
+    fills = raw_topic(names.fills)
+    flows = raw_topic(names.cash_flows)
+    out_topics = {n: raw_topic(n) for n in (names.orders, names.drift_alerts, names.dead_letters)}
+    table = app.Table(
+        # bytes keys and values: Faust serialises both "raw", so a key lands in the changelog
+        # partition murmur2 picks for the same bytes on the input topics.
+        f"{settings.topic_prefix}households",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        use_partitioner=True,  # writes from the tick path, outside stream iteration
+        extra_topic_configs=(
+            {"min.insync.replicas": str(min_insync_replicas(rf))} if rf >= 2 else {}
+        ),
+    )
+
+    def owned() -> set[int]:
+        return {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.households
+        }
+
+    events = WorkerEvents()
+    metrics = Metrics()
+    store = TableStore(
+        table, owned, settings.partitions, lambda: app.producer, events, metrics=metrics
+    )
+    # Every output message names the worker that produced it (operators, and the fault tests'
+    # takeover measurement, tell a survivor's messages from a dead worker's in-flight ones).
+    produced_by = [(WORKER_HEADER, str(app.conf.canonical_url).encode())]
+    observed_kinds = {names.orders: "orders", names.drift_alerts: "alert"}
+
+    async def publish(topic: str, key: str | bytes | None, value: bytes) -> Any:
+        # Straight through the producer, not Faust's topic buffer: a buffered send is only
+        # flushed by the commit timer (~2-3 s of latency per order). Returns once the broker
+        # acknowledged it (acks=all): an open rebalance is marked published only then.
+        assert topic in out_topics, topic
+        sent = await app.producer.send_and_wait(
+            topic, key.encode() if isinstance(key, str) else key, value, None, None, produced_by
+        )
+        kind = observed_kinds.get(topic)
+        if kind is not None:
+            events.published(kind, value)
+        return sent
+
+    # no household is evaluated before the price feed has read every price back
+    rebalancer = Rebalancer(
+        settings, store, publish, metrics, solve=solve, persist=store.persist, prices_ready=False
+    )
+
+    async def to_dead_letters(
+        topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, error: str
+    ) -> None:
+        metrics.dead_letters.inc()
+        log.warning(
+            "dead letter topic=%s partition=%d offset=%d key=%r error=%s",
+            topic,
+            partition,
+            offset,
+            key,
+            error,
+        )
+        dl_key, dl_value = dead_letter(
+            topic, partition, offset, key, value, error, datetime.now(UTC)
+        )
+        # through the rebalancer's publisher, so that agent tests can collect dead letters; the
+        # original key bytes as they were. A dead letter that cannot be published is logged:
+        # it never stops the stream.
+        try:
+            await rebalancer.publish(names.dead_letters, dl_key, dl_value)
+        except Exception:
+            log.exception(
+                "could not publish the dead letter of topic=%s partition=%d offset=%d",
+                topic,
+                partition,
+                offset,
+            )
+
+    def on_event(topic: str) -> None:
+        metrics.events.labels(topic=topic).inc()
+
+    async def on_ticks(ticks: Any) -> int:
+        started = await rebalancer.on_ticks(ticks)
+        events.ticked(ticks)
+        return started
+
+    def on_security(security: Any) -> None:
+        rebalancer.on_security(security)
+        events.securities_changed()
+
+    async def on_caught_up(ticks: Any) -> int:
+        metrics.price_catch_up_seconds.set(feed.catch_up_s or 0.0)
+        evaluated = await rebalancer.prices_caught_up(ticks)
+        events.ticked(ticks)
+        return evaluated
+
+    feed = PriceFeed(settings, on_ticks, on_security, to_dead_letters, on_event, on_caught_up)
+
+    async def guarded(event: Any, handle: Any) -> None:
+        message = event.message
+        on_event(message.topic)
+        try:
+            await handle(message.key, message.value)
+            return
+        except (ValidationError, UnknownHousehold) as exc:
+            error = str(exc)
+        except Exception as exc:  # the stream goes on; the message's coordinates are logged
+            log.exception(
+                "failed topic=%s partition=%d offset=%d key=%r",
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+            )
+            error = f"internal error: {exc!r}"
+        await to_dead_letters(
+            message.topic, message.partition, message.offset, message.key, message.value, error
+        )
+
+    # Decoding and key checks: streams/worker/inputs.py (keys stay bytes until validated).
+    async def handle_snapshot(key: bytes | None, value: bytes | None) -> None:
+        record = inputs.household_message(key, value)
+        if isinstance(record, inputs.Delete):
+            await rebalancer.on_delete(record.household_id)
+            return
+        await rebalancer.on_snapshot(record)
+
+    async def handle_fill(key: bytes | None, value: bytes | None) -> None:
+        await rebalancer.on_fill(inputs.fill_message(key, value))
+
+    async def handle_flow(key: bytes | None, value: bytes | None) -> None:
+        await rebalancer.on_cash_flow(inputs.cash_flow_message(key, value))
+
+    @app.agent(households, concurrency=1)
+    async def households_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_snapshot)
+
+    @app.agent(fills, concurrency=1)
+    async def fills_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_fill)
+
+    @app.agent(flows, concurrency=1)
+    async def cash_flows_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(event, handle_flow)
+
+    async def price_feed() -> None:
+        rebalancer.start()  # the solver processes start while the prices are read back
+        await feed.run()
+
+    async def expire_orders() -> None:
+        if not app.rebalancing:
+            await rebalancer.sweep()
+
+    async def report_lag() -> None:
+        lag = await feed.lag()
+        consumer: Any = app.consumer
+        try:
+            for tp in app.assignor.assigned_actives():
+                high = consumer.highwater(tp)
+                read = consumer._read_offset.get(tp)  # best effort: a private map
+                if high is not None:
+                    lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - ((read or -1) + 1))
+        except Exception:
+            pass
+        for topic, behind in lag.items():
+            metrics.consumer_lag.labels(topic=topic).set(behind)
+        metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
+
+    async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
+        store.cache.clear()
+        rebalancer.forget(rebalancer.household_ids())
+
+    async def recheck() -> None:
+        # An open rebalance recovered from the changelog unpublished may never have reached
+        # `orders` (its worker was killed between the write and the ack): publish it, as is.
+        try:
+            await rebalancer.republish_open(rebalancer.household_ids())
+        except Exception:
+            log.exception("re-publishing open rebalances after recovery failed")
+        # Ticks that arrived while partitions moved found no owner (the price feed is outside
+        # the group), so a breach seen by a worker that then died would wait for the next
+        # tick of its symbols: evaluate the newly owned households once at the latest prices
+        # (each is solved for its own latest event date, whichever worker does it). Before
+        # the feed has caught up this is left to `prices_caught_up`.
+        if rebalancer.prices_ready:
+            try:
+                await rebalancer.recheck(rebalancer.household_ids())
+            except Exception:
+                log.exception("re-check after recovery failed")
+
+    async def track_output_topics() -> None:
+        # Faust picks a partition for the table's changelog (use_partitioner) and keyed output
+        # synchronously from the producer's metadata cache; on Apache Kafka that cache holds
+        # only topics the producer has asked about, so the first write to a topic it has not
+        # seen fails ("'NoneType' object is not iterable"). Asking once makes it track them.
+        try:
+            producer: Any = app.producer
+            inner = producer._ensure_producer()
+            for name in (table.changelog_topic.get_topic_name(), *out_topics):
+                await inner.partitions_for(name)
+        except Exception:
+            log.exception("could not load producer metadata for the output topics")
+
+    @table.on_recover
+    async def on_recovered() -> None:
+        await track_output_topics()
+        store.cache.clear()
+        rebalancer.rebuild()
+        asyncio.get_running_loop().create_task(recheck())
+
+    async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
+        rebalancer.close()
+
+    # Registered by call, not by decorator: Faust's decorators are untyped.
+    wiring: Any = app
+    wiring.task(price_feed)
+    wiring.timer(interval=max(0.2, min(1.0, settings.order_ttl_s / 3)))(expire_orders)
+    wiring.timer(interval=5.0)(report_lag)
+    wiring.on_partitions_revoked.connect(on_revoked)
+    wiring.on_before_shutdown.connect(on_shutdown)
+
+    umh = UmhApp(
+        app,
+        settings,
+        rebalancer,
+        store,
+        feed,
+        metrics,
+        names,
+        {"households": households_agent, "fills": fills_agent, "cash-flows": cash_flows_agent},
+        events,
+    )
+    return umh

@@ -1,0 +1,671 @@
+"""The worker's shell around the decision core: decode -> decide -> solve -> publish.
+
+No Faust here: the Faust app hands it a `Store` (the table) and a `Publisher` (its topics), so
+agent tests can give it fakes. An event changes a household with the pure functions of
+`state.py`, under that household's asyncio lock; then `_evaluate` builds the solver's view,
+computes the drift once (or takes it from the tick batch's vectorised drift), and asks
+`solver.decide.decide` what to do. An alert is published at once; a solve goes to a priority
+queue (furthest outside its bands first) that dispatchers drain into a pool of solver processes
+(`streams/worker/solving.py`), so the event loop never waits for a solve and every core solves.
+
+Rules the shell keeps: at most one solve in flight and one open rebalance per household; the
+open rebalance is durable in the changelog (`persist`) before its orders are published; a
+household whose state changed while its solve ran is evaluated again, its stale answer dropped
+(price ticks alone do not count as a change: the next tick re-evaluates against the open orders);
+no household is evaluated before the price feed has caught up (`prices_caught_up`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from schemas import Household, RebalanceResult, Security, dumps, result_to_json
+from schemas.events import CashFlow, Fill, drift_alert_to_json
+from solver.decide import Decision, Standing, after_solve, decide
+from solver.drift import DriftReport, household_drift, missing_prices
+from streams.settings import Settings
+from streams.worker.book import BookRow, batch_drift, book_row
+from streams.worker.metrics import Metrics
+from streams.worker.solving import SolveFn, SolveJob, SolveQueue, SolverPool
+from streams.worker.state import (
+    HouseholdState,
+    apply_cash_flow,
+    apply_fill,
+    check_known_order,
+    expire_open_rebalance,
+    from_snapshot,
+    household_day,
+    mark_published,
+    next_sequence,
+    open_rebalance,
+    open_rebalance_expired,
+    to_household,
+    with_band_state,
+    with_event_day,
+)
+
+log = logging.getLogger(__name__)
+
+#: After a solve that published nothing, a household is not re-solved on ticks for this long
+#: (a fill, cash flow or snapshot lifts it): a band that cannot be reached is not retried per tick.
+QUIET_AFTER_NO_ORDERS_S = 30.0
+#: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
+#: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
+UNKNOWN_GRACE_S = 3.0
+# Seconds between two harvest checks of one household on ticks (wall clock: a pacing timer).
+HARVEST_RECHECK_S = 30.0
+# Solves dispatched at once per solver process: one solving, one being persisted and published.
+DISPATCH_PER_PROCESS = 2
+# Solves handed to a solver process at once (one pickle round trip): the top of the queue.
+SOLVES_PER_HANDOFF = 8
+# Households evaluated on the loop between two yields (lets dispatchers feed the pool early).
+EVALUATE_SLICE = 32
+
+
+class Store(Protocol):
+    def get(self, household_id: str) -> HouseholdState | None: ...
+    def put(self, state: HouseholdState) -> None: ...
+    def delete(self, household_id: str) -> None: ...
+    def ids(self) -> Iterable[str]: ...
+
+
+class Publisher(Protocol):
+    def __call__(self, topic: str, key: str | bytes | None, value: bytes) -> Awaitable[Any]: ...
+
+
+#: Makes the store's latest write of a household durable (the table's changelog record
+#: acknowledged); awaited before a rebalance's orders are published.
+Persist = Callable[[HouseholdState], Awaitable[None]]
+
+
+class UnknownHousehold(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a tick needs to know of a household beside its drift, without decoding its state."""
+
+    band_state: str | None
+    opened_at_s: float | None
+    cash_short: bool
+    harvests: bool
+
+
+@dataclass
+class Rebalancer:
+    settings: Settings
+    store: Store
+    publish: Publisher
+    metrics: Metrics = field(default_factory=Metrics)
+    solve: SolveFn | None = None
+    persist: Persist | None = None
+    clock: Callable[[], float] = time.time
+    unknown_grace_s: float = UNKNOWN_GRACE_S
+    #: False until the price feed has read every price back (`prices_caught_up`); events are
+    #: applied meanwhile, evaluated once it is. Agent tests without a feed start True.
+    prices_ready: bool = True
+    prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
+    price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
+    securities: dict[str, Security] = field(default_factory=dict)  # the security master
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
+    _rows: dict[str, BookRow | None] = field(default_factory=dict)
+    _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
+    _tracked: dict[str, Household] = field(default_factory=dict)  # the household a row is of
+    _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
+    _quiet_until: dict[str, float] = field(default_factory=dict)
+    _out_of_band: set[str] = field(default_factory=set)
+    _arrived: dict[str, asyncio.Event] = field(default_factory=dict)
+    _given_up: dict[str, float] = field(default_factory=dict)  # unknown id -> when (no re-wait)
+    _version: dict[str, int] = field(default_factory=dict)  # hid -> state writes so far
+    _inflight: set[str] = field(default_factory=set)
+    _queue: SolveQueue | None = None
+    _pool: SolverPool | None = None
+    _dispatchers: list[asyncio.Task[None]] = field(default_factory=list)
+    _busy: int = 0
+    _idle: asyncio.Event | None = None
+
+    # ----------------------------------------------------------------- ownership and caches
+
+    def lock(self, household_id: str) -> asyncio.Lock:
+        lock = self._locks.get(household_id)
+        if lock is None:
+            lock = self._locks[household_id] = asyncio.Lock()
+        return lock
+
+    def household_ids(self) -> list[str]:
+        return list(self._rows)
+
+    def state(self, household_id: str) -> HouseholdState | None:
+        return self.store.get(household_id)
+
+    def rebuild(self) -> None:
+        """Re-index the households this worker owns now (after an assignment or recovery)."""
+        self._rows.clear()
+        self._meta.clear()
+        self._tracked.clear()
+        self._index.clear()
+        self._out_of_band.clear()
+        for hid in list(self.store.ids()):
+            state = self.store.get(hid)
+            if state is not None:
+                self._track(state, force=True)
+        self.metrics.households.set(len(self._rows))
+        self.metrics.out_of_band.set(len(self._out_of_band))
+        log.info("owned households=%d symbols=%d", len(self._rows), len(self._index))
+
+    def forget(self, household_ids: Iterable[str]) -> None:
+        for hid in household_ids:
+            self._untrack(hid)
+            if self._queue is not None:
+                self._queue.discard(hid)
+        self.metrics.households.set(len(self._rows))
+        self.metrics.out_of_band.set(len(self._out_of_band))
+
+    def _untrack(self, hid: str) -> None:
+        row = self._rows.pop(hid, None)
+        self._meta.pop(hid, None)
+        self._tracked.pop(hid, None)
+        for symbol in row.symbols if row else ():
+            self._index.get(symbol, set()).discard(hid)
+        self._out_of_band.discard(hid)
+        self._quiet_until.pop(hid, None)
+
+    def _track(self, state: HouseholdState, *, force: bool = False) -> None:
+        hid = state.household_id
+        hh = state.household
+        if force or self._tracked.get(hid) is not hh:
+            # holdings, cash or configuration changed (else the row is still right)
+            old = self._rows.get(hid)
+            for symbol in old.symbols if old else ():
+                self._index.get(symbol, set()).discard(hid)
+            h = to_household(state, securities=self.securities)
+            self._rows[hid] = book_row(h)
+            for symbol in state.held_symbols:
+                self._index.setdefault(symbol, set()).add(hid)
+            self._tracked[hid] = hh
+        self._meta[hid] = Meta(
+            state.band_state,
+            None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
+            any(a.cash_needed > a.cash for a in hh.accounts),
+            hh.options.harvest_losses and hh.mode == "rebalance",
+        )
+        if state.band_state and not state.band_state.startswith("awaiting:"):
+            self._out_of_band.add(hid)
+        else:
+            self._out_of_band.discard(hid)
+
+    def _save(self, before: HouseholdState | None, state: HouseholdState) -> HouseholdState:
+        if state is not before:
+            self.store.put(state)
+            self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
+            self._track(state)
+            self.metrics.households.set(len(self._rows))
+            self.metrics.out_of_band.set(len(self._out_of_band))
+        return state
+
+    # ----------------------------------------------------------------- event handlers
+
+    async def on_snapshot(self, household: Household) -> HouseholdState:
+        hid = household.household_id
+        # A snapshot's own prices count as of its as_of until a later tick (contract, 4).
+        for symbol, sec in household.securities.items():
+            if sec.price is not None and self.price_days.get(symbol, date.min) < household.as_of:
+                self.prices[symbol] = sec.price
+                self.price_days[symbol] = household.as_of
+        async with self.lock(hid):
+            before = self.store.get(hid)
+            state = self._save(before, from_snapshot(household, before))
+            self._quiet_until.pop(hid, None)
+            saved = await self._evaluate(hid, household.as_of)
+        arrived = self._arrived.pop(hid, None)
+        if arrived is not None:
+            arrived.set()
+        self._given_up.pop(hid, None)
+        return saved or state
+
+    async def on_delete(self, household_id: str) -> None:
+        async with self.lock(household_id):
+            self.store.delete(household_id)
+            self._version[household_id] = self._version.get(household_id, 0) + 1
+            self.forget([household_id])
+
+    async def on_fill(self, fill: Fill) -> bool:
+        def change(s: HouseholdState) -> tuple[HouseholdState, bool]:
+            return apply_fill(check_known_order(s, fill), fill)
+
+        return await self._apply(fill.household_id, fill.ts.date(), change)
+
+    async def on_cash_flow(self, flow: CashFlow) -> bool:
+        return await self._apply(
+            flow.household_id, flow.ts.date(), lambda s: apply_cash_flow(s, flow)
+        )
+
+    async def _apply(
+        self,
+        hid: str,
+        day: date,
+        change: Callable[[HouseholdState], tuple[HouseholdState, bool]],
+    ) -> bool:
+        if self.store.get(hid) is None:
+            await self._wait_for_snapshot(hid)
+        async with self.lock(hid):
+            before = self.store.get(hid)
+            if before is None:
+                raise UnknownHousehold(f"unknown household {hid!r} (no snapshot seen)")
+            state, changed = change(before)  # ValidationError propagates: nothing changed
+            if not changed:
+                return False
+            self._quiet_until.pop(hid, None)
+            self._save(before, state)
+            await self._evaluate(hid, day)
+            return True
+
+    async def _wait_for_snapshot(self, hid: str) -> None:
+        now = self.clock()
+        if self.unknown_grace_s <= 0 or now - self._given_up.get(hid, -1e18) < 60.0:
+            return
+        event = self._arrived.setdefault(hid, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), self.unknown_grace_s)
+        except TimeoutError:
+            self._given_up[hid] = now
+            if len(self._given_up) > 10_000:
+                self._given_up.clear()
+        finally:
+            self._arrived.pop(hid, None)
+
+    def on_security(self, security: Security) -> None:
+        self.securities[security.symbol] = security
+        for hid in list(self._index.get(security.symbol, ())):
+            state = self.store.get(hid)
+            if state is not None:
+                self._track(state, force=True)
+
+    def _take_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> None:
+        for symbol, (price, ts, _t) in ticks.items():
+            day = ts.date()
+            known = self.price_days.get(symbol)
+            if known is not None and day < known:
+                continue  # older than the price we hold (a snapshot's, or an earlier tick's)
+            self.prices[symbol] = price
+            self.price_days[symbol] = day
+
+    async def prices_caught_up(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
+        """The price feed has read every price back: take them, then evaluate every owned
+        household once (none was evaluated before; each is solved for its own event date)."""
+        self._take_ticks(ticks)
+        self.prices_ready = True
+        return await self.recheck(self.household_ids())
+
+    async def recheck(self, household_ids: Iterable[str]) -> int:
+        """Evaluate these households at the latest prices (after recovery or catch-up)."""
+        ids = list(household_ids)
+        for n, hid in enumerate(ids):
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min)
+            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
+                await asyncio.sleep(0)
+        return len(ids)
+
+    async def on_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> int:
+        """A coalesced batch: symbol -> (price, event ts, record time s). Returns the households
+        evaluated (whose solves, if any, are queued)."""
+        self._take_ticks(ticks)
+        if not self.prices_ready:
+            return 0
+        affected: set[str] = set()
+        for symbol in ticks:
+            affected.update(self._index.get(symbol, ()))
+        if not affected:
+            return 0
+        ids = sorted(h for h in affected if self._rows.get(h) is not None)
+        rows = [r for h in ids if (r := self._rows[h]) is not None]
+        batch = batch_drift(rows, self.prices)
+        now = self.clock()
+        candidates: list[tuple[float, str, int, float | None]] = []
+        ttl_s = self.settings.order_ttl_s
+        for i, hid in enumerate(ids):
+            meta = self._meta.get(hid)
+            if meta is None:
+                continue
+            row = rows[i]
+            candidate = (
+                bool(batch.breached[i].any())
+                or not batch.priced[i]
+                or meta.band_state is not None
+                or meta.cash_short
+                or (meta.opened_at_s is not None and now - meta.opened_at_s >= ttl_s)
+                or (meta.harvests and self._harvest_due(hid, now))
+            )
+            if not candidate:
+                continue
+            held = [ticks[s] for s in row.symbols if s in ticks]
+            origin = min((t for _p, _ts, t in held), default=None)
+            candidates.append((-float(batch.excess[i]), hid, i, origin))
+        candidates.sort()  # furthest outside its bands first
+        for n, (_, hid, i, origin) in enumerate(candidates):
+            report = batch.report(i) if batch.priced[i] else None
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min, origin, report=report, from_tick=True)
+            if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
+                await asyncio.sleep(0)  # let the dispatchers start on the first solves
+        return len(candidates)
+
+    def _harvest_due(self, hid: str, now: float) -> bool:
+        """A harvest is not urgent: re-check a household for one at most every
+        HARVEST_RECHECK_S, so that half the book is not re-solved for it on every tick."""
+        if now - self._harvest_checked.get(hid, -1e18) < HARVEST_RECHECK_S:
+            return False
+        self._harvest_checked[hid] = now
+        return True
+
+    async def sweep(self) -> None:
+        """Expire open rebalances past their TTL (wall clock) and re-check those households."""
+        now = self.clock()
+        ttl_s = self.settings.order_ttl_s
+        for hid, meta in list(self._meta.items()):
+            if meta.opened_at_s is None or now - meta.opened_at_s < ttl_s:
+                continue
+            async with self.lock(hid):
+                await self._evaluate(hid, date.min)
+
+    # ----------------------------------------------------------------- decide
+
+    def _view(
+        self, state: HouseholdState, day: date
+    ) -> tuple[HouseholdState, Household, DriftReport | None]:
+        """The household at its latest event date, as the solver sees it, expired orders gone."""
+        day = max(day, household_day(state, self.price_days))
+        state = with_event_day(state, day)
+        if open_rebalance_expired(state, self.clock(), self.settings.order_ttl_s):
+            assert state.open_rebalance is not None
+            log.info(
+                "household=%s rebalance=%s expired after ttl_s=%g",
+                state.household_id,
+                state.open_rebalance.result.rebalance_id,
+                self.settings.order_ttl_s,
+            )
+            state = expire_open_rebalance(state)
+        h = to_household(state, day, securities=self.securities, prices=self.prices)
+        return state, h, None
+
+    def _standing(self, state: HouseholdState, *, from_tick: bool) -> Standing:
+        quiet = from_tick and self._quiet_until.get(state.household_id, 0.0) > self.clock()
+        return Standing(state.open_rebalance is not None, state.band_state, quiet)
+
+    async def _evaluate(
+        self,
+        hid: str,
+        day: date,
+        origin_s: float | None = None,
+        *,
+        report: DriftReport | None = None,
+        from_tick: bool = False,
+    ) -> HouseholdState | None:
+        """Decide about one household now (its lock held) and act: alert, or queue a solve."""
+        if not self.prices_ready:
+            return None
+        before = self.store.get(hid)
+        if before is None:
+            return None
+        state, h, _ = self._view(before, day)
+        if report is None and not missing_prices(h):
+            report = household_drift(h)
+        decision = decide(h, report, self._standing(state, from_tick=from_tick), self._now())
+        state = await self._act(state, decision)
+        if (
+            state.band_state != before.band_state
+            or state.open_rebalance is not before.open_rebalance
+            or state.last_rebalance is not before.last_rebalance
+        ):
+            state = self._save(before, state)
+        # else only the event day moved (the ticks' date): derived again from the prices'
+        # dates whenever needed, so not worth a changelog write of its own
+        if decision.solve and report is not None:
+            if hid in self._inflight:
+                log.debug("household=%s re-evaluated after its solve in flight", hid)
+            self._enqueue(
+                SolveJob(
+                    hid,
+                    decision.priority,
+                    h,
+                    report,
+                    decision.solve,
+                    self._version.get(hid, 0),
+                    origin_s,
+                    state,
+                )
+            )
+        return state
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def _act(self, state: HouseholdState, decision: Decision) -> HouseholdState:
+        if decision.alert is not None:
+            await self.publish(
+                self.settings.topic("drift-alerts"),
+                state.household_id,
+                dumps(drift_alert_to_json(decision.alert)),
+            )
+        return with_band_state(state, decision.alerted)
+
+    # ----------------------------------------------------------------- solve
+
+    def _enqueue(self, job: SolveJob) -> None:
+        if self._queue is None:
+            self._queue = SolveQueue()
+        self._queue.put(job)
+        self._start_dispatchers()
+
+    def _start_dispatchers(self) -> None:
+        if self._dispatchers:
+            return
+        if self._pool is None:
+            self._pool = SolverPool(self.settings.solver_processes, self.solve)
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._dispatchers = [
+            loop.create_task(self._dispatch())
+            for _ in range(self._pool.size * DISPATCH_PER_PROCESS)
+        ]
+
+    def start(self) -> None:
+        """Start the solver processes now, not on the first breach."""
+        if self._pool is None:
+            self._pool = SolverPool(self.settings.solver_processes, self.solve)
+        self._pool.warm()
+
+    async def idle(self) -> None:
+        """Wait until no solve is queued or running (tests, benches)."""
+        while (self._queue is not None and len(self._queue)) or self._busy:
+            await asyncio.sleep(0.005)
+
+    @property
+    def queued(self) -> int:
+        return 0 if self._queue is None else len(self._queue)
+
+    @property
+    def solving(self) -> int:
+        return self._busy
+
+    async def _dispatch(self) -> None:
+        assert self._queue is not None
+        while True:
+            jobs = [await self._queue.get()]
+            while len(jobs) < SOLVES_PER_HANDOFF and (job := self._queue.get_nowait()):
+                jobs.append(job)
+            self._busy += len(jobs)
+            try:
+                await self._run(jobs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("solve dispatch failed for %d households", len(jobs))
+            finally:
+                self._busy -= len(jobs)
+
+    async def _run(self, jobs: list[SolveJob]) -> None:
+        ready: list[tuple[SolveJob, int]] = []
+        for job in jobs:
+            hid = job.household_id
+            if hid in self._inflight:
+                # one solve per household at a time: this one after the running one
+                asyncio.get_running_loop().call_later(0.01, self._enqueue, job)
+            elif self._version.get(hid, 0) != job.version:
+                async with self.lock(hid):
+                    await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
+            else:
+                ready.append((job, next_sequence(job.state)))
+                self._inflight.add(hid)
+        if not ready:
+            return
+        started = time.perf_counter()
+        assert self._pool is not None
+        try:
+            results = await self._pool.solve_many([(j.household, seq) for j, seq in ready])
+        except Exception as exc:  # the pool itself failed (a process died): alerts, logs
+            log.exception("solver pool failed: %s", exc)
+            results = [exc] * len(ready)
+        finally:
+            for job, _ in ready:
+                self._inflight.discard(job.household_id)
+        elapsed = (time.perf_counter() - started) / len(ready)
+        for (job, _), outcome in zip(ready, results, strict=True):
+            hid = job.household_id
+            result: RebalanceResult | None = None
+            if isinstance(outcome, BaseException):
+                log.error("household=%s solve failed: %r", hid, outcome)
+                self.metrics.solves.labels(status="exception").inc()
+            else:
+                result = outcome
+            async with self.lock(hid):
+                if self._version.get(hid, 0) != job.version:
+                    # the household changed while its solve ran: that answer is stale
+                    log.info("household=%s changed during its solve; evaluated again", hid)
+                    await self._evaluate(hid, date.min, job.origin_s)
+                    continue
+                await self._publish_result(job.state, job, result, elapsed)
+
+    async def _publish_result(
+        self,
+        before: HouseholdState,
+        job: SolveJob,
+        result: RebalanceResult | None,
+        elapsed: float,
+    ) -> None:
+        hid = job.household_id
+        h = job.household
+        state = with_event_day(before, h.as_of)
+        standing = self._standing(state, from_tick=False)
+        if result is None:
+            self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+            failed = RebalanceResult(hid, h.as_of, "", "solver_error")
+            state = await self._act(
+                state, after_solve(h, job.report, standing, failed, self._now())
+            )
+            self._save(before, state)
+            return
+        self.metrics.solves.labels(status=result.status).inc()
+        self.metrics.solve_seconds.observe(elapsed)
+        log.info(
+            "household=%s status=%s orders=%d solve_ms=%.1f rebalance=%s",
+            hid,
+            result.status,
+            len(result.orders),
+            result.solve_ms or elapsed * 1000,
+            result.rebalance_id,
+        )
+        if result.status == "rebalanced" and result.orders:
+            # Durable before visible: the open rebalance (marked unpublished) is in the table's
+            # changelog before a single order is on `orders`. A worker killed in between
+            # leaves either nothing written (then nothing was published either, and the
+            # survivor solves afresh) or an unpublished open rebalance, which the survivor
+            # publishes, unchanged (`republish_open`). Never two rebalance ids.
+            state = open_rebalance(state, result, self.clock())
+            state = self._save(before, state)
+            await self._persist(state)
+            await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
+            opened = state
+            state = mark_published(state)  # written with the rest (no wait): if lost, the
+            # survivor publishes the same orders again, which the OMS de-duplicates
+            if job.origin_s is not None:
+                self.metrics.tick_to_order.observe(max(0.0, self.clock() - job.origin_s))
+            self._quiet_until.pop(hid, None)
+            decision = after_solve(h, job.report, standing, result, self._now())
+            self._save(opened, await self._act(state, decision))
+            return
+        if result.status in ("infeasible", "solver_error", "invalid_input"):
+            log.warning(
+                "household=%s status=%s messages=%s errors=%s",
+                hid,
+                result.status,
+                "; ".join(result.messages),
+                "; ".join(str(e) for e in result.errors),
+            )
+        self._quiet_until[hid] = self.clock() + QUIET_AFTER_NO_ORDERS_S
+        decision = after_solve(h, job.report, standing, result, self._now())
+        self._save(before, await self._act(state, decision))
+
+    async def _persist(self, state: HouseholdState) -> None:
+        if self.persist is None:
+            return
+        try:
+            await self.persist(state)
+        except Exception:
+            # The write stays queued in the table's producer; publishing anyway keeps the
+            # orders flowing (the OMS de-duplicates by order_id if the write is lost later).
+            log.exception("household=%s open rebalance not confirmed durable", state.household_id)
+
+    async def republish_open(self, household_ids: Iterable[str], *, every: bool = False) -> int:
+        """Publish again, unchanged, each open rebalance not known to be published
+        (`every`: each open rebalance).
+
+        Called after partitions are assigned: a worker killed between writing an open
+        rebalance and the acknowledgement of its orders left orders nobody may have seen.
+        Same rebalance/v1, same ids: the OMS de-duplicates by order_id. Expired ones are left
+        to the sweep. Returns how many were published.
+        """
+        count = 0
+        now = self.clock()
+        for hid in sorted(household_ids):
+            meta = self._meta.get(hid)
+            if meta is not None and meta.opened_at_s is None:
+                continue  # no open rebalance (known without decoding the state)
+            async with self.lock(hid):
+                state = self.store.get(hid)
+                if state is None or state.open_rebalance is None:
+                    continue
+                if state.open_rebalance.published and not every:
+                    continue
+                if open_rebalance_expired(state, now, self.settings.order_ttl_s):
+                    continue
+                result = state.open_rebalance.result
+                await self.publish(
+                    self.settings.topic("orders"), hid, dumps(result_to_json(result))
+                )
+                self._save(state, mark_published(state))
+                log.info(
+                    "household=%s rebalance=%s re-published after assignment",
+                    hid,
+                    result.rebalance_id,
+                )
+                count += 1
+        return count
+
+    def close(self) -> None:
+        for task in self._dispatchers:
+            task.cancel()
+        self._dispatchers = []
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
