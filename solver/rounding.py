@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 from .costs import outlay, proceeds
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
-    CASH_MARGIN_USD,
     DUST_USD,
     QUANTITY_DECIMALS,
     QUANTITY_EPS,
@@ -135,7 +134,7 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
     (largest buys first, whole shares stay whole, a buy that falls below the minimum goes)."""
     k = p.cost_rate
     minimum = max(p.household.options.min_trade_value, DUST_USD)
-    margin = CASH_MARGIN_USD
+    margin = p.cash_margin_usd
     V = p.value_usd
     for a in range(len(p.accounts)):
         lots, buys = p.lot_account == a, np.flatnonzero(p.buy_account == a)
@@ -186,7 +185,7 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
         lots = p.lot_account == a
         left = (
             float(p.account_free_cash[a]) * V
-            - CASH_MARGIN_USD
+            - p.cash_margin_usd
             + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
             - outlay(float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()), k)
         )
