@@ -87,7 +87,8 @@ def _check_controls(h: Household, orders: tuple[Order, ...]) -> list[str]:
         value = sum(o.est_value for o in plain)
         need = gross_up(max(a.cash_needed - a.cash, 0.0), k)
         room = need + raise_allowance_usd(h, a) if need > 0 else 0.0
-        raised += min(value, room)
+        # Raising cash: every sell of a short account counts, screened or not, up to its room.
+        raised += min(sum(o.est_value for o in sells), room)
         if not h.options.allow_sells and value > room + CHECK_TOL_USD:
             problems.append(f"{a.account_id}: sells {value:.2f} with allow_sells false")
     cap = h.options.max_turnover

@@ -21,7 +21,9 @@ T = sum_l s_l + sum_j b_j the traded value:
   sum_c u_c <= U1 and the tax on realized gains sum_{l: gain_l > 0} rate_l gain_l s_l <= G1 +
   target_tax_budget_bps / 1e4 (less one share's tax for rounding): toward target only as far as
   it costs no more tax than the bands need (CONTRACT.md section 3's soft order). Guardrail mode
-  has no target term; a harvest alone (mode "harvest") only penalises moving away from it.
+  has no target term; a harvest alone (mode "harvest") only penalises moving away from it, and
+  sells only the harvestable loss lots and buys only their classes (the harvest and its
+  replacement, nothing else).
 
   subject to
     bands (rule 7): n_c - (t_c + tol'_c)(1 - k T) <= u_c,  n_c - (t_c - tol'_c)(1 - k T) >= -u_c,
@@ -63,7 +65,6 @@ from numpy.typing import NDArray
 from .costs import gross_up
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
-    CASH_MARGIN_USD,
     GAIN_MARGIN_USD,
     RAISE_SLACK_USD,
     SOLVER_FEAS_TOL,
@@ -300,6 +301,9 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         # Only screened lots, and lots of accounts that must raise cash (capped below).
         shortfall = cash_to_raise(p) > 0
         sell_upper[~p.lot_screened & ~shortfall[p.lot_account]] = 0.0
+    if mode == "harvest":
+        # A harvest alone (the only trigger): the harvest and its replacement, nothing else.
+        sell_upper[~(p.lot_harvestable & p.lot_is_loss)] = 0.0
     for i, v in r.fixed_sells.items():
         sell_upper[i] = v
     sell_lower = np.zeros(n_lots)
@@ -320,10 +324,16 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     for j, v in r.fixed_buys.items():
         buy_upper[j] = v
     buy_upper[_forbidden_buys(p, r)] = 0.0
+    if mode == "harvest":
+        harvested = np.unique(p.lot_class[p.lot_harvestable & p.lot_is_loss])
+        buy_upper[~np.isin(p.buy_class, harvested)] = 0.0
     bcols = b.add_cols(buy_cost, buy_lower, buy_upper)
 
     u = b.add_cols(np.full(n_cls, P_BAND), np.zeros(n_cls), np.full(n_cls, INF))
-    two_phase = mode == "rebalance"
+    # Two phases only when some sell could still realize a taxed gain: otherwise phase 1's tax
+    # bound cannot bind and one solve is the same optimisation (bands dominate the target).
+    free_gain = (p.lot_tax_rate * p.lot_gain_frac > 0) & (sell_upper - sell_lower > 0)
+    two_phase = mode == "rebalance" and bool(free_gain.any())
     d = (
         b.add_cols(np.full(n_cls, LAMBDA_TARGET), np.zeros(n_cls), np.full(n_cls, INF))
         if mode in ("rebalance", "harvest")
@@ -407,7 +417,7 @@ def _add_cash_rows(
     feasibility tolerance, scaled by V, can never eat into it):
     free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin."""
     k = p.cost_rate
-    margin = CASH_MARGIN_USD / p.value_usd
+    margin = p.cash_margin_usd / p.value_usd
     for a in range(len(p.accounts)):
         ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
         b.add_row(
@@ -454,7 +464,7 @@ def _forbidden_buys(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
 def cash_to_raise(p: HouseholdProblem) -> FloatArray:
     """Per account, the sells (weight units, before costs) its cash row forces: the shortfall
     plus the cash margin. Sells up to this are "raising cash", never a swap."""
-    margin = CASH_MARGIN_USD / p.value_usd
+    margin = p.cash_margin_usd / p.value_usd
     need = np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash])
     return np.array([gross_up(float(n), p.cost_rate) for n in need.clip(min=0.0)])
 
@@ -510,7 +520,10 @@ def raise_room(p: HouseholdProblem) -> FloatArray:
     shortfall with its margin, plus the larger of min_trade_value and the account's dearest
     whole share (the smallest order allowed may exceed the need by that). Zero elsewhere.
     Used by allow_sells false and by max_turnover."""
-    need = cash_to_raise(p)
+    # The same reading as the self-check (solver/check.py): the shortfall grossed up by costs
+    # (its cash margin is inside the extra, which is at least RAISE_SLACK_USD).
+    short = (-p.account_free_cash).clip(min=0.0)
+    need = np.array([gross_up(float(x), p.cost_rate) for x in short])
     whole_price = np.zeros(len(p.accounts))
     for i in np.flatnonzero(p.lot_whole_shares):
         a = int(p.lot_account[i])
@@ -625,7 +638,18 @@ def _run(
         slack = float(x[u].sum())
         highs.changeRowBounds(rows + 1, -INF, slack * (1.0 + 1e-6) + PHASE_SLACK)
         highs.changeColsCost(len(d), d.astype(np.int32), np.full(len(d), LAMBDA_TARGET))
-        # Phase 2: toward target within that tax, from phase 1's answer.
+        # Phase 2: toward target within that tax. Phase 1's integer choices (which side of
+        # each wash group and swap, the share counts of the exact rung) stay fixed: phase 2 is
+        # an LP that only moves the continuous trades.
+        if b.has_integers:
+            ints = np.concatenate(b.integer + b.semi).astype(np.int32)
+            fixed = np.round(x[ints]) if not b.semi else x[ints]
+            if b.semi:
+                fixed[: sum(len(i) for i in b.integer)] = np.round(
+                    x[ints[: sum(len(i) for i in b.integer)]]
+                )
+            highs.changeColsIntegrality(len(ints), ints, np.zeros(len(ints), dtype=np.uint8))
+            highs.changeColsBounds(len(ints), ints, fixed, fixed)
         highs.run()
         second = _read(highs, b, s, bcols, u)
         return second if second.status in ("optimal", "time_limit") else first

@@ -17,7 +17,7 @@ from .costs import cost_rate
 from .drift import DriftReport, household_drift
 from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
 from .lots import days_to_long_term, gain_fractions, is_long_term, long_term_after
-from .tolerances import USD_EPS
+from .tolerances import CASH_MARGIN_SHARE, CASH_MARGIN_USD, USD_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
 
 __all__ = ["HouseholdProblem", "build_problem", "long_term_after"]
@@ -86,6 +86,13 @@ class HouseholdProblem:
     # rule 6: the cap on this rebalance's net realized gain in dollars (the smaller of
     # max_realized_gain and max_realized_gain_year less realized_this_year); None = no cap
     gain_cap_usd: float | None = None
+
+    @property
+    def cash_margin_usd(self) -> float:
+        """Cash the model leaves unspent beyond cash_needed: CASH_MARGIN_USD, but never more
+        than CASH_MARGIN_SHARE of V (a household of a few dollars would end out of its cash
+        band over the margin alone)."""
+        return min(CASH_MARGIN_USD, CASH_MARGIN_SHARE * self.value_usd)
 
     @property
     def lot_is_loss(self) -> BoolArray:

@@ -105,6 +105,13 @@ def build_orders(
     )
 
 
+def net_gain_usd(p: HouseholdProblem, sell_sh: FloatArray) -> float:
+    """Net realized gain of the taxable lots relieved, unrounded (rule 6's quantity)."""
+    basis = np.array([lot.cost_basis for a in p.household.accounts for lot in a.lots])
+    gains = sale_gains(sell_sh, p.lot_price, p.lot_quantity, basis)
+    return float(np.where(p.account_taxable[p.lot_account] & (sell_sh > 0), gains, 0.0).sum())
+
+
 def realized_gains(p: HouseholdProblem, sell_sh: FloatArray) -> Realized:
     """Short- and long-term gains of the taxable lots relieved, and the tax at the given rates."""
     h = p.household

@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 from .costs import outlay, proceeds
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
-    CASH_MARGIN_USD,
     DUST_USD,
     QUANTITY_DECIMALS,
     QUANTITY_EPS,
@@ -114,7 +113,9 @@ def _raise_to_minimum(
     """Grow one position's sell to `minimum` dollars (whole position at most), filling the lots
     the model chose first; whole-share lots stay whole."""
     need = minimum - float((sell_sh[lots] * p.lot_price[lots]).sum())
-    for i in sorted(lots, key=lambda i: -sell_sh[i]):
+    # Never a locked lot, nor a loss lot rule 4b blocks (the model's bounds hold them at zero).
+    free = [int(i) for i in lots if not (p.lot_locked[i] or p.lot_sell_blocked[i])]
+    for i in sorted(free, key=lambda i: -sell_sh[i]):
         if need <= 0:
             break
         room = p.lot_quantity[i] - sell_sh[i]
@@ -133,7 +134,7 @@ def _repair_cash(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -
     (largest buys first, whole shares stay whole, a buy that falls below the minimum goes)."""
     k = p.cost_rate
     minimum = max(p.household.options.min_trade_value, DUST_USD)
-    margin = CASH_MARGIN_USD
+    margin = p.cash_margin_usd
     V = p.value_usd
     for a in range(len(p.accounts)):
         lots, buys = p.lot_account == a, np.flatnonzero(p.buy_account == a)
@@ -174,7 +175,9 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
     share's classes past their bands, buy it."""
     k = p.cost_rate
     V = p.value_usd
-    band_top = p.drift.target + p.drift.tolerance * 0.9
+    # Up to each band's edge less the model's default margin (1 bp of V, at most a tenth of the
+    # band), so that stranded cash is spent wherever a share still fits.
+    band_top = p.drift.target + p.drift.tolerance - np.minimum(p.drift.tolerance * 0.1, 1e-4)
     for a in range(len(p.accounts)):
         buys = np.flatnonzero((p.buy_account == a) & p.buy_whole_shares & (buy_sh > 0))
         if not len(buys):
@@ -182,7 +185,7 @@ def _spend_leftover(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray
         lots = p.lot_account == a
         left = (
             float(p.account_free_cash[a]) * V
-            - CASH_MARGIN_USD
+            - p.cash_margin_usd
             + proceeds(float((sell_sh[lots] * p.lot_price[lots]).sum()), k)
             - outlay(float((buy_sh[p.buy_account == a] * p.buy_price[p.buy_account == a]).sum()), k)
         )

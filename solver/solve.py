@@ -29,7 +29,7 @@ from .model import (
     swap_exempt_lots,
 )
 from .problem import HouseholdProblem, build_problem
-from .result import build_orders, realized_gains
+from .result import build_orders, net_gain_usd, realized_gains
 from .rounding import round_trades
 from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
 from .trades import apply_orders
@@ -402,6 +402,8 @@ def _ladder(
                 got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
                 if got is not None:
                     tried.append(_attempt(p, *got, rid, why))
+                    if not tried[-1].problems and not tried[-1].out_of_band:
+                        break  # rule-abiding and inside every band: nothing better to find
         ok = [a for a in tried if not a.problems]
         for a in ok:
             if best is None or a.out_of_band < best.out_of_band:
@@ -467,8 +469,7 @@ def _tighten(
     gain_excess = 0.0
     turnover_excess = 0.0
     for a in tried:
-        realized = realized_gains(p, a.sell_sh)
-        gains = realized.short_term_gain + realized.long_term_gain
+        gains = net_gain_usd(p, a.sell_sh)
         if p.gain_cap_usd is not None:
             gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
         if h.options.max_turnover is not None:

@@ -13,6 +13,8 @@ BAND_EPS = 1e-7
 USD_EPS = 1e-6
 # Cash the model leaves unspent in an account beyond cash_needed, against solver tolerances.
 CASH_MARGIN_USD = 0.05
+# ... but at most this share of the household value (0.05 USD from 5,000 USD up).
+CASH_MARGIN_SHARE = 1e-5
 # Headroom the model keeps under max_realized_gain, for the same reason.
 GAIN_MARGIN_USD = 0.05
 # Headroom the model keeps under max_turnover (dollars of traded value), for the same reason.

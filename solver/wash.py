@@ -67,17 +67,38 @@ def recent_lots_by_group(h: Household) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
+_LAST: tuple[Household, frozenset[tuple[str, str]]] | None = None
+
+
 def blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
     """(account_id, lot_id) of every lot whose sale at a loss would break rule 4b: any lot of a
     group bought in `recent_trades`, or of a group with another recently acquired lot. Only
-    meaningful for taxable lots at a loss (a sale elsewhere, or at a gain, is no wash sale)."""
+    meaningful for taxable lots at a loss (a sale elsewhere, or at a gain, is no wash sale).
+
+    One solve asks this of the same (frozen) household several times: the last answer is kept
+    for that very object."""
+    global _LAST
+    last = _LAST
+    if last is not None and last[0] is h:
+        return last[1]
+    out = _blocked_loss_lots(h)
+    _LAST = (h, out)
+    return out
+
+
+def _blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
     _, bought = recent_wash_groups(h)
-    recent = recent_lots_by_group(h)
+    groups = {symbol: _group(h, symbol) for symbol in h.securities}
+    recent: dict[str, int] = defaultdict(int)
+    for a in h.accounts:
+        for lot in a.lots:
+            if acquired_in_window(h.as_of, lot.acquired):
+                recent[groups.get(lot.symbol, lot.symbol)] += 1
     out: set[tuple[str, str]] = set()
     for a in h.accounts:
         for lot in a.lots:
-            g = _group(h, lot.symbol)
-            key = (a.account_id, lot.lot_id)
-            if g in bought or (recent.get(g, set()) - {key}):
-                out.add(key)
+            g = groups.get(lot.symbol, lot.symbol)
+            others = recent.get(g, 0) - (1 if acquired_in_window(h.as_of, lot.acquired) else 0)
+            if g in bought or others > 0:
+                out.add((a.account_id, lot.lot_id))
     return frozenset(out)

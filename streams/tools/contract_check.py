@@ -563,8 +563,10 @@ def _check_options(household: dict[str, Any], orders: list[dict[str, Any]]) -> l
         ]
         allowance = max([mtv, RAISE_SLACK_USD, *whole]) + USD_TOL
         need = shortfall(a) / (1 - k) if shortfall(a) > 0 else 0.0
-        if need > 0:
-            raised += min(value, need + allowance)
+        if need > 0:  # every sell of a short account raises cash, screened or not
+            raised += min(
+                sum(float(o["quantity"]) * float(o["est_price"]) for o in mine), need + allowance
+            )
         if opts["allow_sells"] is False and plain:
             if need <= 0:
                 out.append(f"{aid}: sells with allow_sells false and no cash_needed to raise")
