@@ -54,6 +54,7 @@ class Totals:
     statuses: Counter[str] = field(default_factory=Counter)
     violations: int | None = None
     samples: list[str] = field(default_factory=list)
+    wash_samples: list[str] = field(default_factory=list)
     households: int = 0
 
 
@@ -105,6 +106,7 @@ def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, T
             if run.hard_rule_violations is not None:
                 t.violations = (t.violations or 0) + run.hard_rule_violations
             t.samples.extend(run.violation_samples + run.fill_errors)
+            t.wash_samples.extend(run.wash_sale_samples)
     return totals
 
 
@@ -202,6 +204,7 @@ def summarize(
             "fill_errors": int(s["fill_errors"]),
             "taxes_by_year": {str(y): round(v, 2) for y, v in sorted(t.taxes_by_year.items())},
             "violation_samples": t.samples[:10],
+            "wash_sale_samples": t.wash_samples[:10],
         }
 
     def versus(a: str, b: str, key: str) -> float | None:
