@@ -172,3 +172,37 @@ def test_backtest_household_that_harvested_against_a_recent_ira_lot_no_longer_do
         o for o in r.orders if o.symbol == "VB" and o.side == "sell" and o.account_id in taxable
     ]
     assert violations(doc, result_to_json(r)) == []
+
+
+def _sold_at_a_loss_after_costs(h: Household, r: RebalanceResult) -> list[str]:
+    """Lots of recently bought groups that the orders sell at a loss once the selling cost
+    (`transaction_cost_bps` of the proceeds) is taken off, as a fill at the bid realizes it."""
+    k = h.options.transaction_cost_bps / 1e4
+    bought = {h.securities[t.symbol].group for t in h.recent_trades if t.side == "buy"}
+    lots = {lot.lot_id: (a, lot) for a in h.accounts for lot in a.lots}
+    out = []
+    for o in r.orders:
+        if o.side != "sell" or h.securities[o.symbol].group not in bought:
+            continue
+        for x in o.lots:
+            a, lot = lots[x.lot_id]
+            proceeds = x.quantity * o.est_price * (1.0 - k)
+            if a.type == "taxable" and proceeds < lot.cost_basis * x.quantity / lot.quantity:
+                out.append(x.lot_id)
+    return out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="solver reads a loss at est_price before selling costs; proposal in the tax report: "
+    "judge rule 4's loss on proceeds net of transaction_cost_bps (solver/problem.py)",
+)
+def test_backtest_household_whose_tiny_gain_is_a_loss_after_the_selling_cost() -> None:
+    # Found by the backtest (seed 23, hh-00009, household_no_harvest, 2035-02-09): ITOT bought
+    # on 2035-01-16 and 2035-02-01; the solver sells an ITOT lot whose gain at est_price is
+    # +0.01 USD, which the fill at price * (1 - 2 bp) realizes as a 5.30 USD loss: a wash sale.
+    doc = json.loads((SCENARIOS / "wash_4b_gain_below_selling_cost.json").read_text())
+    h = parse_household(doc)
+    r = solve(h)
+    assert violations(doc, result_to_json(r)) == []  # the contract's price-based reading holds
+    assert _sold_at_a_loss_after_costs(h, r) == []
