@@ -447,6 +447,7 @@ def markdown(summary: Mapping[str, Any], plots: list[str]) -> str:
         "the fills, reset on 1 January).",
         "",
         *_harvest_section(summary),
+        *_wash_section(summary),
         *_attribution_section(summary),
         *_transition_section(summary),
     ]
@@ -491,6 +492,29 @@ def _harvest_section(summary: Mapping[str, Any]) -> list[str]:
         "a 10-year horizon ending in liquidation. The literature's figures, for comparison, "
         f"come from other conditions: {h['literature']}. Fresh cash in volatile single stocks "
         "finds far more losses than seasoned fund lots.",
+        "",
+    ]
+
+
+def _wash_section(summary: Mapping[str, Any]) -> list[str]:
+    umh = {
+        name: s
+        for name, s in summary["strategies"].items()
+        if s["hard_rule_violations"] is not None and s["wash_sale_violations"]
+    }
+    if not umh:
+        return []
+    samples = [x for s in umh.values() for x in s["wash_sale_samples"]][:6]
+    return [
+        "## Wash sales in umh strategies",
+        "",
+        ", ".join(f"`{n}` {s['wash_sale_violations']}" for n, s in umh.items())
+        + ". The solver judges a loss at `est_price`, as the contract's `realized` does; the "
+        "fill realizes the price less the transaction cost. Every case examined (seed 23) is "
+        "a lot sold at a gain smaller than its selling cost, in a wash group bought within 30 "
+        "days: a loss sale at the fill (see each lot's gain at the fill below). Samples:",
+        "",
+        *[f"- {x}" for x in samples],
         "",
     ]
 
