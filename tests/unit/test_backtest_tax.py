@@ -3,13 +3,25 @@ rule 4b records for the starting lots, the checker given to the backtest, HIFO l
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from schemas import Account, Household, Lot, RebalanceResult, Security
+from schemas import (
+    Account,
+    Household,
+    Lot,
+    RebalanceResult,
+    Security,
+    parse_household,
+    result_to_json,
+)
+from solver import solve
 from solver.per_account import relief_order
 from streams.tools.backtest.engine import Market, simulate_household, with_recent_buys
 from streams.tools.backtest.prices import business_days, simulate_paths
@@ -17,7 +29,12 @@ from streams.tools.backtest.strategies import Strategy
 from streams.tools.backtest.transition import BUDGET_USED_SHARE, run_transition
 from streams.tools.synthetic import make_household, make_universe
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contract_checker import violations
+
 START = date(2026, 1, 2)
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +151,58 @@ def test_strategy_budget_emulation_caps_the_rebalance_at_what_is_left(
     assert s.prepare(spent).options.max_realized_gain == pytest.approx(2_500.0)
     native = Strategy("n", "umh", yearly_gain_budget=10_000.0)
     assert native.prepare(spent).options.max_realized_gain == spent.options.max_realized_gain
+
+
+def test_backtest_household_that_harvested_against_a_recent_ira_lot_no_longer_does() -> None:
+    # Found by the backtest (tiny book, seed 11, day 1): the solver harvested VB in the taxable
+    # account while the IRA held a VB lot acquired 25 days before (rule 4b by lots).
+    doc = json.loads((SCENARIOS / "wash_4b_recent_ira_lot_harvest.json").read_text())
+    h = parse_household(doc)
+    recent = [
+        lot
+        for a in h.accounts
+        for lot in a.lots
+        if a.type != "taxable" and lot.symbol == "VB" and (h.as_of - lot.acquired).days <= 30
+    ]
+    assert recent
+    r = solve(h)
+    assert r.status == "rebalanced"
+    taxable = {a.account_id for a in h.accounts if a.type == "taxable"}
+    assert not [
+        o for o in r.orders if o.symbol == "VB" and o.side == "sell" and o.account_id in taxable
+    ]
+    assert violations(doc, result_to_json(r)) == []
+
+
+def _sold_at_a_loss_after_costs(h: Household, r: RebalanceResult) -> list[str]:
+    """Lots of recently bought groups that the orders sell at a loss once the selling cost
+    (`transaction_cost_bps` of the proceeds) is taken off, as a fill at the bid realizes it."""
+    k = h.options.transaction_cost_bps / 1e4
+    bought = {h.securities[t.symbol].group for t in h.recent_trades if t.side == "buy"}
+    lots = {lot.lot_id: (a, lot) for a in h.accounts for lot in a.lots}
+    out = []
+    for o in r.orders:
+        if o.side != "sell" or h.securities[o.symbol].group not in bought:
+            continue
+        for x in o.lots:
+            a, lot = lots[x.lot_id]
+            proceeds = x.quantity * o.est_price * (1.0 - k)
+            if a.type == "taxable" and proceeds < lot.cost_basis * x.quantity / lot.quantity:
+                out.append(x.lot_id)
+    return out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="solver reads a loss at est_price before selling costs; proposal in the tax report: "
+    "judge rule 4's loss on proceeds net of transaction_cost_bps (solver/problem.py)",
+)
+def test_backtest_household_whose_tiny_gain_is_a_loss_after_the_selling_cost() -> None:
+    # Found by the backtest (seed 23, hh-00009, household_no_harvest, 2035-02-09): ITOT bought
+    # on 2035-01-16 and 2035-02-01; the solver sells an ITOT lot whose gain at est_price is
+    # +0.01 USD, which the fill at price * (1 - 2 bp) realizes as a 5.30 USD loss: a wash sale.
+    doc = json.loads((SCENARIOS / "wash_4b_gain_below_selling_cost.json").read_text())
+    h = parse_household(doc)
+    r = solve(h)
+    assert violations(doc, result_to_json(r)) == []  # the contract's price-based reading holds
+    assert _sold_at_a_loss_after_costs(h, r) == []

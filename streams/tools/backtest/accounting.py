@@ -173,30 +173,38 @@ def count_wash_sales(trades: Sequence[TradeRecord], window_days: int = WASH_WIND
     """Loss sales in taxable accounts with a buy of the same wash group, in any account, within
     `window_days` before or after (the buy that created a relieved lot excepted). Pairs where
     both trades predate the backtest (`prior`) are not counted."""
-    buys: dict[str, list[tuple[int, str, bool]]] = defaultdict(list)
-    for t in trades:
+    return len(find_wash_sales(trades, window_days))
+
+
+def find_wash_sales(
+    trades: Sequence[TradeRecord], window_days: int = WASH_WINDOW_DAYS
+) -> list[tuple[TradeRecord, TradeRecord]]:
+    """(loss sale, the first buy that makes it a wash sale) for each sale `count_wash_sales`
+    counts."""
+    buys: dict[str, list[tuple[int, str, bool, int]]] = defaultdict(list)
+    for i, t in enumerate(trades):
         if t.side == "buy":
-            buys[t.group].append((t.day.toordinal(), t.created_lot, t.prior))
+            buys[t.group].append((t.day.toordinal(), t.created_lot, t.prior, i))
     for group_buys in buys.values():
         group_buys.sort()
-    count = 0
+    out: list[tuple[TradeRecord, TradeRecord]] = []
     for t in trades:
         if not t.is_loss_sale:
             continue
         group_buys = buys.get(t.group, [])
         day = t.day.toordinal()
-        lo = bisect.bisect_left(group_buys, (day - window_days, "", False))
+        lo = bisect.bisect_left(group_buys, (day - window_days, "", False, -1))
         relieved = {x.lot_id for x in t.lots}
-        for d, created, prior in group_buys[lo:]:
+        for d, created, prior, i in group_buys[lo:]:
             if d > day + window_days:
                 break
             if created and created in relieved:
                 continue
             if t.prior and prior:
                 continue
-            count += 1
+            out.append((t, trades[i]))
             break
-    return count
+    return out
 
 
 def after_tax_value(

@@ -57,7 +57,7 @@ from .accounting import (
     TaxLedger,
     TradeRecord,
     after_tax_value,
-    count_wash_sales,
+    find_wash_sales,
     sell_gains,
 )
 from .flows import ScheduledFlow, timestamp, withdrawal_account
@@ -125,6 +125,7 @@ class StrategyRun:
     hard_rule_violations: int | None = None
     violation_samples: list[str] = field(default_factory=list)
     wash_sales: int = 0
+    wash_sale_samples: list[str] = field(default_factory=list)
     deposits_usd: float = 0.0
     withdrawals_usd: float = 0.0
     tax_payments_usd: float = 0.0
@@ -165,6 +166,15 @@ class _Arrays:
 
 
 # --------------------------------------------------------------------------- one strategy
+
+
+def _describe_wash(hid: str, sale: TradeRecord, buy: TradeRecord) -> str:
+    lots = ", ".join(f"{x.lot_id} {x.gain_usd:+.2f}" for x in sale.lots)
+    return (
+        f"{hid}: {sale.reason or 'sell'} {sale.symbol} in {sale.account_id} on {sale.day} "
+        f"(lots {lots}) and buy {buy.symbol} in {buy.account_id} on {buy.day}"
+        f"{' (before the backtest)' if buy.prior else ''}"
+    )
 
 
 def with_recent_buys(h: Household) -> Household:
@@ -330,7 +340,9 @@ class Simulation:
         out.realized_long_usd = self.ledger.total_long_usd
         out.harvested_usd = self.ledger.harvested_usd
         out.ordinary_offset_usd = self.ledger.ordinary_offset_usd
-        out.wash_sales = count_wash_sales(self.trades)
+        washes = find_wash_sales(self.trades)
+        out.wash_sales = len(washes)
+        out.wash_sale_samples = [_describe_wash(self.hid, sale, buy) for sale, buy in washes[:3]]
         if self.keep_trades:
             out.trades = list(self.trades)
             out.final_household = h

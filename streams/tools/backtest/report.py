@@ -54,6 +54,7 @@ class Totals:
     statuses: Counter[str] = field(default_factory=Counter)
     violations: int | None = None
     samples: list[str] = field(default_factory=list)
+    wash_samples: list[str] = field(default_factory=list)
     households: int = 0
 
 
@@ -105,6 +106,7 @@ def aggregate(results: Iterable[HouseholdResult], market: Market) -> dict[str, T
             if run.hard_rule_violations is not None:
                 t.violations = (t.violations or 0) + run.hard_rule_violations
             t.samples.extend(run.violation_samples + run.fill_errors)
+            t.wash_samples.extend(run.wash_sale_samples)
     return totals
 
 
@@ -202,6 +204,7 @@ def summarize(
             "fill_errors": int(s["fill_errors"]),
             "taxes_by_year": {str(y): round(v, 2) for y, v in sorted(t.taxes_by_year.items())},
             "violation_samples": t.samples[:10],
+            "wash_sale_samples": t.wash_samples[:10],
         }
 
     def versus(a: str, b: str, key: str) -> float | None:
@@ -444,6 +447,7 @@ def markdown(summary: Mapping[str, Any], plots: list[str]) -> str:
         "the fills, reset on 1 January).",
         "",
         *_harvest_section(summary),
+        *_wash_section(summary),
         *_attribution_section(summary),
         *_transition_section(summary),
     ]
@@ -488,6 +492,29 @@ def _harvest_section(summary: Mapping[str, Any]) -> list[str]:
         "a 10-year horizon ending in liquidation. The literature's figures, for comparison, "
         f"come from other conditions: {h['literature']}. Fresh cash in volatile single stocks "
         "finds far more losses than seasoned fund lots.",
+        "",
+    ]
+
+
+def _wash_section(summary: Mapping[str, Any]) -> list[str]:
+    umh = {
+        name: s
+        for name, s in summary["strategies"].items()
+        if s["hard_rule_violations"] is not None and s["wash_sale_violations"]
+    }
+    if not umh:
+        return []
+    samples = [x for s in umh.values() for x in s["wash_sale_samples"]][:6]
+    return [
+        "## Wash sales in umh strategies",
+        "",
+        ", ".join(f"`{n}` {s['wash_sale_violations']}" for n, s in umh.items())
+        + ". The solver judges a loss at `est_price`, as the contract's `realized` does; the "
+        "fill realizes the price less the transaction cost. Every case examined (seed 23) is "
+        "a lot sold at a gain smaller than its selling cost, in a wash group bought within 30 "
+        "days: a loss sale at the fill (see each lot's gain at the fill below). Samples:",
+        "",
+        *[f"- {x}" for x in samples],
         "",
     ]
 
