@@ -31,7 +31,7 @@ from streams.tools.synthetic import make_household, make_universe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract_checker import violations
+from streams.tools.contract_check import violations
 
 START = date(2026, 1, 2)
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
