@@ -136,7 +136,9 @@ def _check_sell(
         lot_gain = sale_gain(r.quantity, o.est_price, lot.quantity, lot.cost_basis)
         if account.type == "taxable":
             gain += lot_gain
-            if lot_gain < -CHECK_TOL_USD:
+            # a loss for rule 4 when the proceeds net of the selling cost are below the basis
+            selling_cost = r.quantity * o.est_price * cost_rate(h.options)
+            if lot_gain - selling_cost < -CHECK_TOL_USD:
                 loss_groups.add(h.securities[o.symbol].group)
                 if (account.account_id, lot.lot_id) in blocked:
                     problems.append(

@@ -39,6 +39,8 @@ T = sum_l s_l + sum_j b_j the traded value:
     max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
     wash group g (rule 4a within the rebalance), binary z_g:
         sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
+    (for rule 4 a loss lot is one whose proceeds net of costs fall below its basis, gain per
+    dollar g_l < k: HouseholdProblem.lot_wash_loss; rule 4b's blocked lots likewise)
     no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
         exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
     exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
@@ -444,7 +446,7 @@ def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:
     out = np.zeros(len(p.lot_ids), dtype=bool)
     if r.no_loss_sale_groups:
         in_group = np.array([g in r.no_loss_sale_groups for g in p.lot_group], dtype=bool)
-        out |= in_group & p.lot_is_loss & p.account_taxable[p.lot_account]
+        out |= in_group & p.lot_wash_loss & p.account_taxable[p.lot_account]
     if r.no_sell_classes:
         shortfall = p.account_free_cash < 0
         in_class = np.isin(p.lot_class, list(r.no_sell_classes))
@@ -550,7 +552,7 @@ def _add_wash_binaries(
     big_m: float,
 ) -> None:
     """Rule 4a within the rebalance: a group is either sold at a loss or bought, not both."""
-    taxable_loss = p.account_taxable[p.lot_account] & p.lot_is_loss
+    taxable_loss = p.account_taxable[p.lot_account] & p.lot_wash_loss
     for g in sorted(r.wash_groups):
         ls = np.flatnonzero(taxable_loss & (np.array(p.lot_group) == g))
         js = np.flatnonzero(np.array(p.buy_group) == g)

@@ -99,6 +99,14 @@ class HouseholdProblem:
         return self.lot_gain_frac < 0
 
     @property
+    def lot_wash_loss(self) -> BoolArray:
+        """Lots whose sale is a loss for the wash-sale rule (rule 4): proceeds net of the
+        transaction cost below the basis, g < k (a lot at a gain smaller than its selling cost
+        is sold at a loss). Stricter than `lot_is_loss` when k > 0, so rule 4 holds whichever
+        way a loss is measured; meaningful for taxable lots only."""
+        return self.lot_gain_frac < self.cost_rate
+
+    @property
     def cash_index(self) -> int:
         return self.classes.index(CASH)
 
@@ -162,7 +170,9 @@ def build_problem(
     )
     loss_usd = np.where(in_taxable, basis - market, 0.0)
     groups = tuple(table.group[i] for i in sym)
-    lot_blocked = (loss_usd > USD_EPS) & np.array(
+    # a sale whose proceeds net of costs fall below the basis is a loss sale (lot_wash_loss)
+    net_loss_usd = np.where(in_taxable, basis - market * (1.0 - cost_rate(h.options)), 0.0)
+    lot_blocked = (net_loss_usd > USD_EPS) & np.array(
         [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
     )
     worth = household_candidates(h, blocked_4b, harvest_rule)  # solver.harvest: by value

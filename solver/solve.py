@@ -249,7 +249,7 @@ def _forbid_smaller_sides(
     """For each conflict keep the side that moves more money and forbid the other."""
     group_of_lot = np.array(p.lot_group)
     group_of_buy = np.array(p.buy_group)
-    taxable_loss = p.lot_is_loss & p.account_taxable[p.lot_account]
+    taxable_loss = p.lot_wash_loss & p.account_taxable[p.lot_account]
     no_buy, no_loss = set(r.no_buy_groups), set(r.no_loss_sale_groups)
     for g in groups:
         sold = float(s.sells[taxable_loss & (group_of_lot == g)].sum())
@@ -272,10 +272,13 @@ def _forbid_smaller_sides(
 
 
 def wash_conflicts(p: HouseholdProblem, sells: np.ndarray, buys: np.ndarray) -> set[str]:
-    """Groups sold at a loss in a taxable account and bought somewhere in the same solution."""
+    """Groups sold at a loss (net of costs) in a taxable account and bought somewhere in the
+    same solution."""
     sold = {
         p.lot_group[i]
-        for i in np.flatnonzero((sells > ACTIVE) & p.lot_is_loss & p.account_taxable[p.lot_account])
+        for i in np.flatnonzero(
+            (sells > ACTIVE) & p.lot_wash_loss & p.account_taxable[p.lot_account]
+        )
     }
     bought = {p.buy_group[j] for j in np.flatnonzero(buys > ACTIVE)}
     return sold & bought

@@ -192,11 +192,6 @@ def _sold_at_a_loss_after_costs(h: Household, r: RebalanceResult) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="solver reads a loss at est_price before selling costs; proposal in the tax report: "
-    "judge rule 4's loss on proceeds net of transaction_cost_bps (solver/problem.py)",
-)
 def test_backtest_household_whose_tiny_gain_is_a_loss_after_the_selling_cost() -> None:
     # Found by the backtest (seed 23, hh-00009, household_no_harvest, 2035-02-09): ITOT bought
     # on 2035-01-16 and 2035-02-01; the solver sells an ITOT lot whose gain at est_price is
