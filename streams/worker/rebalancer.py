@@ -113,6 +113,11 @@ class Rebalancer:
     #: False until the price feed has read every price back (`prices_caught_up`); events are
     #: applied meanwhile, evaluated once it is. Agent tests without a feed start True.
     prices_ready: bool = True
+    #: True while partitions move (from a revocation until the table's recovery completes):
+    #: recovery replays the changelog into the table, so a state written meanwhile could be
+    #: overwritten by an older one. Nothing is evaluated and no solve result is written then;
+    #: the recovery's re-check evaluates every owned household again.
+    moving: bool = False
     prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
     price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
@@ -442,7 +447,7 @@ class Rebalancer:
         from_tick: bool = False,
     ) -> HouseholdState | None:
         """Decide about one household now (its lock held) and act: alert, or queue a solve."""
-        if not self.prices_ready:
+        if not self.prices_ready or self.moving:
             return None
         before = self.store.get(hid)
         if before is None:
@@ -602,6 +607,11 @@ class Rebalancer:
     ) -> None:
         hid = job.household_id
         h = job.household
+        if self.moving:
+            # written now, the open rebalance could be overwritten by the table's recovery
+            # and solved again under another id: dropped, nothing published (re-checked after)
+            log.info("household=%s solve result dropped: partitions moving", hid)
+            return
         state = with_event_day(before, h.as_of)
         standing = self._standing(state, from_tick=False)
         if result is None:
