@@ -447,7 +447,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
 
     async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
-        rebalancer.moving = True  # until the recovery of the new assignment completes
+        rebalancer.pause()  # until the recovery of the new assignment completes
         store.cache.clear()
         rebalancer.forget(rebalancer.household_ids())
         # every table write made so far into the changelog before the new assignment's
@@ -493,7 +493,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         await track_output_topics()
         store.cache.clear()
         rebalancer.rebuild()
-        rebalancer.moving = False
+        rebalancer.resume()
         asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
