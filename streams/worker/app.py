@@ -38,6 +38,41 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a tick date that never moves a house
 WORKER_HEADER = "umh-worker"  # header on every output message: the producing worker's URL
 #: Decoded household states kept in memory (the most recently used); the rest are table bytes.
 DECODED_CACHE = 2048
+#: How long a flush waits for Faust's producer buffer to hand over every queued record.
+DRAIN_TIMEOUT_S = 60.0
+
+
+async def drain_buffer(buffer: Any, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Hand every record queued in Faust's producer buffer to the Kafka client.
+
+    Table writes (the changelog records) wait in that buffer. Faust's own `buffer.flush()`
+    gives up as soon as no record was sent for 0.1 s, which a busy loop easily exceeds, and
+    Faust calls it before committing input offsets and on a partition revocation. A commit
+    could then cover fills whose state changes were still queued: a worker killed next lost
+    them for good (its successor never replays a committed fill; the household kept its open
+    rebalance and was never rebalanced again). A revocation could leave writes queued while the
+    new assignment's recovery read the changelog up to its high-water mark, overwriting the
+    newer in-memory states with older ones. This waits for the buffer to be empty.
+    """
+    deadline = time.monotonic() + timeout_s
+    while buffer.size and time.monotonic() < deadline:
+        await buffer.flush_atmost(int(buffer.size))
+    if buffer.size:
+        log.warning("%d table writes still queued after %.0f s", buffer.size, timeout_s)
+
+
+def drain_on_flush(producer: Any) -> None:
+    """Make the producer's flush (before each offset commit, on revocation) drain its buffer
+    completely (`drain_buffer`) instead of stopping at the first 0.1 s without a send."""
+    buffer = getattr(producer, "buffer", None)
+    if buffer is None or getattr(buffer, "_umh_drains", False):
+        return
+
+    async def flush() -> None:
+        await drain_buffer(buffer)
+
+    buffer.flush = flush
+    buffer._umh_drains = True
 
 
 class TableStore:
@@ -99,10 +134,11 @@ class TableStore:
     async def persist(self, state: HouseholdState) -> None:
         """Write the household's current table value to the changelog and wait for the ack.
 
-        A table write only queues its changelog record in Faust's producer buffer, and
-        `producer.flush()` gives up on that buffer after 0.1 s; this sends the same bytes
-        directly and awaits the broker's acknowledgement (acks=all), so the write survives a
-        kill -9 that follows. The queued record (same value) lands too: last value wins.
+        A table write only queues its changelog record in Faust's producer buffer; this sends
+        the same bytes directly and awaits the broker's acknowledgement (acks=all), so the
+        write survives a kill -9 that follows. The queued records are handed over first
+        (`drain_buffer`): the direct send must not overtake an older queued state of the same
+        household, which would then land after it as the changelog's last word.
         """
         if self.producer is None:
             return
@@ -110,31 +146,13 @@ class TableStore:
         raw = self.table.get(key)
         if raw is None:
             return
-        await self._hand_over_queued_writes()
+        producer = self.producer()
+        buffer = getattr(producer, "buffer", None)
+        if buffer is not None:
+            await drain_buffer(buffer)
         topic = self.table.changelog_topic.get_topic_name()
         partition = partition_for(state.household_id, self.partitions)
-        await self.producer().send_and_wait(topic, key, raw, partition, None, None)
-
-    async def _hand_over_queued_writes(self, timeout_s: float = 5.0) -> None:
-        """Let Faust's producer buffer hand the table writes queued so far to the Kafka client.
-
-        The direct send of `persist` would otherwise overtake them: an older state of the same
-        household, still queued, then lands after the persisted one, and a worker killed before
-        the newest queued copy lands leaves that older state as the changelog's last word (a
-        survivor recovered households without their open rebalance and solved them again under
-        the same rebalance_id). The buffer is FIFO and the household's newest write was queued
-        before this call, so once as many messages as were queued have gone, every older
-        write of this household is ahead of the direct send in the client.
-        """
-        buffer = getattr(self.producer(), "buffer", None)
-        if buffer is None:
-            return
-        remaining = int(buffer.size)
-        deadline = time.monotonic() + timeout_s
-        while remaining > 0 and buffer.size and time.monotonic() < deadline:
-            remaining -= await buffer.flush_atmost(remaining)
-        if remaining > 0 and buffer.size:
-            log.warning("table writes still queued after %.0f s; persisting anyway", timeout_s)
+        await producer.send_and_wait(topic, key, raw, partition, None, None)
 
     def delete(self, household_id: str) -> None:
         self.cache.pop(household_id, None)
@@ -234,6 +252,18 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )
+
+    # the producer's flush (before each offset commit, on revocation) drains its buffer: an
+    # input offset is never committed ahead of the table writes its message made
+    new_producer = app._new_producer
+
+    def producer_that_drains() -> Any:
+        producer = new_producer()
+        drain_on_flush(producer)
+        return producer
+
+    patched: Any = app
+    patched._new_producer = producer_that_drains
 
     def raw_topic(name: str) -> Any:
         return app.topic(
@@ -417,8 +447,15 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
 
     async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
+        rebalancer.pause()  # until the recovery of the new assignment completes
         store.cache.clear()
         rebalancer.forget(rebalancer.household_ids())
+        # every table write made so far into the changelog before the new assignment's
+        # recovery reads it (Faust flushed already; a solve may have written since)
+        try:
+            await app.producer.flush()
+        except Exception:
+            log.exception("flushing the table writes on revocation failed")
 
     async def recheck() -> None:
         # An open rebalance recovered from the changelog unpublished may never have reached
@@ -456,6 +493,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         await track_output_topics()
         store.cache.clear()
         rebalancer.rebuild()
+        rebalancer.resume()
         asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:

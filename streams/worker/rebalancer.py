@@ -113,6 +113,14 @@ class Rebalancer:
     #: False until the price feed has read every price back (`prices_caught_up`); events are
     #: applied meanwhile, evaluated once it is. Agent tests without a feed start True.
     prices_ready: bool = True
+    #: True while partitions move (`pause` at a revocation, `resume` once the table's recovery
+    #: completes): recovery replays the changelog into the table, so a state written meanwhile
+    #: could be overwritten by an older one while its input's offset is committed (a deposit
+    #: lost for good). Nothing is evaluated and no solve result is written then; an event
+    #: still being handled waits, and applies to the recovered state; the recovery's re-check
+    #: evaluates every owned household again.
+    moving: bool = False
+    _steady: asyncio.Event | None = None
     prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
     price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
@@ -214,6 +222,23 @@ class Rebalancer:
             self.metrics.out_of_band.set(len(self._out_of_band))
         return state
 
+    def pause(self) -> None:
+        self.moving = True
+        if self._steady is not None:
+            self._steady.clear()
+
+    def resume(self) -> None:
+        self.moving = False
+        if self._steady is not None:
+            self._steady.set()
+
+    async def _steady_table(self) -> None:
+        """Wait while partitions move (an event's change lands on the recovered table)."""
+        while self.moving:
+            if self._steady is None:
+                self._steady = asyncio.Event()
+            await self._steady.wait()
+
     # ----------------------------------------------------------------- event handlers
 
     async def _prices_known(self) -> None:
@@ -234,6 +259,7 @@ class Rebalancer:
                 self.prices[symbol] = sec.price
                 self.price_days[symbol] = household.as_of
         async with self.lock(hid):
+            await self._steady_table()
             before = self.store.get(hid)
             state = self._save(before, from_snapshot(household, before))
             self._quiet_until.pop(hid, None)
@@ -246,6 +272,7 @@ class Rebalancer:
 
     async def on_delete(self, household_id: str) -> None:
         async with self.lock(household_id):
+            await self._steady_table()
             self.store.delete(household_id)
             self._version[household_id] = self._version.get(household_id, 0) + 1
             self.forget([household_id])
@@ -271,6 +298,7 @@ class Rebalancer:
         if self.store.get(hid) is None:
             await self._wait_for_snapshot(hid)
         async with self.lock(hid):
+            await self._steady_table()
             before = self.store.get(hid)
             if before is None:
                 raise UnknownHousehold(f"unknown household {hid!r} (no snapshot seen)")
@@ -442,7 +470,7 @@ class Rebalancer:
         from_tick: bool = False,
     ) -> HouseholdState | None:
         """Decide about one household now (its lock held) and act: alert, or queue a solve."""
-        if not self.prices_ready:
+        if not self.prices_ready or self.moving:
             return None
         before = self.store.get(hid)
         if before is None:
@@ -602,6 +630,11 @@ class Rebalancer:
     ) -> None:
         hid = job.household_id
         h = job.household
+        if self.moving:
+            # written now, the open rebalance could be overwritten by the table's recovery
+            # and solved again under another id: dropped, nothing published (re-checked after)
+            log.info("household=%s solve result dropped: partitions moving", hid)
+            return
         state = with_event_day(before, h.as_of)
         standing = self._standing(state, from_tick=False)
         if result is None:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from schemas import Household, Order, RebalanceResult, parse_household
+from schemas.events import CashFlow
 from streams.settings import Settings
 from streams.worker.app import EPOCH, UmhApp, create_app
 from streams.worker.state import HouseholdState, decode_state, encode_state
@@ -434,3 +435,74 @@ async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
     await u.rebalancer.on_ticks({"VTI": (75.0, datetime(2026, 11, 25, tzinfo=UTC), 0.0)})
     await u.rebalancer.idle()
     assert solved == ["hh-3", "hh-1", "hh-4", "hh-2", "hh-0"]
+
+
+async def test_a_solve_finishing_while_partitions_move_is_dropped_then_solved_after_recovery(
+    umh: Any,
+) -> None:
+    """Between a revocation and the recovery of the new assignment the table is replayed from
+    its changelog: an open rebalance written then could be overwritten by the older state and
+    solved again under the same id with other orders. A result that arrives then is neither
+    written nor published; the recovery's re-check solves the household once."""
+    u, sent = umh
+    gate = threading.Event()
+    seen: list[Household] = []
+
+    def slow_solve(
+        h: Household, *, sequence: int = 1, time_limit_s: float = 2.0
+    ) -> RebalanceResult:
+        seen.append(h)
+        assert gate.wait(10)
+        return fake_solve(h, sequence=sequence, time_limit_s=time_limit_s)
+
+    u.rebalancer.close()
+    u.rebalancer.solve = slow_solve
+    async with u.agents["households"].test_context() as agent:
+        await agent.put(orjson.dumps(SNAPSHOT), key=b"hh-1")
+    while not seen:  # the solve is running
+        await asyncio.sleep(0.01)
+    await u.app.on_partitions_revoked.send(set())  # the worker's own revocation handler
+    assert u.rebalancer.moving
+    gate.set()
+    await u.rebalancer.idle()
+    assert "agent.orders" not in topics(sent)
+    assert u.rebalancer.store.get("hh-1").open_rebalance is None  # nothing written
+    # what the table's recovery callback does once the new assignment is recovered
+    u.rebalancer.rebuild()
+    u.rebalancer.resume()
+    await u.rebalancer.recheck(u.rebalancer.household_ids())
+    await u.rebalancer.idle()
+    orders = [v for t, _k, v in sent if t == "agent.orders"]
+    assert [o["rebalance_id"] for o in orders] == ["hh-1:2026-11-24:1"]
+    assert u.rebalancer.store.get("hh-1").open_rebalance.result.rebalance_id == (
+        "hh-1:2026-11-24:1"
+    )
+
+
+async def test_an_event_handled_while_partitions_move_applies_to_the_recovered_table(
+    umh: Any,
+) -> None:
+    """A deposit whose handling straddles a revocation (Faust stops waiting for the agents after
+    a while) must not change the table before recovery replays it: the change would be
+    overwritten with the older state while the deposit's offset is committed (lost for good).
+    It waits, and applies to the recovered state."""
+    u, _sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    hid = "hh-1"
+    before = u.rebalancer.store.get(hid)
+    u.rebalancer.pause()
+    deposit = CashFlow(
+        "d-1", hid, "hh-1-IRA", "deposit", 500.0, datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    )
+    arriving = asyncio.ensure_future(u.rebalancer.on_cash_flow(deposit))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not arriving.done() and u.rebalancer.store.get(hid) is before
+    # the recovery replays the changelog: the table holds what it says (here: that state)
+    u.rebalancer.store = recovered(u)
+    u.rebalancer.rebuild()
+    u.rebalancer.resume()
+    assert await arriving
+    cash = u.rebalancer.store.get(hid).household.accounts[0].cash
+    assert abs(cash - (before.household.accounts[0].cash + 500.0)) < 1e-9
