@@ -17,6 +17,9 @@ import asyncio
 import heapq
 import itertools
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +34,27 @@ SolveFn = Callable[..., RebalanceResult]
 SOLVE_TIME_LIMIT_S = 2.0
 
 
+#: How often a solver process checks that the worker that started it is still alive.
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this solver process once its worker is gone: a worker killed with SIGKILL cannot
+    shut its pool down, and its solver processes would otherwise live on as orphans."""
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _start_solver_process(parent_pid: int) -> None:
+    """Process initializer: follow the worker's life, and import the solver (and HiGHS) once,
+    not on the first solve."""
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    _warm()
+
+
 def _warm() -> None:
-    """Process initializer: import the solver (and HiGHS) once, not on the first solve."""
     import solver  # noqa: F401
 
 
@@ -74,7 +96,8 @@ class SolverPool:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_warm,
+                    initializer=_start_solver_process,
+                    initargs=(os.getpid(),),
                 )
             else:
                 # one thread: HiGHS is used from a single thread only (FINDINGS)

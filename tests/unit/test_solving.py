@@ -84,3 +84,41 @@ def test_table_encoding_round_trips_and_is_compact() -> None:
         assert len(value) * 3 < len(str(state_to_json(state)))
     # the positional lot rows follow Lot's fields: a new field there must be encoded too
     assert tuple(f.name for f in fields(Lot)) == _LOT_FIELDS
+
+
+def test_solver_processes_end_when_their_worker_is_killed() -> None:
+    """A worker killed with SIGKILL cannot shut its pool down: its solver processes notice
+    and exit instead of living on as orphans."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import asyncio, multiprocessing, sys, time\n"
+        "from streams.worker.solving import SolverPool\n"
+        "pool = SolverPool(1)\n"
+        "pool.warm()\n"
+        "time.sleep(2.0)\n"
+        "print(*(p.pid for p in multiprocessing.active_children()), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    children = [int(x) for x in worker.stdout.readline().split()]
+    assert children, "the pool started no solver process"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 15.0
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in children), f"orphaned solver processes {children}"
