@@ -21,6 +21,7 @@ from typing import Any
 import faust
 
 from schemas import ValidationError
+from streams.kafka import uncommitted_seek
 from streams.kafka.topics import TopicNames, min_insync_replicas, partition_for, ssl_context
 from streams.settings import Settings
 from streams.worker import inputs
@@ -262,8 +263,19 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         drain_on_flush(producer)
         return producer
 
+    # records Faust drops while partitions move are read again even on a partition with no
+    # commit yet (aiokafka's seek back to committed offsets skips those): no input lost
+    new_consumer = app._new_consumer
+    inputs_topics = (names.households, names.fills, names.cash_flows)
+
+    def consumer_that_rereads() -> Any:
+        consumer = new_consumer()
+        uncommitted_seek.install(consumer, inputs_topics)
+        return consumer
+
     patched: Any = app
     patched._new_producer = producer_that_drains
+    patched._new_consumer = consumer_that_rereads
 
     def raw_topic(name: str) -> Any:
         return app.topic(
