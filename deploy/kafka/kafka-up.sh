@@ -61,6 +61,26 @@ command -v java >/dev/null || die "java not found (Java 17 needed)"
 T0=$(date +%s.%N)
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
+# Jars: the whole runtime dependency tree of kafka_2.13, fetched once (KAFKA_JARS_ONLY=1: only
+# that, e.g. before several test processes start clusters at the same time).
+fetch_jars() {
+  [ -f "$LIB/kafka_2.13-$KAFKA_VERSION.jar" ] && return 0
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars)"
+  log "fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION and dependencies with Maven"
+  local tmp="$CACHE/$KAFKA_VERSION/lib.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  mvn -q -B -f "$SCRIPT_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2
+  rm -rf "$LIB"
+  mv "$tmp" "$LIB"
+  log "jars ready in $LIB ($(elapsed) s)"
+}
+if [ "${KAFKA_JARS_ONLY:-0}" = 1 ]; then
+  fetch_jars
+  exit 0
+fi
+
 rf=$(( KAFKA_NODES < 3 ? KAFKA_NODES : 3 ))
 min_isr=$(( KAFKA_NODES >= 3 ? 2 : 1 ))
 
@@ -160,19 +180,8 @@ done
 [ -z "$busy" ] || die "port(s) $busy on $KAFKA_HOST already in use (another Kafka running?)"
 
 # ---------------------------------------------------------------------------------------------
-# Jars: the whole runtime dependency tree of kafka_2.13, fetched once.
-if [ ! -f "$LIB/kafka_2.13-$KAFKA_VERSION.jar" ]; then
-  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars)"
-  log "fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION and dependencies with Maven"
-  tmp="$CACHE/$KAFKA_VERSION/lib.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  mvn -q -B -f "$SCRIPT_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2
-  rm -rf "$LIB"
-  mv "$tmp" "$LIB"
-  log "jars ready in $LIB ($(elapsed) s)"
-fi
+# Jars (`fetch_jars` above).
+fetch_jars
 CP="$LIB/*"
 
 # ---------------------------------------------------------------------------------------------
