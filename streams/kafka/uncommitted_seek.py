@@ -22,6 +22,8 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["install", "seek_to_committed"]
@@ -29,15 +31,33 @@ __all__ = ["install", "seek_to_committed"]
 
 async def seek_to_committed(consumer: Any, topics: Collection[str]) -> Mapping[Any, int | None]:
     """aiokafka's `seek_to_committed` on every assigned partition, then the partitions of
-    `topics` with no commit (None, or 0: nothing consumed) to their beginning.
+    `topics` with no commit (None, or 0: nothing consumed) to offset 0.
 
+    Offset 0 is the beginning of a partition nothing has been deleted from; where retention
+    has deleted the start, the fetch answers "out of range" and aiokafka applies the reset
+    policy (`earliest`): the beginning either way. A plain seek sets the position without a
+    request, so it cannot wait on a rebalance; a partition revoked meanwhile is left alone.
     Returns the committed offsets, as aiokafka's does. `consumer` is an `AIOKafkaConsumer`.
     """
     committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
+    log.info(
+        "resuming at committed offsets %s",
+        " ".join(
+            f"{tp.topic.rsplit('.', 1)[-1]}/{tp.partition}@{offset}"
+            for tp, offset in sorted(committed.items())
+            if tp.topic in topics
+        ),
+    )
     fresh = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
-    if fresh:
-        log.info("seeking %d partitions without a commit to their beginning", len(fresh))
-        await consumer.seek_to_beginning(*fresh)
+    moved = 0
+    for tp in fresh:
+        try:
+            consumer.seek(tp, 0)
+        except IllegalStateError:  # revoked since: its next owner seeks it
+            continue
+        moved += 1
+    if moved:
+        log.info("seeking %d partitions without a commit to their beginning", moved)
     return committed
 
 
