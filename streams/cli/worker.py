@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     settings = resolved
     from streams.kafka.offsets_workaround import install_if_embedded
 
-    if asyncio.run(install_if_embedded(settings.bootstrap)):
+    embedded = asyncio.run(install_if_embedded(settings.bootstrap))
+    if embedded:
         log.info("embedded broker: end offsets are taken from fetch responses (ListOffsets bug)")
     log.info(
         "replication_factor=%s standby_replicas=%d",
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker.app import create_app
 
     umh = create_app(settings)
+    if embedded:
+        umh.metrics.workarounds.labels(name="embedded_end_offsets").set(1)
     register(umh)  # /metrics, /healthz and the operations console on the worker's web server
     worker = faust.Worker(umh.app, loglevel=args.loglevel, quiet=True, override_logging=False)
     # mode's Worker installs the SIGINT/SIGTERM handlers and stops the app cleanly on them;

@@ -271,6 +271,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     def consumer_that_rereads() -> Any:
         consumer = new_consumer()
         uncommitted_seek.install(consumer, inputs_topics)
+        metrics.workarounds.labels(name="uncommitted_seek").set(1)
         return consumer
 
     patched: Any = app

@@ -52,6 +52,12 @@ class Metrics:
         self.solve_queue = Gauge(
             "umh_solve_queue", "Households waiting for a solve (or solving)", registry=r
         )
+        self.workarounds = Gauge(
+            "umh_kafka_workaround",
+            "Client-side work-arounds installed (1), by name (streams/kafka/)",
+            ["name"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
