@@ -31,7 +31,7 @@ import contextlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +210,8 @@ class Driver:
         self.conflicts: list[str] = []  # same order_id, different content
         self.filled: set[str] = set()  # order ids filled
         self.fill_sent_s: dict[str, float] = {}  # rebalance_id -> when its last fill was sent
+        # key -> "topic/partition@offset" of each message sent with it (for failure reports)
+        self.sent_at: defaultdict[str, list[str]] = defaultdict(list)
         self.alerts: list[AlertSeen] = []
         self.send_retries = 0
         self._symbol_locks: dict[str, asyncio.Lock] = {}
@@ -262,9 +264,10 @@ class Driver:
         deadline = time.monotonic() + SEND_DEADLINE_S
         while True:
             try:
-                await self.producer.send_and_wait(
+                md = await self.producer.send_and_wait(
                     self.topic(name), orjson.dumps(value), key=key.encode()
                 )
+                self.sent_at[key].append(f"{name}/{md.partition}@{md.offset}")
                 return
             except KafkaError:
                 if time.monotonic() > deadline:
@@ -326,10 +329,15 @@ class Driver:
                 self.level.setdefault(sym, sec["price"])
             await self.send("households", s["household_id"], s)
 
-    async def loss_sales(self) -> None:
+    async def loss_sales(self, applied: Callable[[], Awaitable[bool]]) -> None:
         """Manual trades: the taxable LEQ sold at 100 (basis 150: a 1,500 loss), LALT bought,
         in monitor mode (no orders in between); then a rebalance-mode snapshot of the result
-        without `recent_trades`: the loss is remembered only by the worker's state."""
+        without `recent_trades`: the loss is remembered only by the worker's state.
+
+        The snapshot is sent once `applied()` says the workers have processed the fills:
+        `fills` and `households` are different topics, so a snapshot sent after the fills may
+        be read before them (the fills would then apply on top of it: a different household
+        from the one this book expects)."""
         for hid in self.loss_hids:
             for i, (side, sym) in enumerate((("sell", "LEQ"), ("buy", "LALT"))):
                 fill = {
@@ -346,7 +354,7 @@ class Driver:
                 }
                 self.book.fill(fill)
                 await self.send("fills", hid, fill)
-        await asyncio.sleep(1.0)
+        assert await applied(), "the manual fills were never processed"
         for hid in self.loss_hids:
             snap = household(hid, "LEQ", "LFI", taxable_eq=30, alt="LALT", swapped=True)
             self.book.load(snap)

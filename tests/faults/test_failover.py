@@ -294,7 +294,7 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         while await total_households([a, b]) < len(d.all_hids()):
             assert time.monotonic() < deadline, "snapshots not loaded"
             await asyncio.sleep(0.3)
-        await d.loss_sales()
+        await d.loss_sales(lambda: inputs_processed(kafka3.bootstrap, prefix))
         await asyncio.sleep(1.5)
         tasks = [asyncio.create_task(d.noise())]
         market_move = fault == "broker-move"  # every group's first episode at the same moment
@@ -374,7 +374,10 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         seqs = [int(rb["rebalance_id"].rsplit(":")[-1]) for rb in rbs]
         if seqs != list(range(1, len(episodes) + 1)):
             ids = [rb["rebalance_id"] for rb in rbs]
-            problems.append(f"{hid}: {len(ids)} rebalances {ids} for {len(episodes)} episodes")
+            problems.append(
+                f"{hid}: {len(ids)} rebalances {ids} for {len(episodes)} episodes"
+                f" (its messages: {' '.join(d.sent_at[hid])})"
+            )
             continue
         first_seen = {}
         for o in d.orders:
