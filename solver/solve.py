@@ -19,6 +19,7 @@ from .drift import household_drift, missing_prices, triggers
 from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .lots import relief_key
 from .model import (
+    BAND_MARGIN,
     MAX_INT,
     Limits,
     Restrictions,
@@ -30,8 +31,8 @@ from .model import (
 )
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, net_gain_usd, realized_gains
-from .rounding import round_trades
-from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
+from .rounding import exact_trades, round_trades
+from .tolerances import BAND_EPS, GAIN_MARGIN_USD, QUANTITY_EPS
 from .trades import apply_orders
 
 MAX_LAZY_ROUNDS = 8
@@ -185,7 +186,9 @@ def _solve_with_rules(
     long as the deadline allows. Returns the best rule-abiding solution of the two."""
     base = restrictions or Restrictions()
     r = base
-    solution = solve_model(p, mode, r, deadline.limits())
+    # The exact rung's integer shares make every call a MIP: bounded by nodes like the binaries.
+    integer = base.integer_shares
+    solution = solve_model(p, mode, r, deadline.limits(mip=integer))
     groups: set[str] = set()
     classes: set[int] = set()
     for _ in range(MAX_LAZY_ROUNDS):
@@ -197,7 +200,7 @@ def _solve_with_rules(
         groups |= new_groups
         classes |= new_classes
         r = _forbid_smaller_sides(p, solution, r, new_groups, new_classes)
-        solution = solve_model(p, mode, r, deadline.limits())
+        solution = solve_model(p, mode, r, deadline.limits(mip=integer))
     if not groups and not classes:
         return solution, r
     greedy_ok = _usable(solution) and not any(_conflicts(p, solution))
@@ -398,6 +401,9 @@ def _ladder(
     every step below the first says so in `messages`."""
     best: _Attempt | None = None
     r = restrictions
+    # Where even the continuous model misses a band, no whole-share answer can reach it: the
+    # exact rung is only worth its work where rounding is what missed it.
+    reachable = _bands_reachable(p, solution, restrictions)
     for round_no in range(MAX_LADDER_ROUNDS):
         tried: list[_Attempt] = []
         if _usable(solution):
@@ -420,22 +426,14 @@ def _ladder(
             messages.append("fallback: re-solved with tighter caps or band margins after rounding")
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
-    if best is None and not deadline.expired:
-        # The exact rung: whole shares as integers, the caps untightened (so that "infeasible"
-        # here proves the household has no whole-share answer: see _finish).
-        exact = Restrictions(band_margin=r.band_margin, integer_shares=True)
-        solution, r = _solve_with_rules(p, mode, deadline, exact)
-        if solution.status == "infeasible":
-            return INFEASIBLE
-        if _usable(solution):
-            for sells_up in (True, False):
-                got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
-                if got is not None:
-                    a = _attempt(p, *got, rid, why)
-                    if not a.problems and (best is None or a.out_of_band < best.out_of_band):
-                        best = a
-            if best is not None:
-                messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
+    if (best is None or best.out_of_band) and not deadline.expired and reachable:
+        exact = _exact_rung(p, mode, rid, why, deadline)
+        if exact is INFEASIBLE:
+            if best is None:
+                return INFEASIBLE
+        elif isinstance(exact, _Attempt) and (best is None or exact.out_of_band < best.out_of_band):
+            best = exact
+            messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
     if best is not None:
         return best
     for a in tried:
@@ -452,6 +450,43 @@ def _ladder(
         messages.append("fallback: no rule-abiding trades found; nothing is traded")
         return nothing
     return None
+
+
+def _bands_reachable(p: HouseholdProblem, solution: Solution, r: Restrictions) -> bool:
+    """Whether the continuous model may reach every band: it aims inside each band by its
+    margin, so an answer inside every band has band slack of at most the margins' sum, and the
+    model (which minimises that slack first) finds one at least as small when one exists."""
+    if not _usable(solution):
+        return True
+    margins = np.minimum(p.drift.tolerance * BAND_MARGIN, r.band_margin)
+    return float(solution.band_slack.sum()) <= float(margins.sum()) + BAND_EPS
+
+
+def _exact_rung(
+    p: HouseholdProblem, mode: str, rid: str, why: tuple[str, ...], deadline: Deadline
+) -> _Attempt | str | None:
+    """Step 3: whole shares as integers and min_trade_value as semi-continuous trades, the caps
+    untightened (so that "infeasible" proves the household has no whole-share answer: see
+    _finish). Its answer is taken as it is (solver/rounding.py: exact_trades); only when that
+    breaks a hard rule (solver tolerances) is it rounded and re-solved like the others.
+    The rule-abiding answer with the fewest classes out of band, or None."""
+    solution, r = _solve_with_rules(p, mode, deadline, Restrictions(integer_shares=True))
+    if solution.status == "infeasible":
+        return INFEASIBLE
+    if not _usable(solution):
+        return None
+    got = exact_trades(p, solution.sells, solution.buys)
+    first = _attempt(p, got.sell_shares, got.buy_shares, rid, why)
+    if not first.problems:
+        return first
+    best: _Attempt | None = None
+    for sells_up in (True, False):
+        rounded = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
+        if rounded is not None:
+            a = _attempt(p, *rounded, rid, why)
+            if not a.problems and (best is None or a.out_of_band < best.out_of_band):
+                best = a
+    return best
 
 
 def _reset_lazy(r: Restrictions) -> Restrictions:
