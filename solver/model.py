@@ -36,13 +36,15 @@ T = sum_l s_l + sum_j b_j the traded value:
         realized_this_year) - margin - shrink) / V
     allow_sells false: s_l = 0 outside screened lots and accounts that must raise cash; there
         sum_{l in a, not screened} s_l <= raise_room_a (the need plus the smallest order)
-    max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
+    max_turnover: T <= max_turnover - margin - shrink + sum_a min(raise_room_a, sum_{l in a} s_l)
     wash group g (rule 4a within the rebalance), binary z_g:
         sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
     (for rule 4 a loss lot is one whose proceeds net of costs fall below its basis, gain per
     dollar g_l < k: HouseholdProblem.lot_wash_loss; rule 4b's blocked lots likewise)
     no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
         exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+        (where only a swap reaches the bands, the ladder caps sum_c u_c at what the model
+        without the ban reaches, so that the bands come first: Restrictions.max_band_slack)
     exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
         with n, m integer for whole-share securities; each position's sell and each buy is 0 or
         at least min_trade_value (semi-continuous; a smaller position: all or nothing)
@@ -125,6 +127,11 @@ class Restrictions:
     # The ladder's exact rung: whole-share trades as integer share counts (a MIP) instead of
     # rounding afterwards.
     integer_shares: bool = False
+    # Rule 7 before the swap ban (the ban gives way where the hard rules leave no other way):
+    # `swaps_free` drops the ban (no swap binaries); `max_band_slack` caps sum_c u_c (weight
+    # units), so that the swap binaries minimise swaps among answers that reach the bands.
+    swaps_free: bool = False
+    max_band_slack: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,18 +365,17 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     if not opts.allow_sells:
         _add_raise_only_rows(b, p, s)
     if opts.max_turnover is not None:
-        # Turnover: raising cash_needed is always allowed on top of the cap.
-        cap = max(opts.max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
-        cap += float(raise_room(p).sum())
-        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, cap)
+        _add_turnover_row(b, p, r, s, trade_cols, opts.max_turnover)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
     if r.integer_shares:
         _add_integer_shares(b, p, r, s, bcols)
         _add_minimum_trades(b, p, s, bcols, big_m)
-    if not opts.allow_cross_account_swaps:
+    if not (opts.allow_cross_account_swaps or r.swaps_free):
         _add_swap_binaries(b, p, r, s, bcols, big_m)
+    if r.max_band_slack is not None:
+        b.add_row(u, np.ones(n_cls), -INF, r.max_band_slack)
     tax_row = None
     if two_phase and d is not None:
         # Phase 2's row: the tax on realized gains stays at phase 1's plus the target budget.
@@ -378,6 +384,32 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         tax_row = len(b.row_lower) - 1
         b.add_row(u, np.ones(n_cls), -INF, INF)
     return _run(b, p, s, bcols, u, d, tax_row, limits, presolve=r.integer_shares)
+
+
+def _add_turnover_row(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    trade_cols: NDArray[np.int64],
+    max_turnover: float,
+) -> None:
+    """max_turnover, raising cash_needed always allowed on top of it: T - sum_a e_a <= cap,
+    with e_a <= raise_room_a and e_a <= sum_{l in a} s_l for each account that must raise cash
+    (what it raises is what it sells, up to its room: the self-check's reading)."""
+    cap = max(max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
+    room = raise_room(p)
+    short = np.flatnonzero(room > 0)
+    e = b.add_cols(np.zeros(len(short)), np.zeros(len(short)), room[short])
+    for a, col in zip(short, e, strict=True):
+        ls = np.flatnonzero(p.lot_account == a)
+        b.add_row(np.append(s[ls], col), np.append(-np.ones(len(ls)), 1.0), -INF, 0.0)
+    b.add_row(
+        np.concatenate((trade_cols, e)),
+        np.concatenate((np.ones(len(trade_cols)), -np.ones(len(e)))),
+        -INF,
+        cap,
+    )
 
 
 def _add_band_rows(

@@ -194,7 +194,7 @@ def _solve_with_rules(
     for _ in range(MAX_LAZY_ROUNDS):
         if not _usable(solution):
             break  # the greedy choice made the rules unsatisfiable: the MIP decides
-        new_groups, new_classes = _conflicts(p, solution)
+        new_groups, new_classes = _conflicts(p, solution, base)
         if not new_groups and not new_classes:
             break
         groups |= new_groups
@@ -203,7 +203,7 @@ def _solve_with_rules(
         solution = solve_model(p, mode, r, deadline.limits(mip=integer))
     if not groups and not classes:
         return solution, r
-    greedy_ok = _usable(solution) and not any(_conflicts(p, solution))
+    greedy_ok = _usable(solution) and not any(_conflicts(p, solution, base))
     best: tuple[Solution, Restrictions] | None = (solution, r) if greedy_ok else None
     last = solution
     for _ in range(MAX_LAZY_ROUNDS):
@@ -217,7 +217,7 @@ def _solve_with_rules(
         if not _usable(mip):
             break
         new_groups = wash_conflicts(p, mip.sells, mip.buys) - groups
-        new_classes = _conflicts(p, mip)[1] - classes
+        new_classes = _conflicts(p, mip, base)[1] - classes
         if new_groups or new_classes:
             groups |= new_groups
             classes |= new_classes
@@ -236,11 +236,13 @@ def _solve_with_rules(
     return last, r
 
 
-def _conflicts(p: HouseholdProblem, solution: Solution) -> tuple[set[str], set[int]]:
+def _conflicts(
+    p: HouseholdProblem, solution: Solution, r: Restrictions
+) -> tuple[set[str], set[int]]:
     groups = wash_conflicts(p, solution.sells, solution.buys)
     classes = (
         set()
-        if p.household.options.allow_cross_account_swaps
+        if p.household.options.allow_cross_account_swaps or r.swaps_free
         else swap_conflicts(p, solution.sells, solution.buys)
     )
     return groups, classes
@@ -427,13 +429,15 @@ def _ladder(
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
     if (best is None or best.out_of_band) and not deadline.expired and reachable:
-        exact = _exact_rung(p, mode, rid, why, deadline)
+        notes: list[str] = []
+        exact = _exact_rung(p, mode, rid, why, deadline, notes)
         if exact is INFEASIBLE:
             if best is None:
                 return INFEASIBLE
         elif isinstance(exact, _Attempt) and (best is None or exact.out_of_band < best.out_of_band):
             best = exact
             messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
+            messages.extend(notes)
     if best is not None:
         return best
     for a in tried:
@@ -463,16 +467,59 @@ def _bands_reachable(p: HouseholdProblem, solution: Solution, r: Restrictions) -
 
 
 def _exact_rung(
-    p: HouseholdProblem, mode: str, rid: str, why: tuple[str, ...], deadline: Deadline
+    p: HouseholdProblem,
+    mode: str,
+    rid: str,
+    why: tuple[str, ...],
+    deadline: Deadline,
+    messages: list[str],
 ) -> _Attempt | str | None:
     """Step 3: whole shares as integers and min_trade_value as semi-continuous trades, the caps
     untightened (so that "infeasible" proves the household has no whole-share answer: see
     _finish). Its answer is taken as it is (solver/rounding.py: exact_trades); only when that
     breaks a hard rule (solver tolerances) is it rounded and re-solved like the others.
     The rule-abiding answer with the fewest classes out of band, or None."""
-    solution, r = _solve_with_rules(p, mode, deadline, Restrictions(integer_shares=True))
+    exact = Restrictions(integer_shares=True)
+    solution, r = _solve_with_rules(p, mode, deadline, exact)
     if solution.status == "infeasible":
         return INFEASIBLE
+    best = _take_exact(p, mode, rid, why, deadline, solution, r)
+    if (best is not None and not best.out_of_band) or p.household.options.allow_cross_account_swaps:
+        return best
+    if deadline.expired:
+        return best
+    # The swap ban is soft and gives way where the hard rules leave no other way to the bands:
+    # the bands as far as the model without the ban reaches them, then the fewest swaps.
+    free, _ = _solve_with_rules(p, mode, deadline, replace(exact, swaps_free=True))
+    if not (_usable(free) and _bands_reachable(p, free, exact)):
+        return best
+    capped = replace(exact, max_band_slack=float(free.band_slack.sum()) + BAND_EPS)
+    solution, r = _solve_with_rules(p, mode, deadline, capped)
+    if not _usable(solution):
+        solution, r = free, replace(exact, swaps_free=True)
+    swapped = _take_exact(p, mode, rid, why, deadline, solution, r)
+    if swapped is None or (best is not None and swapped.out_of_band >= best.out_of_band):
+        return best
+    names = sorted(p.classes[c] for c in swap_conflicts(p, solution.sells, solution.buys))
+    if names:
+        messages.append(
+            f"cross-account swap of {', '.join(names)}: the hard rules leave no other way to "
+            "reach the bands"
+        )
+    return swapped
+
+
+def _take_exact(
+    p: HouseholdProblem,
+    mode: str,
+    rid: str,
+    why: tuple[str, ...],
+    deadline: Deadline,
+    solution: Solution,
+    r: Restrictions,
+) -> _Attempt | None:
+    """The exact rung's solution as orders: as it is, or rounded and re-solved when that breaks
+    a hard rule; None when no rule-abiding answer comes of it."""
     if not _usable(solution):
         return None
     got = exact_trades(p, solution.sells, solution.buys)
@@ -512,7 +559,7 @@ def _tighten(
             gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
         if h.options.max_turnover is not None:
             traded = sum(o.est_value for o in a.orders) / p.value_usd
-            cap = h.options.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
+            cap = h.options.max_turnover + _raised(p, a.sell_sh) - r.turnover_shrink
             turnover_excess = max(turnover_excess, traded - cap)
     if gain_excess > 0 or turnover_excess > 0:
         return replace(
@@ -523,6 +570,15 @@ def _tighten(
     if (best is None or best.out_of_band) and r.band_margin < WIDE_MARGIN:
         return replace(r, band_margin=WIDE_MARGIN)
     return None
+
+
+def _raised(p: HouseholdProblem, sell_sh: np.ndarray) -> float:
+    """Raised cash under max_turnover (weight units): per account that must raise cash, what it
+    sells, up to its raise room (the self-check's reading)."""
+    sold = np.bincount(
+        p.lot_account, weights=sell_sh * p.lot_price / p.value_usd, minlength=len(p.accounts)
+    )
+    return float(np.minimum(sold, raise_room(p)).sum())
 
 
 def _drop_offending(
