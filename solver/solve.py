@@ -404,7 +404,7 @@ def _ladder(
     best: _Attempt | None = None
     r = restrictions
     # Where even the continuous model misses a band, no whole-share answer can reach it: the
-    # exact rung is only worth its work where rounding is what missed it.
+    # exact rung is then only worth its work when no rounding obeys the hard rules.
     reachable = _bands_reachable(p, solution, restrictions)
     for round_no in range(MAX_LADDER_ROUNDS):
         tried: list[_Attempt] = []
@@ -428,7 +428,7 @@ def _ladder(
             messages.append("fallback: re-solved with tighter caps or band margins after rounding")
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
-    if (best is None or best.out_of_band) and not deadline.expired and reachable:
+    if (best is None or (best.out_of_band and reachable)) and not deadline.expired:
         notes: list[str] = []
         exact = _exact_rung(p, mode, rid, why, deadline, notes)
         if exact is INFEASIBLE:
