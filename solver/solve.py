@@ -394,8 +394,12 @@ def _ladder(
     1. round the model's answer (whole-share sells up, then down), re-solving the rest;
     2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
        with the cap tightened by the excess (or the band margin widened) and round again;
-    3. the exact rung: whole shares as integers and min_trade_value as semi-continuous trades
-       (a node-bounded MIP); when even that is infeasible, the household has no answer;
+    3. the exact rung, when no rounding obeys the hard rules, or when the best one leaves a
+       band out that the continuous model reaches (whole shares strand cash, a minimum trade
+       cannot be met on the preferred security): whole shares as integers and min_trade_value
+       as semi-continuous trades (a node-bounded MIP), its answer taken as it is; where only a
+       cross-account swap reaches the bands, the swap ban gives way (see _exact_rung); when even
+       that is infeasible and nothing else obeys the rules, the household has no answer;
     4. drop the offending orders (buys first) and re-check;
     5. a greedy rule-abiding repair: raise each account's cash_needed alone;
     6. no orders at all.
@@ -436,7 +440,9 @@ def _ladder(
                 return INFEASIBLE
         elif isinstance(exact, _Attempt) and (best is None or exact.out_of_band < best.out_of_band):
             best = exact
-            messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
+            messages.append(
+                "fallback: whole shares solved exactly (MIP) after rounding missed a band or a rule"
+            )
             messages.extend(notes)
     if best is not None:
         return best
