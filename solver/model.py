@@ -36,13 +36,15 @@ T = sum_l s_l + sum_j b_j the traded value:
         realized_this_year) - margin - shrink) / V
     allow_sells false: s_l = 0 outside screened lots and accounts that must raise cash; there
         sum_{l in a, not screened} s_l <= raise_room_a (the need plus the smallest order)
-    max_turnover: T <= max_turnover - margin - shrink + sum_a raise_room_a
+    max_turnover: T <= max_turnover - margin - shrink + sum_a min(raise_room_a, sum_{l in a} s_l)
     wash group g (rule 4a within the rebalance), binary z_g:
         sum_{taxable loss lots of g} s_l <= cap_g z_g,  sum_{j in g} b_j <= M (1 - z_g)
     (for rule 4 a loss lot is one whose proceeds net of costs fall below its basis, gain per
     dollar g_l < k: HouseholdProblem.lot_wash_loss; rule 4b's blocked lots likewise)
     no cross-account swap of class c (soft), binary y_c; harvests, screens and raised cash are
         exempt: sells_c - exempt_c <= M y_c + sigma_c,  buys_c <= M (1 - y_c) + sigma'_c
+        (where only a swap reaches the bands, the ladder caps sum_c u_c at what the model
+        without the ban reaches, so that the bands come first: Restrictions.max_band_slack)
     exact rung only (Restrictions.integer_shares): s_l = n_l price_l / V, b_j = m_j price_j / V
         with n, m integer for whole-share securities; each position's sell and each buy is 0 or
         at least min_trade_value (semi-continuous; a smaller position: all or nothing)
@@ -68,6 +70,7 @@ from .costs import gross_up
 from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
     GAIN_MARGIN_USD,
+    MIN_TRADE_MARGIN_USD,
     RAISE_SLACK_USD,
     SOLVER_FEAS_TOL,
     TURNOVER_MARGIN_USD,
@@ -124,6 +127,11 @@ class Restrictions:
     # The ladder's exact rung: whole-share trades as integer share counts (a MIP) instead of
     # rounding afterwards.
     integer_shares: bool = False
+    # Rule 7 before the swap ban (the ban gives way where the hard rules leave no other way):
+    # `swaps_free` drops the ban (no swap binaries); `max_band_slack` caps sum_c u_c (weight
+    # units), so that the swap binaries minimise swaps among answers that reach the bands.
+    swaps_free: bool = False
+    max_band_slack: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +241,10 @@ _BANNER_LOCK = threading.Lock()
 _BANNER_SHOWN = False
 
 
-def _new_highs(limits: Limits) -> highspy._core._Highs:
-    """A fresh HiGHS instance set up for one solve.
+def _new_highs(limits: Limits, presolve: bool = False) -> highspy._core._Highs:
+    """A fresh HiGHS instance set up for one solve. Presolve is off (it costs more than it saves
+    on these small LPs) except for the exact rung's integer shares, where it cuts the
+    branch-and-bound work about tenfold.
 
     Fresh on purpose: an instance reused through clearModel() carried state from one household
     into the next and gave wrong answers (seen in the backtest); construction costs ~0.05 ms.
@@ -242,7 +252,7 @@ def _new_highs(limits: Limits) -> highspy._core._Highs:
     h = _construct_highs()
     for name, value in (
         ("output_flag", False),
-        ("presolve", "off"),
+        ("presolve", "on" if presolve else "off"),
         ("threads", 1),
         ("solver", "simplex"),
         ("mip_rel_gap", 1e-4),
@@ -355,18 +365,17 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     if not opts.allow_sells:
         _add_raise_only_rows(b, p, s)
     if opts.max_turnover is not None:
-        # Turnover: raising cash_needed is always allowed on top of the cap.
-        cap = max(opts.max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
-        cap += float(raise_room(p).sum())
-        b.add_row(trade_cols, np.ones(len(trade_cols)), -INF, cap)
+        _add_turnover_row(b, p, r, s, trade_cols, opts.max_turnover)
 
     big_m = float(p.lot_value.sum() + max(p.account_free_cash.clip(min=0).sum(), 0.0) + 1.0)
     _add_wash_binaries(b, p, r, s, bcols, big_m)
     if r.integer_shares:
         _add_integer_shares(b, p, r, s, bcols)
         _add_minimum_trades(b, p, s, bcols, big_m)
-    if not opts.allow_cross_account_swaps:
+    if not (opts.allow_cross_account_swaps or r.swaps_free):
         _add_swap_binaries(b, p, r, s, bcols, big_m)
+    if r.max_band_slack is not None:
+        b.add_row(u, np.ones(n_cls), -INF, r.max_band_slack)
     tax_row = None
     if two_phase and d is not None:
         # Phase 2's row: the tax on realized gains stays at phase 1's plus the target budget.
@@ -374,7 +383,33 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         b.add_row(s[gains], (p.lot_tax_rate * p.lot_gain_frac)[gains], -INF, INF)
         tax_row = len(b.row_lower) - 1
         b.add_row(u, np.ones(n_cls), -INF, INF)
-    return _run(b, p, s, bcols, u, d, tax_row, limits)
+    return _run(b, p, s, bcols, u, d, tax_row, limits, presolve=r.integer_shares)
+
+
+def _add_turnover_row(
+    b: _Builder,
+    p: HouseholdProblem,
+    r: Restrictions,
+    s: NDArray[np.int64],
+    trade_cols: NDArray[np.int64],
+    max_turnover: float,
+) -> None:
+    """max_turnover, raising cash_needed always allowed on top of it: T - sum_a e_a <= cap,
+    with e_a <= raise_room_a and e_a <= sum_{l in a} s_l for each account that must raise cash
+    (what it raises is what it sells, up to its room: the self-check's reading)."""
+    cap = max(max_turnover - TURNOVER_MARGIN_USD / p.value_usd - r.turnover_shrink, 0.0)
+    room = raise_room(p)
+    short = np.flatnonzero(room > 0)
+    e = b.add_cols(np.zeros(len(short)), np.zeros(len(short)), room[short])
+    for a, col in zip(short, e, strict=True):
+        ls = np.flatnonzero(p.lot_account == a)
+        b.add_row(np.append(s[ls], col), np.append(-np.ones(len(ls)), 1.0), -INF, 0.0)
+    b.add_row(
+        np.concatenate((trade_cols, e)),
+        np.concatenate((np.ones(len(trade_cols)), -np.ones(len(e)))),
+        -INF,
+        cap,
+    )
 
 
 def _add_band_rows(
@@ -478,17 +513,25 @@ def _add_integer_shares(
     s: NDArray[np.int64],
     bcols: NDArray[np.int64],
 ) -> None:
-    """Whole shares exactly: s_l = n_l price_l / V with n_l integer (a lot's whole remainder may
-    also be sold: n_l <= floor(quantity), or the whole lot); likewise for whole-share buys."""
+    """Whole shares exactly: s_l = n_l price_l / V with n_l integer, n_l <= floor(quantity);
+    likewise for whole-share buys. A lot with a fractional remnant f = quantity - floor(quantity)
+    may also be sold whole: s_l = (n_l + f w_l) price_l / V with w_l binary and
+    n_l >= floor(quantity) w_l (the remnant goes only with every whole share of the lot)."""
     V = p.value_usd
     for i in np.flatnonzero(p.lot_whole_shares & (p.lot_value > 0)):
         if int(i) in r.fixed_sells:
             continue
         q = float(p.lot_quantity[i])
-        if abs(q - round(q)) > 1e-9:
-            continue  # a fractional remnant: selling it whole is allowed, leave it continuous
-        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([np.floor(q + 1e-9)]), integer=True)
-        b.add_row(np.array([s[i], n[0]]), np.array([1.0, -p.lot_price[i] / V]), 0.0, 0.0)
+        whole = float(np.floor(q + 1e-9))
+        unit = p.lot_price[i] / V
+        n = b.add_cols(np.zeros(1), np.zeros(1), np.array([whole]), integer=True)[0]
+        remnant = q - whole
+        if remnant <= 1e-9:
+            b.add_row(np.array([s[i], n]), np.array([1.0, -unit]), 0.0, 0.0)
+            continue
+        w = b.add_cols(np.zeros(1), np.zeros(1), np.ones(1), integer=True)[0]
+        b.add_row(np.array([s[i], n, w]), np.array([1.0, -unit, -remnant * unit]), 0.0, 0.0)
+        b.add_row(np.array([n, w]), np.array([1.0, -whole]), 0.0, INF)
     for j in np.flatnonzero(p.buy_whole_shares):
         n = b.add_cols(np.zeros(1), np.zeros(1), np.array([INF]), integer=True)
         b.add_row(np.array([bcols[j], n[0]]), np.array([1.0, -p.buy_price[j] / V]), 0.0, 0.0)
@@ -503,9 +546,11 @@ def _add_minimum_trades(
 ) -> None:
     """min_trade_value exactly (rule 5): each position's sell, and each buy, is 0 or at least
     the minimum, semi-continuous; a position worth less than the minimum is sold whole or not."""
-    minimum = p.household.options.min_trade_value / p.value_usd
-    if minimum <= 0:
+    if p.household.options.min_trade_value <= 0:
         return
+    # A few cents above the minimum, so that fractional quantities rounded to
+    # QUANTITY_DECIMALS (and the solver's tolerance) never take an order below it.
+    minimum = (p.household.options.min_trade_value + MIN_TRADE_MARGIN_USD) / p.value_usd
     n_pos = int(p.lot_order.max()) + 1 if len(p.lot_order) else 0
     for pos in range(n_pos):
         ls = np.flatnonzero(p.lot_order == pos)
@@ -613,8 +658,9 @@ def _run(
     d: NDArray[np.int64] | None,
     tax_row: int | None,
     limits: Limits,
+    presolve: bool = False,
 ) -> Solution:
-    highs = _new_highs(limits)
+    highs = _new_highs(limits, presolve)
     b.pass_to(highs)
     if tax_row is not None and d is not None:
         # Phase 1: bands, then tax (and trading); the target weighs nothing yet.

@@ -85,6 +85,28 @@ def round_trades(
     return Rounded(sell_sh, buy_sh, sell_fixed, buy_fixed, changed)
 
 
+def exact_trades(p: HouseholdProblem, sells: FloatArray, buys: FloatArray) -> Rounded:
+    """The exact rung's answer (whole shares as integers, min_trade_value as semi-continuous
+    trades: solver/model.py) as quantities, with no heuristic on top: whole-share amounts are
+    integers already, up to the solver's tolerance, and are rounded to them; fractional ones go
+    to QUANTITY_DECIMALS (sells up, buys down, so that cash only gains); dust is no order."""
+    V = p.value_usd
+    held = p.lot_quantity
+    sells = np.where(sells * V < DUST_USD, 0.0, sells)
+    shares = np.divide(sells * V, p.lot_price, out=np.zeros_like(sells), where=p.lot_price > 0)
+    rounded = np.where(
+        p.lot_whole_shares, np.round(shares), np.ceil(shares * _SCALE - 1e-6) / _SCALE
+    )
+    sell_sh = np.where(shares >= held - 1e-6, held, np.minimum(held, rounded))
+    sell_sh[sell_sh < QUANTITY_EPS] = 0.0
+    buys = np.where(buys * V < DUST_USD, 0.0, buys)
+    buy_raw = buys * V / p.buy_price
+    buy_sh = np.where(
+        p.buy_whole_shares, np.round(buy_raw), np.floor(buy_raw * _SCALE + 1e-6) / _SCALE
+    )
+    return Rounded(sell_sh, buy_sh, {}, {}, False)
+
+
 def _drop_small_orders(p: HouseholdProblem, sell_sh: FloatArray, buy_sh: FloatArray) -> None:
     """Zero orders below min_trade_value (a whole-position sell is exempt) and dust, in place."""
     minimum = max(p.household.options.min_trade_value, DUST_USD)

@@ -19,6 +19,7 @@ from .drift import household_drift, missing_prices, triggers
 from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .lots import relief_key
 from .model import (
+    BAND_MARGIN,
     MAX_INT,
     Limits,
     Restrictions,
@@ -30,8 +31,8 @@ from .model import (
 )
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, net_gain_usd, realized_gains
-from .rounding import round_trades
-from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
+from .rounding import exact_trades, round_trades
+from .tolerances import BAND_EPS, GAIN_MARGIN_USD, QUANTITY_EPS
 from .trades import apply_orders
 
 MAX_LAZY_ROUNDS = 8
@@ -185,22 +186,24 @@ def _solve_with_rules(
     long as the deadline allows. Returns the best rule-abiding solution of the two."""
     base = restrictions or Restrictions()
     r = base
-    solution = solve_model(p, mode, r, deadline.limits())
+    # The exact rung's integer shares make every call a MIP: bounded by nodes like the binaries.
+    integer = base.integer_shares
+    solution = solve_model(p, mode, r, deadline.limits(mip=integer))
     groups: set[str] = set()
     classes: set[int] = set()
     for _ in range(MAX_LAZY_ROUNDS):
         if not _usable(solution):
             break  # the greedy choice made the rules unsatisfiable: the MIP decides
-        new_groups, new_classes = _conflicts(p, solution)
+        new_groups, new_classes = _conflicts(p, solution, base)
         if not new_groups and not new_classes:
             break
         groups |= new_groups
         classes |= new_classes
         r = _forbid_smaller_sides(p, solution, r, new_groups, new_classes)
-        solution = solve_model(p, mode, r, deadline.limits())
+        solution = solve_model(p, mode, r, deadline.limits(mip=integer))
     if not groups and not classes:
         return solution, r
-    greedy_ok = _usable(solution) and not any(_conflicts(p, solution))
+    greedy_ok = _usable(solution) and not any(_conflicts(p, solution, base))
     best: tuple[Solution, Restrictions] | None = (solution, r) if greedy_ok else None
     last = solution
     for _ in range(MAX_LAZY_ROUNDS):
@@ -214,7 +217,7 @@ def _solve_with_rules(
         if not _usable(mip):
             break
         new_groups = wash_conflicts(p, mip.sells, mip.buys) - groups
-        new_classes = _conflicts(p, mip)[1] - classes
+        new_classes = _conflicts(p, mip, base)[1] - classes
         if new_groups or new_classes:
             groups |= new_groups
             classes |= new_classes
@@ -233,11 +236,13 @@ def _solve_with_rules(
     return last, r
 
 
-def _conflicts(p: HouseholdProblem, solution: Solution) -> tuple[set[str], set[int]]:
+def _conflicts(
+    p: HouseholdProblem, solution: Solution, r: Restrictions
+) -> tuple[set[str], set[int]]:
     groups = wash_conflicts(p, solution.sells, solution.buys)
     classes = (
         set()
-        if p.household.options.allow_cross_account_swaps
+        if p.household.options.allow_cross_account_swaps or r.swaps_free
         else swap_conflicts(p, solution.sells, solution.buys)
     )
     return groups, classes
@@ -389,8 +394,12 @@ def _ladder(
     1. round the model's answer (whole-share sells up, then down), re-solving the rest;
     2. where a rounding broke a cap (tax budget, turnover) or left a band just outside, re-solve
        with the cap tightened by the excess (or the band margin widened) and round again;
-    3. the exact rung: whole shares as integers and min_trade_value as semi-continuous trades
-       (a node-bounded MIP); when even that is infeasible, the household has no answer;
+    3. the exact rung, when no rounding obeys the hard rules, or when the best one leaves a
+       band out that the continuous model reaches (whole shares strand cash, a minimum trade
+       cannot be met on the preferred security): whole shares as integers and min_trade_value
+       as semi-continuous trades (a node-bounded MIP), its answer taken as it is; where only a
+       cross-account swap reaches the bands, the swap ban gives way (see _exact_rung); when even
+       that is infeasible and nothing else obeys the rules, the household has no answer;
     4. drop the offending orders (buys first) and re-check;
     5. a greedy rule-abiding repair: raise each account's cash_needed alone;
     6. no orders at all.
@@ -398,6 +407,9 @@ def _ladder(
     every step below the first says so in `messages`."""
     best: _Attempt | None = None
     r = restrictions
+    # Where even the continuous model misses a band, no whole-share answer can reach it: the
+    # exact rung is then only worth its work when no rounding obeys the hard rules.
+    reachable = _bands_reachable(p, solution, restrictions)
     for round_no in range(MAX_LADDER_ROUNDS):
         tried: list[_Attempt] = []
         if _usable(solution):
@@ -420,22 +432,18 @@ def _ladder(
             messages.append("fallback: re-solved with tighter caps or band margins after rounding")
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
-    if best is None and not deadline.expired:
-        # The exact rung: whole shares as integers, the caps untightened (so that "infeasible"
-        # here proves the household has no whole-share answer: see _finish).
-        exact = Restrictions(band_margin=r.band_margin, integer_shares=True)
-        solution, r = _solve_with_rules(p, mode, deadline, exact)
-        if solution.status == "infeasible":
-            return INFEASIBLE
-        if _usable(solution):
-            for sells_up in (True, False):
-                got = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
-                if got is not None:
-                    a = _attempt(p, *got, rid, why)
-                    if not a.problems and (best is None or a.out_of_band < best.out_of_band):
-                        best = a
-            if best is not None:
-                messages.append("fallback: whole shares solved exactly (MIP) after rounding failed")
+    if (best is None or (best.out_of_band and reachable)) and not deadline.expired:
+        notes: list[str] = []
+        exact = _exact_rung(p, mode, rid, why, deadline, notes)
+        if exact is INFEASIBLE:
+            if best is None:
+                return INFEASIBLE
+        elif isinstance(exact, _Attempt) and (best is None or exact.out_of_band < best.out_of_band):
+            best = exact
+            messages.append(
+                "fallback: whole shares solved exactly (MIP) after rounding missed a band or a rule"
+            )
+            messages.extend(notes)
     if best is not None:
         return best
     for a in tried:
@@ -452,6 +460,86 @@ def _ladder(
         messages.append("fallback: no rule-abiding trades found; nothing is traded")
         return nothing
     return None
+
+
+def _bands_reachable(p: HouseholdProblem, solution: Solution, r: Restrictions) -> bool:
+    """Whether the continuous model may reach every band: it aims inside each band by its
+    margin, so an answer inside every band has band slack of at most the margins' sum, and the
+    model (which minimises that slack first) finds one at least as small when one exists."""
+    if not _usable(solution):
+        return True
+    margins = np.minimum(p.drift.tolerance * BAND_MARGIN, r.band_margin)
+    return float(solution.band_slack.sum()) <= float(margins.sum()) + BAND_EPS
+
+
+def _exact_rung(
+    p: HouseholdProblem,
+    mode: str,
+    rid: str,
+    why: tuple[str, ...],
+    deadline: Deadline,
+    messages: list[str],
+) -> _Attempt | str | None:
+    """Step 3: whole shares as integers and min_trade_value as semi-continuous trades, the caps
+    untightened (so that "infeasible" proves the household has no whole-share answer: see
+    _finish). Its answer is taken as it is (solver/rounding.py: exact_trades); only when that
+    breaks a hard rule (solver tolerances) is it rounded and re-solved like the others.
+    The rule-abiding answer with the fewest classes out of band, or None."""
+    exact = Restrictions(integer_shares=True)
+    solution, r = _solve_with_rules(p, mode, deadline, exact)
+    if solution.status == "infeasible":
+        return INFEASIBLE
+    best = _take_exact(p, mode, rid, why, deadline, solution, r)
+    if (best is not None and not best.out_of_band) or p.household.options.allow_cross_account_swaps:
+        return best
+    if deadline.expired:
+        return best
+    # The swap ban is soft and gives way where the hard rules leave no other way to the bands:
+    # the bands as far as the model without the ban reaches them, then the fewest swaps.
+    free, _ = _solve_with_rules(p, mode, deadline, replace(exact, swaps_free=True))
+    if not (_usable(free) and _bands_reachable(p, free, exact)):
+        return best
+    capped = replace(exact, max_band_slack=float(free.band_slack.sum()) + BAND_EPS)
+    solution, r = _solve_with_rules(p, mode, deadline, capped)
+    if not _usable(solution):
+        solution, r = free, replace(exact, swaps_free=True)
+    swapped = _take_exact(p, mode, rid, why, deadline, solution, r)
+    if swapped is None or (best is not None and swapped.out_of_band >= best.out_of_band):
+        return best
+    names = sorted(p.classes[c] for c in swap_conflicts(p, solution.sells, solution.buys))
+    if names:
+        messages.append(
+            f"cross-account swap of {', '.join(names)}: the hard rules leave no other way to "
+            "reach the bands"
+        )
+    return swapped
+
+
+def _take_exact(
+    p: HouseholdProblem,
+    mode: str,
+    rid: str,
+    why: tuple[str, ...],
+    deadline: Deadline,
+    solution: Solution,
+    r: Restrictions,
+) -> _Attempt | None:
+    """The exact rung's solution as orders: as it is, or rounded and re-solved when that breaks
+    a hard rule; None when no rule-abiding answer comes of it."""
+    if not _usable(solution):
+        return None
+    got = exact_trades(p, solution.sells, solution.buys)
+    first = _attempt(p, got.sell_shares, got.buy_shares, rid, why)
+    if not first.problems:
+        return first
+    best: _Attempt | None = None
+    for sells_up in (True, False):
+        rounded = _round_and_resolve(p, mode, solution, r, deadline, sells_up)
+        if rounded is not None:
+            a = _attempt(p, *rounded, rid, why)
+            if not a.problems and (best is None or a.out_of_band < best.out_of_band):
+                best = a
+    return best
 
 
 def _reset_lazy(r: Restrictions) -> Restrictions:
@@ -477,7 +565,7 @@ def _tighten(
             gain_excess = max(gain_excess, gains - (p.gain_cap_usd - r.gain_shrink_usd))
         if h.options.max_turnover is not None:
             traded = sum(o.est_value for o in a.orders) / p.value_usd
-            cap = h.options.max_turnover + float(raise_room(p).sum()) - r.turnover_shrink
+            cap = h.options.max_turnover + _raised(p, a.sell_sh) - r.turnover_shrink
             turnover_excess = max(turnover_excess, traded - cap)
     if gain_excess > 0 or turnover_excess > 0:
         return replace(
@@ -488,6 +576,15 @@ def _tighten(
     if (best is None or best.out_of_band) and r.band_margin < WIDE_MARGIN:
         return replace(r, band_margin=WIDE_MARGIN)
     return None
+
+
+def _raised(p: HouseholdProblem, sell_sh: np.ndarray) -> float:
+    """Raised cash under max_turnover (weight units): per account that must raise cash, what it
+    sells, up to its raise room (the self-check's reading)."""
+    sold = np.bincount(
+        p.lot_account, weights=sell_sh * p.lot_price / p.value_usd, minlength=len(p.accounts)
+    )
+    return float(np.minimum(sold, raise_room(p)).sum())
 
 
 def _drop_offending(

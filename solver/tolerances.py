@@ -29,6 +29,8 @@ ROUNDING_NOISE_USD = 0.01
 RAISE_SLACK_USD = 1.0
 # A model sell worth less than this is solver noise and is not rounded up to a whole share.
 SELL_NOISE_USD = 1.0
+# The exact rung aims this far above min_trade_value, for the rounding of fractional quantities.
+MIN_TRADE_MARGIN_USD = 0.01
 # Orders smaller than this are dust and never emitted, whatever min_trade_value says.
 DUST_USD = 0.01
 # HiGHS feasibility/optimality tolerances used for the model and for our own post-check.
