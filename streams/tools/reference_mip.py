@@ -34,6 +34,11 @@ The model, per account a, security s, lot l (held in a), all in dollars at the s
            and value'_c the exposure-weighted holdings after the trades (cash in `cash`, less every
            cash_needed), m = BAND_MARGIN for reachability and -WEIGHT_TOL for the tax bound.
 
+A "loss lot" (rules 4a and 4b) is one whose sale realizes a loss net of the selling cost:
+(1 - k) p q_l < basis_l. The checker judges a loss before costs; the contract leaves the cost's
+treatment open, and the net reading (the one the tax return uses, and umh's) is the stricter, so
+an answer of this model obeys rule 4 under both readings.
+
 Beyond the hard rules, one symbol is never both sold and bought in one account (u_as + y_as <= 1):
 such a round trip is no answer a person would accept, so "reachable" never rests on one.
 
@@ -267,8 +272,12 @@ def _build(
             for lot in lots:
                 q = float(lot["quantity"])
                 g = p - float(lot["cost_basis"]) / q
+                # rule 4's "loss sale": proceeds net of the selling cost below the basis (a gain
+                # smaller than its cost is realized as a loss); the stricter of the two readings,
+                # the one umh obeys, so the reference never claims an answer umh may not give
+                wash_loss = p * (1.0 - k) * q - float(lot["cost_basis"]) < -1e-4
                 blocked = bool(lot.get("locked")) or (
-                    a["type"] == "taxable" and g * q < -1e-4 and blocked_by_recent_buy(h, aid, lot)
+                    a["type"] == "taxable" and wash_loss and blocked_by_recent_buy(h, aid, lot)
                 )
                 ub = 0.0 if blocked else q
                 cost = per_share.get((aid, lot["lot_id"]), 0.0)
@@ -284,7 +293,7 @@ def _build(
                 sells[x] = 1.0
                 if a["type"] == "taxable":
                     gain_row[x] = g
-                    if g * q < -1e-4:
+                    if wash_loss:
                         loss_vars.setdefault(wash_group(h, sym), []).append((x, q))
             row = {**sells, y: -held}
             m.row(row, -INF, 0.0)
