@@ -31,6 +31,7 @@ from streams.worker.metrics import Metrics
 from streams.worker.prices import PriceFeed
 from streams.worker.rebalancer import Rebalancer, UnknownHousehold
 from streams.worker.solving import SolveFn
+from streams.worker.stall import StallWatch
 from streams.worker.state import HouseholdState, decode_state, encode_state
 from streams.worker.store import HouseholdRocksDB  # noqa: F401 - registers umhrocksdb://
 
@@ -459,8 +460,59 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             metrics.consumer_lag.labels(topic=topic).set(behind)
         metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
 
+    stall: StallWatch[Any] = StallWatch()
+    # fills and flows are applied once by id, so reading one again is harmless; a snapshot
+    # read again would replace its household and undo the fills applied after it
+    idempotent_topics = (names.fills, names.cash_flows)
+
+    async def watch_inputs() -> None:
+        """Restart an input partition that has stopped moving with records waiting (stall.py)."""
+        if app.rebalancing or rebalancer.moving or not rebalancer.prices_ready:
+            stall.clear()
+            return
+        consumer: Any = app.consumer
+        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in idempotent_topics]
+        if not tps:
+            return
+        try:
+            ends = await consumer.highwaters(*tps)
+            positions = {}
+            for tp in tps:
+                read = consumer._read_offset.get(tp)  # Faust's: the last offset read
+                pos = read + 1 if read is not None else consumer._committed_offset.get(tp)
+                if pos is not None:
+                    positions[tp] = pos
+        except Exception:
+            log.debug("input watch skipped", exc_info=True)
+            return
+        for tp in stall.observe(positions, ends, time.monotonic()):
+            await restart_partition(consumer, tp, positions[tp], ends[tp])
+
+    async def restart_partition(consumer: Any, tp: Any, position: int, end: int) -> None:
+        # fetched again from its committed offset (0 without one): never past a record not yet
+        # applied; what is read twice changes nothing (fill_id, flow_id)
+        committed = consumer._committed_offset.get(tp) or 0
+        log.warning(
+            "input partition %s/%d stalled at %d with %d records waiting for %.0f s "
+            "(fetched=%s paused=%s buffered=%s): resuming it at committed offset %d",
+            tp.topic,
+            tp.partition,
+            position,
+            end - position,
+            stall.stall_s,
+            tp in consumer._get_active_partitions(),
+            tp in consumer._paused_partitions,
+            tp in consumer._buffered_partitions,
+            committed,
+        )
+        metrics.input_stalls.labels(topic=tp.topic).inc()
+        consumer._buffered_partitions.discard(tp)
+        consumer.resume_partitions({tp})
+        await consumer.seek(tp, committed)
+
     async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
         rebalancer.pause()  # until the recovery of the new assignment completes
+        stall.clear()
         store.cache.clear()
         rebalancer.forget(rebalancer.household_ids())
         # every table write made so far into the changelog before the new assignment's
@@ -517,6 +569,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     wiring.task(price_feed)
     wiring.timer(interval=max(0.2, min(1.0, settings.order_ttl_s / 3)))(expire_orders)
     wiring.timer(interval=5.0)(report_lag)
+    wiring.timer(interval=10.0)(watch_inputs)
     wiring.on_partitions_revoked.connect(on_revoked)
     wiring.on_before_shutdown.connect(on_shutdown)
 

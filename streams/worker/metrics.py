@@ -52,6 +52,12 @@ class Metrics:
         self.solve_queue = Gauge(
             "umh_solve_queue", "Households waiting for a solve (or solving)", registry=r
         )
+        self.input_stalls = Counter(
+            "umh_input_stalls",
+            "Input partitions found stalled with records waiting and restarted (stall.py)",
+            ["topic"],
+            registry=r,
+        )
         self.workarounds = Gauge(
             "umh_kafka_workaround",
             "Client-side work-arounds installed (1), by name (streams/kafka/)",
