@@ -84,9 +84,16 @@ class HarvestRule:
       rule before values (every loss of at least `harvest_min_loss`), kept for comparison.
     - `horizon_years`: years until the replacement lot is sold (or the household liquidates);
       the lower basis it carries adds `loss * long_term_rate` of tax then, discounted.
-    - `carry_years`: years until a loss carried forward is used (against later gains, at the
-      long-term rate), discounted. Equal to `horizon_years`, a carried loss is worth exactly the
-      tax its replacement adds later: a harvest that only adds to the carry-forward pays nothing.
+    - `offset_years`: future years whose ordinary-income offset (3,000 USD a year at
+      `short_term_rate`) a loss carried forward is assumed to fund: 1, next year's. The rest of
+      the carried loss is assumed used only when the replacement's gain is realized, at the
+      horizon, against that gain: worth `long_term_rate` discounted `horizon_years`, exactly the
+      tax its replacement adds then, so that part of a harvest pays nothing (less its costs).
+      Why: the solver does not know the household's carry-forward (the contract has no field
+      for it) and a umh household realizes few gains (it relieves losses and high-basis lots
+      first), so a loss carried beyond next year mostly waits for the liquidation that also
+      taxes its replacement's lower basis; and a harvest made every year would otherwise count
+      the same future offsets again and again. 0: only this year's offset and gains count.
     - `discount_rate`: annual rate at which a tax dollar later is worth less than one now (what
       the tax saved earns while invested); factor `(1 + discount_rate) ** -years`.
     - `round_trips`: trades the harvest costs at `transaction_cost_bps` of the lot's value: the
@@ -95,12 +102,29 @@ class HarvestRule:
 
     by_value: bool = True
     horizon_years: float = 10.0
-    carry_years: float = 3.0
+    offset_years: int = 1
     discount_rate: float = 0.05
     round_trips: float = 2.0
 
     def discount(self, years: float) -> float:
         return float((1.0 + self.discount_rate) ** -max(years, 0.0))
+
+    def offset_value(self, carried_usd: float, rates: TaxRates) -> float:
+        """What a carry-forward of `carried_usd` (>= 0) saves against the ordinary income of the
+        next `offset_years` years: `ORDINARY_OFFSET_USD` a year at `short_term_rate`,
+        discounted year by year."""
+        out, left = 0.0, max(carried_usd, 0.0)
+        for k in range(1, self.offset_years + 1):
+            if left <= 0 or k > self.horizon_years:
+                break
+            used = min(left, ORDINARY_OFFSET_USD)
+            out += used * rates.short_term_rate * self.discount(k)
+            left -= used
+        return out
+
+    def offset_capacity_usd(self) -> float:
+        """How much of a carry-forward the ordinary-income offsets of `offset_years` can use."""
+        return ORDINARY_OFFSET_USD * max(min(self.offset_years, int(self.horizon_years)), 0)
 
 
 HARVEST_BY_VALUE = HarvestRule()
@@ -114,7 +138,7 @@ class HarvestValue:
     loss_usd: float
     saved_now_usd: float  # this year's tax saved (gains offset, ordinary-income offset)
     carried_usd: float  # the part of the loss this year cannot use
-    carry_value_usd: float  # the carried part, at the long-term rate, discounted
+    carry_value_usd: float  # the carried part: next year's income offset, the rest at the horizon
     later_tax_usd: float  # the replacement's lower basis: tax later, discounted
     cost_usd: float  # trading costs of the sale and the replacement
 
@@ -144,9 +168,13 @@ def harvest_value(
        offsets gains of its own kind first, then of the other kind (short-term at
        `short_term_rate`, long-term at `long_term_rate`), then up to 3,000 USD of ordinary
        income at `short_term_rate` (only what the year's net loss has not used yet).
-    2. Losses carried forward from earlier years are not known to the solver and count as zero;
-       the part of this loss the year cannot use is carried forward and used `carry_years`
-       later against long-term gains: worth `long_term_rate`, discounted.
+    2. Losses carried forward from earlier years are not known to the solver and count as zero.
+       The part of this loss the year cannot use is carried forward; it first offsets the
+       ordinary income of the next `offset_years` (3,000 USD a year at `short_term_rate`,
+       discounted year by year, less what the year's net loss before this one already carries
+       there), and the rest is used against the replacement's own gain at the horizon
+       (`long_term_rate`, discounted `horizon_years`: it cancels what assumption 3 adds for it).
+       The household is assumed to realize no other net gains in those years.
     3. The replacement's basis is lower by the loss; its gain, `loss_usd` more, is realized
        `horizon_years` later as a long-term gain: `long_term_rate`, discounted. (A household
        that holds for life, with a step-up in basis, never pays it: the model is conservative.)
@@ -163,12 +191,19 @@ def harvest_value(
     )
     carried = max(after.carried_usd - before.carried_usd, 0.0)
     a = rule
+    # The carried part: first the ordinary-income offsets of the next `offset_years` (what the
+    # year's net loss before this one has not already reserved), the rest at the horizon.
+    funded = a.offset_value(after.carried_usd, rates) - a.offset_value(before.carried_usd, rates)
+    cap = a.offset_capacity_usd()
+    funded_usd = min(after.carried_usd, cap) - min(before.carried_usd, cap)
+    rest = max(carried - funded_usd, 0.0)
+    at_horizon = rates.long_term_rate * a.discount(a.horizon_years)
     return HarvestValue(
         loss_usd=loss_usd,
         saved_now_usd=before.tax_usd - after.tax_usd,
         carried_usd=carried,
-        carry_value_usd=carried * rates.long_term_rate * a.discount(a.carry_years),
-        later_tax_usd=loss_usd * rates.long_term_rate * a.discount(a.horizon_years),
+        carry_value_usd=max(funded, 0.0) + rest * at_horizon,
+        later_tax_usd=loss_usd * at_horizon,
         cost_usd=a.round_trips * cost_bps / 1e4 * lot_value_usd,
     )
 

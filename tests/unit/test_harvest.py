@@ -1,8 +1,9 @@
 """The after-tax value of a harvest (solver/harvest.py): hand-computed cases, and a household
 where a small loss that costs more than it saves is not harvested while a large short-term one is.
 
-Rates 40% / 20% unless said; the default rule: horizon 10 years, carry 3 years, 5% a year, so
-d(10) = 1.05**-10 = 0.6139133, d(3) = 1.05**-3 = 0.8638376.
+Rates 40% / 20% unless said; the default rule: horizon 10 years, a carried loss funds next
+year's 3,000 USD income offset (the rest waits for the horizon), 5% a year, so
+d(10) = 1.05**-10 = 0.6139133, d(1) = 1 / 1.05 = 0.9523810.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from solver.harvest import (
 
 RATES = TaxRates(short_term_rate=0.40, long_term_rate=0.20)
 D10 = 1.05**-10
-D3 = 1.05**-3
+D1 = 1.05**-1
 SCENARIO = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "harvest_by_value.json"
 
 
@@ -71,17 +72,39 @@ def test_loss_with_no_gains_offsets_3000_of_income_and_carries_the_rest() -> Non
     v = harvest_value(5_000.0, 20_000.0, short_term=False, rates=RATES, cost_bps=2.0)
     assert v.saved_now_usd == pytest.approx(3_000.0 * 0.40)
     assert v.carried_usd == pytest.approx(2_000.0)
-    assert v.carry_value_usd == pytest.approx(2_000.0 * 0.20 * D3)  # 345.54
-    assert v.value_usd == pytest.approx(1_200.0 + 345.5350 - 613.9133 - 8.0, abs=1e-3)
+    # the 2k carried offsets next year's income at 40%, a year later
+    assert v.carry_value_usd == pytest.approx(2_000.0 * 0.40 * D1)  # 761.90
+    assert v.value_usd == pytest.approx(1_200.0 + 761.9048 - 613.9133 - 8.0, abs=1e-3)
 
 
-def test_a_carry_forward_only_harvest_pays_nothing_when_carried_as_long_as_the_horizon() -> None:
-    # the year already has a 5k net loss: the 3k offset is used; all of this loss is carried
+def test_carry_beyond_next_years_offset_waits_for_the_horizon() -> None:
+    # 10k long-term loss, no gains: 3k offsets income now, 3k next year, 4k waits 10 years
+    v = harvest_value(10_000.0, 50_000.0, short_term=False, rates=RATES)
+    assert v.carried_usd == pytest.approx(7_000.0)
+    assert v.carry_value_usd == pytest.approx(3_000.0 * 0.40 * D1 + 4_000.0 * 0.20 * D10)
+    # the part carried to the horizon cancels its share of the replacement's later tax
+    assert v.value_usd == pytest.approx(
+        3_000.0 * 0.40 + 3_000.0 * 0.40 * D1 - 6_000.0 * 0.20 * D10, abs=1e-6
+    )
+    # two years of offsets: 3k more at 40%, two years later
+    two = harvest_value(
+        10_000.0, 50_000.0, short_term=False, rates=RATES, rule=HarvestRule(offset_years=2)
+    )
+    assert two.value_usd - v.value_usd == pytest.approx(3_000.0 * (0.40 * D1**2 - 0.20 * D10))
+
+
+def test_a_carry_forward_only_harvest_pays_only_what_next_years_offset_still_needs() -> None:
+    # the year already has a 5k net loss: this year's 3k offset is used and 2k of next year's
+    # is already carried; of this 2k loss, 1k fills next year's offset, 1k waits for the horizon
     common = dict(short_term=False, rates=RATES, realized_short_usd=-5_000.0, cost_bps=2.0)
     v = harvest_value(2_000.0, 10_000.0, **common)  # type: ignore[arg-type]
     assert v.saved_now_usd == pytest.approx(0.0)
-    assert v.value_usd == pytest.approx(2_000.0 * 0.20 * (D3 - D10) - 4.0, abs=1e-6)
-    flat = HarvestRule(carry_years=10.0)
+    assert v.value_usd == pytest.approx(1_000.0 * (0.40 * D1 - 0.20 * D10) - 4.0, abs=1e-6)
+    # a year whose net loss already fills next year's offset: nothing but the costs
+    full = dict(common, realized_short_usd=-6_000.0)
+    w = harvest_value(2_000.0, 10_000.0, **full)  # type: ignore[arg-type]
+    assert w.value_usd == pytest.approx(-4.0)
+    flat = HarvestRule(offset_years=0)
     w = harvest_value(2_000.0, 10_000.0, rule=flat, **common)  # type: ignore[arg-type]
     assert w.value_usd == pytest.approx(-4.0)  # only the costs are left
 
@@ -112,11 +135,14 @@ def test_candidates_use_the_3000_offset_once() -> None:
         LossLot("TAX", "A", "VTI", 3_000.0, 10_000.0, short_term=False),
         LossLot("TAX", "B", "VTI", 3_000.0, 10_000.0, short_term=False),
     ]
-    flat = HarvestRule(carry_years=10.0)  # a carried loss worth no more than its later tax
+    flat = HarvestRule(offset_years=0)  # a carried loss worth no more than its later tax
     chosen = harvest_candidates(h, lots, rule=flat)
     # the first takes the whole 3k income offset; the second could only be carried
     assert list(chosen) == [("TAX", "A")]
     assert chosen[("TAX", "A")].saved_now_usd == pytest.approx(3_000.0 * 0.408)
+    # by default the second funds next year's offset, and a third only the horizon
+    third = LossLot("TAX", "C", "VTI", 3_000.0, 10_000.0, short_term=False)
+    assert list(harvest_candidates(h, [*lots, third])) == [("TAX", "A"), ("TAX", "B")]
     # the rule before values takes both, and none below harvest_min_loss
     small = LossLot("TAX", "C", "VTI", 400.0, 10_000.0, short_term=True)
     assert set(harvest_candidates(h, [*lots, small], rule=HARVEST_ALWAYS)) == {

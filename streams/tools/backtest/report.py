@@ -469,8 +469,10 @@ def _harvest_section(summary: Mapping[str, Any]) -> list[str]:
         "A loss is harvested only when `solver.harvest.harvest_value` is positive: the tax it "
         "saves this year (against the year's gains, short-term first for a short-term loss, "
         "then up to 3,000 USD of ordinary income at the short-term rate, priced with the "
-        "snapshot's `realized_this_year`), plus what it adds to the carry-forward (at the "
-        "long-term rate, discounted 3 years), less the tax its replacement's lower basis adds "
+        "snapshot's `realized_this_year`), plus what its carry-forward saves against next "
+        "year's 3,000 USD of ordinary income (the rest of the carry-forward is assumed to wait "
+        "for the replacement's own gain, which it cancels), less the tax its replacement's "
+        "lower basis adds "
         "later (long-term rate, discounted 10 years at 5%), less the round trip's trading "
         "costs; and only above `harvest_min_loss`. The assumptions are "
         "`solver.harvest.HarvestRule`'s, documented in `harvest_value`.",
