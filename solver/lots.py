@@ -52,11 +52,10 @@ def sale_gains(
 
 
 def sale_gain(quantity_sold: float, price: float, quantity_held: float, basis: float) -> float:
-    """`sale_gains` for one lot."""
-    one = np.array
-    return float(
-        sale_gains(one([quantity_sold]), one([price]), one([quantity_held]), one([basis]))[0]
-    )
+    """`sale_gains` for one lot, in plain floats: the same operations in the same order, so the
+    same result to the last bit."""
+    held = max(quantity_held, 1e-300)
+    return float(quantity_sold * price - basis * quantity_sold / held)
 
 
 def gain_fractions(market_value: FloatArray, basis: FloatArray) -> FloatArray:
@@ -116,12 +115,13 @@ def relieve(
 ) -> tuple[tuple[Lot, ...], tuple[Relieved, ...]]:
     """The lots left after selling `plan` (lot_id -> shares) at `price` (basis leaves pro rata;
     a lot sold down to dust is gone), and what each relieved lot realized, in lot order."""
-    kept: list[Lot] = []
+    kept = list(lots)
     relieved: list[Relieved] = []
-    for lot in lots:
-        take = plan.get(lot.lot_id, 0.0)
+    gone: list[int] = []
+    for i in [i for i, lot in enumerate(lots) if lot.lot_id in plan]:  # in lot order
+        lot = lots[i]
+        take = plan[lot.lot_id]
         if take <= 0.0:
-            kept.append(lot)
             continue
         share = min(1.0, take / lot.quantity)
         basis = lot.cost_basis * share
@@ -130,5 +130,9 @@ def relieve(
         )
         left = lot.quantity - take
         if left > QUANTITY_EPS:
-            kept.append(replace(lot, quantity=left, cost_basis=lot.cost_basis - basis))
+            kept[i] = replace(lot, quantity=left, cost_basis=lot.cost_basis - basis)
+        else:
+            gone.append(i)
+    for i in reversed(gone):
+        del kept[i]
     return tuple(kept), tuple(relieved)

@@ -58,7 +58,8 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import highspy
 import numpy as np
@@ -279,7 +280,29 @@ class Limits:
 
 
 def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits) -> Solution:
-    """Build the household model with the given restrictions and solve it with HiGHS."""
+    """Build the household model with the given restrictions and solve it with HiGHS.
+
+    HiGHS is deterministic: the same model with the same limits has the same solution, so a
+    model this problem has already solved is not solved again (its Solution's arrays are
+    read-only, shared by both callers)."""
+    key = (mode, limits, _restrictions_key(r))
+    known = p.solved.get(key)
+    if isinstance(known, Solution):
+        return known
+    solution = _solve_model(p, mode, r, limits)
+    for array in (solution.sells, solution.buys, solution.band_slack):
+        array.flags.writeable = False
+    p.solved[key] = solution
+    return solution
+
+
+def _restrictions_key(r: Restrictions) -> tuple[Any, ...]:
+    """Every field of the restrictions as a hashable value (a dict as its sorted items)."""
+    values = (getattr(r, f.name) for f in fields(r))
+    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in values)
+
+
+def _solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits) -> Solution:
     b = _Builder()
     n_lots, n_buys, n_cls = len(p.lot_ids), len(p.buy_symbols), len(p.classes)
     k = p.cost_rate

@@ -6,7 +6,8 @@ investable value V, so that the model is well scaled whatever the household's si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,6 +87,10 @@ class HouseholdProblem:
     # rule 6: the cap on this rebalance's net realized gain in dollars (the smaller of
     # max_realized_gain and max_realized_gain_year less realized_this_year); None = no cap
     gain_cap_usd: float | None = None
+    # The models solved for this household so far (solver.model.solve_model): the same model
+    # built twice in one solve (a rounding re-solve that fixes what the last one fixed) is
+    # solved once. Not part of the problem's value.
+    solved: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def cash_margin_usd(self) -> float:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
-from schemas import Household, Order, RebalanceResult
+from schemas import Account, Household, Order, RebalanceResult
 
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
-from .drift import household_drift, missing_prices, triggers
+from .drift import DriftReport, household_drift, missing_prices, triggers
 from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .lots import relief_key
 from .model import (
@@ -86,18 +87,12 @@ def canonical(h: Household) -> Household:
     """The household in one canonical order (accounts by id, lots by id, securities, target
     classes and recent trades sorted), so that the order of the snapshot's JSON keys and lists
     never changes the answer. Buy lists and `location` keep their order: it is a preference."""
-    accounts = tuple(
-        sorted(
-            (
-                replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
-                for a in h.accounts
-            ),
-            key=lambda a: a.account_id,
-        )
-    )
+    accounts = tuple(sorted((_lots_sorted(a) for a in h.accounts), key=lambda a: a.account_id))
     trades = tuple(
         sorted(h.recent_trades, key=lambda t: (t.date, t.account_id, t.symbol, t.side, t.quantity))
     )
+    if _same(accounts, h.accounts) and _same(trades, h.recent_trades):
+        return h  # already canonical (its maps always are: the records keep them sorted)
     return replace(
         h,
         accounts=accounts,
@@ -105,6 +100,16 @@ def canonical(h: Household) -> Household:
         target=dict(sorted(h.target.items())),
         recent_trades=trades,
     )
+
+
+def _same(new: tuple[object, ...], old: tuple[object, ...]) -> bool:
+    return all(x is y for x, y in zip(new, old, strict=True))
+
+
+def _lots_sorted(a: Account) -> Account:
+    if all(x.lot_id < y.lot_id for x, y in pairwise(a.lots)):
+        return a
+    return replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +317,12 @@ class _Attempt:
     sell_sh: np.ndarray
     orders: tuple[Order, ...]
     problems: tuple[str, ...]
-    out_of_band: int  # classes left out of band
+    after: DriftReport  # the household's drift once the orders are applied
+
+    @property
+    def out_of_band(self) -> int:
+        """Classes left out of band."""
+        return len(self.after.out_of_band)
 
 
 def _attempt(
@@ -321,7 +331,7 @@ def _attempt(
     orders = build_orders(p, sell_sh, buy_sh, rid, why)
     problems = tuple(hard_rule_violations(p.household, orders))
     after = household_drift(apply_orders(p.household, orders, p.cost_rate))
-    return _Attempt(sell_sh, orders, problems, len(after.out_of_band))
+    return _Attempt(sell_sh, orders, problems, after)
 
 
 def _finish(
@@ -355,8 +365,7 @@ def _finish(
             messages=(*messages, "no rule-abiding answer found, not even trading nothing"),
         )
     orders = chosen.orders
-    after = apply_orders(h, orders, p.cost_rate)
-    report = household_drift(after)
+    report = chosen.after
     traded = sum(o.est_value for o in orders)
     status = "rebalanced" if orders else "no_action"
     if h.mode != "monitor" and report.out_of_band:
@@ -501,10 +510,7 @@ def _drop_offending(
             kept = tuple(orders)
             sold = _sold_shares(p, kept)
             return _Attempt(
-                sold,
-                kept,
-                (),
-                len(household_drift(apply_orders(p.household, kept, p.cost_rate)).out_of_band),
+                sold, kept, (), household_drift(apply_orders(p.household, kept, p.cost_rate))
             )
         named = {
             o.order_id for o in orders if any(pr.startswith(o.order_id + ":") for pr in problems)

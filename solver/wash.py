@@ -89,16 +89,20 @@ def blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
 def _blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
     _, bought = recent_wash_groups(h)
     groups = {symbol: _group(h, symbol) for symbol in h.securities}
+    lots = [
+        (a.account_id, lot.lot_id, groups.get(lot.symbol, lot.symbol), in_window)
+        for a in h.accounts
+        for lot in a.lots
+        for in_window in (acquired_in_window(h.as_of, lot.acquired),)
+    ]
     recent: dict[str, int] = defaultdict(int)
-    for a in h.accounts:
-        for lot in a.lots:
-            if acquired_in_window(h.as_of, lot.acquired):
-                recent[groups.get(lot.symbol, lot.symbol)] += 1
-    out: set[tuple[str, str]] = set()
-    for a in h.accounts:
-        for lot in a.lots:
-            g = groups.get(lot.symbol, lot.symbol)
-            others = recent.get(g, 0) - (1 if acquired_in_window(h.as_of, lot.acquired) else 0)
-            if g in bought or others > 0:
-                out.add((a.account_id, lot.lot_id))
-    return frozenset(out)
+    for _, _, g, in_window in lots:
+        if in_window:
+            recent[g] += 1
+    if not bought and not recent:
+        return frozenset()  # no recent buy of any kind: nothing is blocked
+    return frozenset(
+        (account_id, lot_id)
+        for account_id, lot_id, g, in_window in lots
+        if g in bought or recent.get(g, 0) - in_window > 0
+    )
