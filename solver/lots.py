@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,23 @@ def long_term_after(acquired: date) -> date:
 
 def is_long_term(acquired: date, sold: date) -> bool:
     return sold > long_term_after(acquired)
+
+
+def last_long_term_day(sold: date) -> date | None:
+    """The last day a lot may have been acquired for a sale on `sold` to be long-term: a lot
+    acquired on or before it is long-term, a later one short-term (the anniversary moves
+    forward with the day acquired, so one day splits them). None: no day is that early.
+
+    An anniversary is 365 or 366 days after the day acquired, so the split is 366 or 367 days
+    before `sold`."""
+    for back in (366, 367):
+        try:
+            day = sold - timedelta(days=back)
+        except OverflowError:
+            return None
+        if is_long_term(day, sold):
+            return day
+    return None  # not reached: 367 days back is always long-term
 
 
 def days_to_long_term(acquired: date, as_of: date) -> int:
