@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
 import numpy as np
 
@@ -107,8 +106,9 @@ def _same(new: tuple[object, ...], old: tuple[object, ...]) -> bool:
 
 
 def _lots_sorted(a: Account) -> Account:
-    if all(x.lot_id < y.lot_id for x, y in pairwise(a.lots)):
-        return a
+    ids = [lot.lot_id for lot in a.lots]
+    if ids == sorted(ids):
+        return a  # a stable sort would keep this order
     return replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
 
 
