@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -42,6 +42,34 @@ class Lot:
     cost_basis: float
     acquired: date
     locked: bool = False
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The slot descriptors' setters of a frozen slots dataclass, in `names` order, checked to
+    be every field (a field added later must be added to the fast constructor too)."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields are not {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_SET_LOT_ID, _SET_SYMBOL, _SET_QUANTITY, _SET_BASIS, _SET_ACQUIRED, _SET_LOCKED = _slot_setters(
+    Lot, ("lot_id", "symbol", "quantity", "cost_basis", "acquired", "locked")
+)
+
+
+def _new_lot(
+    lot_id: str, symbol: str, quantity: float, cost_basis: float, acquired: date, locked: bool
+) -> Lot:
+    """Lot(...) without the frozen dataclass's __init__ (half its time: a household's
+    lots are most of what is decoded); the same object, every field set."""
+    lot: Lot = object.__new__(Lot)
+    _SET_LOT_ID(lot, lot_id)
+    _SET_SYMBOL(lot, symbol)
+    _SET_QUANTITY(lot, quantity)
+    _SET_BASIS(lot, cost_basis)
+    _SET_ACQUIRED(lot, acquired)
+    _SET_LOCKED(lot, locked)
+    return lot
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +352,7 @@ def plain_lot(r: Reader, raw: Any) -> Lot | None:
     ):
         acquired = r.valid_day(raw.get("acquired"))
         if acquired is not None:
-            return Lot(lot_id, symbol, float(quantity), float(basis), acquired, locked)
+            return _new_lot(lot_id, symbol, float(quantity), float(basis), acquired, locked)
     return None
 
 
