@@ -32,7 +32,7 @@ from .problem import HouseholdProblem, build_problem
 from .result import build_orders, net_gain_usd, realized_gains
 from .rounding import round_trades
 from .tolerances import GAIN_MARGIN_USD, QUANTITY_EPS
-from .trades import apply_orders
+from .trades import drift_after
 
 MAX_LAZY_ROUNDS = 8
 MAX_LADDER_ROUNDS = 4
@@ -330,8 +330,7 @@ def _attempt(
 ) -> _Attempt:
     orders = build_orders(p, sell_sh, buy_sh, rid, why)
     problems = tuple(hard_rule_violations(p.household, orders))
-    after = household_drift(apply_orders(p.household, orders, p.cost_rate))
-    return _Attempt(sell_sh, orders, problems, after)
+    return _Attempt(sell_sh, orders, problems, drift_after(p.household, orders, p.cost_rate))
 
 
 def _finish(
@@ -509,9 +508,7 @@ def _drop_offending(
         if not problems:
             kept = tuple(orders)
             sold = _sold_shares(p, kept)
-            return _Attempt(
-                sold, kept, (), household_drift(apply_orders(p.household, kept, p.cost_rate))
-            )
+            return _Attempt(sold, kept, (), drift_after(p.household, kept, p.cost_rate))
         named = {
             o.order_id for o in orders if any(pr.startswith(o.order_id + ":") for pr in problems)
         }
