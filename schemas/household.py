@@ -432,9 +432,11 @@ def check_references(
 ) -> None:
     """Cross-field rules: unique account ids, lot ids unique in the household, lots acquired by
     `as_of`, every held symbol known (and priced for a solve)."""
+    check_acquired = acquired_by_as_of and h.as_of != date.min
+    if _references_hold(h, prices_required, check_acquired):
+        return
     seen: set[str] = set()
     lot_places: dict[str, tuple[int, int]] = {}  # lot id -> (account, lot) where first seen
-    check_acquired = acquired_by_as_of and h.as_of != date.min
     for i, account in enumerate(h.accounts):
         if account.account_id in seen:
             r.fail(f"accounts[{i}].account_id", f"duplicate account id {account.account_id!r}")
@@ -464,6 +466,27 @@ def check_references(
                 )
             elif sec is not None and sec.price is None and prices_required:
                 r.fail(f"accounts[{i}].lots[{j}].symbol", f"security {lot.symbol!r} has no price")
+
+
+def _references_hold(h: Household, prices_required: bool, check_acquired: bool) -> bool:
+    """Whether `check_references` would find nothing, tested per household instead of per
+    lot (the common case; when this says no, the full pass names each problem)."""
+    ids = {a.account_id for a in h.accounts}
+    if len(ids) != len(h.accounts):
+        return False
+    lots = [lot for a in h.accounts for lot in a.lots]
+    lot_ids = {lot.lot_id for lot in lots}
+    if len(lot_ids) != len(lots) or "" in lot_ids:
+        return False
+    if check_acquired and any(lot.acquired > h.as_of for lot in lots):
+        return False
+    for symbol in {lot.symbol for lot in lots}:
+        sec = h.securities.get(symbol)
+        if not symbol or (sec is None and (prices_required or h.securities)):
+            return False
+        if sec is not None and sec.price is None and prices_required:
+            return False
+    return True
 
 
 def parse_household(

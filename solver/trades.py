@@ -82,6 +82,9 @@ def drift_after(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Dr
             continue
         # Each lot's shares as `relieve` leaves them (None: sold down to dust, gone).
         left: list[float | None] = [lot.quantity for lot in account.lots]
+        where: dict[str, list[int]] = {}
+        for i, lot in enumerate(account.lots):
+            where.setdefault(lot.lot_id, []).append(i)
         cash = account.cash
         bought: list[Order] = []
         for o in own:
@@ -89,13 +92,13 @@ def drift_after(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Dr
                 plan: dict[str, float] = {}
                 for rel in o.lots:
                     plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
-                for i, lot in enumerate(account.lots):
-                    q = left[i]
-                    take = plan.get(lot.lot_id, 0.0) if q is not None else 0.0
-                    if q is None or take <= 0.0:
-                        continue
-                    rest = q - take
-                    left[i] = rest if rest > QUANTITY_EPS else None
+                for lot_id, take in plan.items():
+                    for i in where.get(lot_id, ()):
+                        q = left[i]
+                        if q is None or take <= 0.0:
+                            continue
+                        rest = q - take
+                        left[i] = rest if rest > QUANTITY_EPS else None
                 cash += proceeds(o.est_value, cost_rate)
             else:
                 cash -= outlay(o.est_value, cost_rate)
