@@ -761,11 +761,8 @@ def _read(
     empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)
     if status == highspy.HighsModelStatus.kInfeasible:
         return Solution("infeasible", empty.sells, empty.buys, empty.band_slack, 0.0)
-    x = (
-        np.array(highs.getSolution().col_value)
-        if highs.getInfo().primal_solution_status == 2
-        else None
-    )
+    info = highs.getInfo()
+    x = np.array(highs.getSolution().col_value) if info.primal_solution_status == 2 else None
     if x is None:
         return Solution(
             "error",
@@ -775,7 +772,7 @@ def _read(
             0.0,
             detail=highs.modelStatusToString(status),
         )
-    gap = float(highs.getInfo().mip_gap) if b.has_integers else 0.0
+    gap = float(info.mip_gap) if b.has_integers else 0.0
     label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
     if label == "time_limit" and status not in _LIMITS:
         label = "error"
@@ -786,5 +783,5 @@ def _read(
         x[u].clip(min=0),
         gap if np.isfinite(gap) else 0.0,
         detail=highs.modelStatusToString(status),
-        objective=float(highs.getInfo().objective_function_value),
+        objective=float(info.objective_function_value),
     )
