@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -42,6 +42,34 @@ class Lot:
     cost_basis: float
     acquired: date
     locked: bool = False
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The slot descriptors' setters of a frozen slots dataclass, in `names` order, checked to
+    be every field (a field added later must be added to the fast constructor too)."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields are not {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_SET_LOT_ID, _SET_SYMBOL, _SET_QUANTITY, _SET_BASIS, _SET_ACQUIRED, _SET_LOCKED = _slot_setters(
+    Lot, ("lot_id", "symbol", "quantity", "cost_basis", "acquired", "locked")
+)
+
+
+def _new_lot(
+    lot_id: str, symbol: str, quantity: float, cost_basis: float, acquired: date, locked: bool
+) -> Lot:
+    """Lot(...) without the frozen dataclass's __init__ (half its time: a household's
+    lots are most of what is decoded); the same object, every field set."""
+    lot: Lot = object.__new__(Lot)
+    _SET_LOT_ID(lot, lot_id)
+    _SET_SYMBOL(lot, symbol)
+    _SET_QUANTITY(lot, quantity)
+    _SET_BASIS(lot, cost_basis)
+    _SET_ACQUIRED(lot, acquired)
+    _SET_LOCKED(lot, locked)
+    return lot
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +328,34 @@ def parse_year_realized(r: Reader, raw: Any, path: str) -> YearRealized:
     )
 
 
+def plain_lot(r: Reader, raw: Any) -> Lot | None:
+    """The common case of `parse_lot` without paths or issues: the Lot when every field is
+    valid, else None (then `parse_lot` names each problem). Both accept exactly the same lots:
+    the same tests, in the Reader's own terms."""
+    if not isinstance(raw, dict):
+        return None
+    lot_id, symbol = raw.get("lot_id"), raw.get("symbol")
+    quantity, basis = raw.get("quantity"), raw.get("cost_basis")
+    locked = raw.get("locked", False)
+    if locked is None:
+        locked = False
+    if (
+        isinstance(lot_id, str)
+        and lot_id
+        and isinstance(symbol, str)
+        and symbol
+        and r.plain_number(quantity)
+        and quantity > 0.0
+        and r.plain_number(basis)
+        and basis >= 0.0
+        and type(locked) is bool
+    ):
+        acquired = r.valid_day(raw.get("acquired"))
+        if acquired is not None:
+            return _new_lot(lot_id, symbol, float(quantity), float(basis), acquired, locked)
+    return None
+
+
 def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
     obj = r.obj(raw, path)
     return Lot(
@@ -315,7 +371,7 @@ def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
 def parse_account(r: Reader, raw: Any, path: str) -> Account:
     obj = r.obj(raw, path)
     lots = tuple(
-        parse_lot(r, lot, join(join(path, "lots"), i))
+        plain_lot(r, lot) or parse_lot(r, lot, join(join(path, "lots"), i))
         for i, lot in enumerate(r.array(obj, "lots", path))
     )
     return Account(
@@ -376,27 +432,25 @@ def check_references(
 ) -> None:
     """Cross-field rules: unique account ids, lot ids unique in the household, lots acquired by
     `as_of`, every held symbol known (and priced for a solve)."""
+    check_acquired = acquired_by_as_of and h.as_of != date.min
+    if _references_hold(h, prices_required, check_acquired):
+        return
     seen: set[str] = set()
-    lot_paths: dict[str, str] = {}
+    lot_places: dict[str, tuple[int, int]] = {}  # lot id -> (account, lot) where first seen
     for i, account in enumerate(h.accounts):
         if account.account_id in seen:
             r.fail(f"accounts[{i}].account_id", f"duplicate account id {account.account_id!r}")
         seen.add(account.account_id)
         for j, lot in enumerate(account.lots):
             if lot.lot_id:
-                first = lot_paths.setdefault(lot.lot_id, f"accounts[{i}].lots[{j}]")
-                if first != f"accounts[{i}].lots[{j}]":
+                first = lot_places.setdefault(lot.lot_id, (i, j))
+                if first != (i, j):
                     r.fail(
                         f"accounts[{i}].lots[{j}].lot_id",
-                        f"duplicate lot id {lot.lot_id!r} (also at {first}); lot ids are unique "
-                        "within the household",
+                        f"duplicate lot id {lot.lot_id!r} (also at accounts[{first[0]}].lots"
+                        f"[{first[1]}]); lot ids are unique within the household",
                     )
-            if (
-                acquired_by_as_of
-                and h.as_of != date.min
-                and lot.acquired != date.min
-                and lot.acquired > h.as_of
-            ):
+            if check_acquired and lot.acquired != date.min and lot.acquired > h.as_of:
                 r.fail(
                     f"accounts[{i}].lots[{j}].acquired",
                     f"must be on or before as_of ({format_day(h.as_of)}), "
@@ -405,11 +459,34 @@ def check_references(
             if not lot.symbol:
                 continue  # already reported as missing
             sec = h.securities.get(lot.symbol)
-            lpath = f"accounts[{i}].lots[{j}].symbol"
             if sec is None and (prices_required or h.securities):
-                r.fail(lpath, f"security {lot.symbol!r} is not in securities")
+                r.fail(
+                    f"accounts[{i}].lots[{j}].symbol",
+                    f"security {lot.symbol!r} is not in securities",
+                )
             elif sec is not None and sec.price is None and prices_required:
-                r.fail(lpath, f"security {lot.symbol!r} has no price")
+                r.fail(f"accounts[{i}].lots[{j}].symbol", f"security {lot.symbol!r} has no price")
+
+
+def _references_hold(h: Household, prices_required: bool, check_acquired: bool) -> bool:
+    """Whether `check_references` would find nothing, tested per household instead of per
+    lot (the common case; when this says no, the full pass names each problem)."""
+    ids = {a.account_id for a in h.accounts}
+    if len(ids) != len(h.accounts):
+        return False
+    lots = [lot for a in h.accounts for lot in a.lots]
+    lot_ids = {lot.lot_id for lot in lots}
+    if len(lot_ids) != len(lots) or "" in lot_ids:
+        return False
+    if check_acquired and any(lot.acquired > h.as_of for lot in lots):
+        return False
+    for symbol in {lot.symbol for lot in lots}:
+        sec = h.securities.get(symbol)
+        if not symbol or (sec is None and (prices_required or h.securities)):
+            return False
+        if sec is not None and sec.price is None and prices_required:
+            return False
+    return True
 
 
 def parse_household(

@@ -6,7 +6,7 @@ import math
 import re
 import sys
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import Issue, ValidationError
 
@@ -40,6 +40,8 @@ class Reader:
         output messages such as rebalance/v1, whose values are products of input numbers)."""
         self.issues: list[Issue] = []
         self.limit = limit
+        # Dates already read in this message (a household's lots share few distinct days).
+        self._days: dict[str, date] = {}
 
     def fail(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
@@ -126,17 +128,13 @@ class Reader:
     ) -> float:
         """`value` as a float within the bounds and the magnitude limit, else an issue at
         `path` (joined with `key` when given: the path is only built for a problem)."""
-        kind = type(value)
-        if kind is float or kind is int:  # the common case, checked without building the path
-            limit = _FLOAT_MAX if self.limit is None else self.limit
-            if (
-                -limit <= value <= limit  # also keeps float() of an int from overflowing
-                and (kind is int or value - value == 0.0)  # NaN and infinities fail this
-                and (minimum is None or value >= minimum)
-                and (exclusive_minimum is None or value > exclusive_minimum)
-                and (maximum is None or value <= maximum)
-            ):
-                return float(value)
+        if (  # the common case, checked without building the path
+            self.plain_number(value)
+            and (minimum is None or value >= minimum)
+            and (exclusive_minimum is None or value > exclusive_minimum)
+            and (maximum is None or value <= maximum)
+        ):
+            return float(value)
         return self._number_issues(
             value,
             path if key is None else join(path, key),
@@ -229,15 +227,36 @@ class Reader:
         return self.check_day(value, path, key)
 
     def check_day(self, value: Any, path: str, key: str | None = None) -> date:
-        # Exactly YYYY-MM-DD: fromisoformat alone also takes "20261124" and "2026-W48-1", and a
-        # prefix match took "2026-11-24junk".
-        if isinstance(value, str) and _DAY.fullmatch(value):
+        day = self.valid_day(value)
+        if day is None:
+            self.fail(path if key is None else join(path, key), "must be a date YYYY-MM-DD")
+            return date.min
+        return day
+
+    def valid_day(self, value: Any) -> date | None:
+        """`value` as a date when it is exactly YYYY-MM-DD and a real day, else None (no issue
+        recorded). fromisoformat alone also takes "20261124" and "2026-W48-1", and a prefix
+        match took "2026-11-24junk"."""
+        if not isinstance(value, str):
+            return None
+        day = self._days.get(value)
+        if day is None and _DAY.fullmatch(value):
             try:
-                return date.fromisoformat(value)
+                day = self._days[value] = date.fromisoformat(value)
             except ValueError:
-                pass
-        self.fail(path if key is None else join(path, key), "must be a date YYYY-MM-DD")
-        return date.min
+                return None
+        return day
+
+    def plain_number(self, value: Any) -> TypeGuard[float]:
+        """Whether `value` is a number within the magnitude limit (a float or an int, not a
+        bool), the test `check_number` passes before its bounds."""
+        kind = type(value)
+        if kind is not float and kind is not int:
+            return False
+        limit = _FLOAT_MAX if self.limit is None else self.limit
+        # The range test also keeps float() of an int from overflowing; NaN and the infinities
+        # fail `value - value == 0.0`.
+        return -limit <= value <= limit and (kind is int or value - value == 0.0)
 
     def timestamp(self, obj: dict[str, Any], key: str, path: str) -> datetime:
         value = self.field(obj, key, path, required=True)

@@ -27,6 +27,8 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     loss_groups: set[str] = set()
     sold_value: dict[tuple[str, str], float] = defaultdict(float)
     blocked = blocked_loss_lots(h)
+    positions: dict[str, dict[str, float]] = {}  # account -> symbol -> shares held
+    by_id: dict[str, dict[str, Lot]] = {}  # account -> its lots by id
     for o in orders:
         account = accounts.get(o.account_id)
         sec = h.securities.get(o.symbol)
@@ -41,15 +43,21 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
             problems.append(f"{o.order_id}: {o.symbol} trades in whole shares only")
         if o.side == "sell":
             cash[o.account_id] += cash_change("sell", o.est_value, k)
-            gains += _check_sell(h, account, o, problems, loss_groups, blocked)
+            lots = by_id.get(o.account_id)
+            if lots is None:
+                lots = by_id[o.account_id] = {lot.lot_id: lot for lot in account.lots}
+            gains += _check_sell(h, account, o, problems, loss_groups, blocked, lots)
             sold_value[(o.account_id, o.symbol)] += o.est_value
         else:
             cash[o.account_id] += cash_change("buy", o.est_value, k)
             _check_buy(h, account, o, problems)
-        position = sum(lot.quantity for lot in account.lots if lot.symbol == o.symbol)
-        whole_position = o.side == "sell" and abs(o.quantity - position) < QUANTITY_EPS
-        if o.est_value < h.options.min_trade_value - CHECK_TOL_USD and not whole_position:
-            problems.append(f"{o.order_id}: below min_trade_value")
+        if o.est_value < h.options.min_trade_value - CHECK_TOL_USD:
+            held = positions.get(o.account_id)
+            if held is None:
+                held = positions[o.account_id] = _positions(account)
+            position = held.get(o.symbol, 0)
+            if not (o.side == "sell" and abs(o.quantity - position) < QUANTITY_EPS):
+                problems.append(f"{o.order_id}: below min_trade_value")
     for account_id, left in cash.items():
         if left < accounts[account_id].cash_needed - CHECK_TOL_USD:
             problems.append(f"{account_id}: cash {left:.2f} below cash_needed")
@@ -59,6 +67,14 @@ def hard_rule_violations(h: Household, orders: tuple[Order, ...]) -> list[str]:
     problems.extend(_check_wash(h, orders, loss_groups))
     problems.extend(_check_controls(h, orders))
     return problems
+
+
+def _positions(account: Account) -> dict[str, float]:
+    """Shares held per symbol (summed in lot order)."""
+    out: dict[str, float] = {}
+    for lot in account.lots:
+        out[lot.symbol] = out.get(lot.symbol, 0) + lot.quantity
+    return out
 
 
 def raise_allowance_usd(h: Household, account: Account) -> float:
@@ -121,8 +137,8 @@ def _check_sell(
     problems: list[str],
     loss_groups: set[str],
     blocked: frozenset[tuple[str, str]],
+    lots: dict[str, Lot],
 ) -> float:
-    lots = {lot.lot_id: lot for lot in account.lots}
     total = 0.0
     gain = 0.0
     for r in o.lots:

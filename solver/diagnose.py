@@ -18,6 +18,8 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
     blocked_4b = blocked_loss_lots(h)
     out: list[str] = []
     for a in h.accounts:
+        if a.cash >= a.cash_needed:
+            continue  # proceeds are never negative: such an account always keeps its cash
         sellable = 0.0
         for lot in a.lots:
             sec = h.securities[lot.symbol]

@@ -5,6 +5,7 @@ Pure numpy over a `Household`; the streaming shell calls this on every revaluati
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,19 +20,20 @@ from .wash import blocked_loss_lots
 FloatArray = NDArray[np.float64]
 
 
-def asset_classes(h: Household) -> tuple[str, ...]:
+def asset_classes(h: Household, held: Iterable[str] | None = None) -> tuple[str, ...]:
     """The class axis: the target's classes in order, then any other class that a held or
-    buy-listed security is exposed to (target 0), then cash."""
+    buy-listed security is exposed to (target 0), then cash. `held`: the symbols held, when
+    known (by default those of the household's lots)."""
     classes = list(h.target)
     extra: set[str] = set()
-    held = {lot.symbol for a in h.accounts for lot in a.lots}
+    held_symbols = {lot.symbol for a in h.accounts for lot in a.lots} if held is None else held
     listed = {
         s
         for lists in (h.buy_list, *(a.buy_list for a in h.accounts))
         for symbols in lists.values()
         for s in symbols
     }
-    for symbol in held | listed:
+    for symbol in set(held_symbols) | listed:
         sec = h.securities.get(symbol)
         if sec is not None:
             extra.update(c for c in sec.exposures if c not in h.target)
@@ -86,13 +88,29 @@ class DriftReport:
 
 def class_values(h: Household, classes: tuple[str, ...]) -> FloatArray:
     """Exposure-weighted dollars per class; account cash counts in `cash`, less all cash_needed."""
-    index = {c: i for i, c in enumerate(classes)}
-    values = np.zeros(len(classes))
+    free, held = holdings(h)
+    return values_by_class(h, classes, free, held)
+
+
+def holdings(h: Household) -> tuple[list[float], dict[str, float]]:
+    """Per account its cash less cash_needed; per symbol the shares held (summed in account
+    and lot order)."""
     held: dict[str, float] = {}
     for account in h.accounts:
-        values[index[CASH]] += account.cash - account.cash_needed
         for lot in account.lots:
             held[lot.symbol] = held.get(lot.symbol, 0.0) + lot.quantity
+    return [a.cash - a.cash_needed for a in h.accounts], held
+
+
+def values_by_class(
+    h: Household, classes: tuple[str, ...], free: list[float], held: dict[str, float]
+) -> FloatArray:
+    """`class_values` from `holdings`: the accounts' free cash in `cash` (in account order),
+    then each symbol's value spread over its exposures (in the order first held)."""
+    index = {c: i for i, c in enumerate(classes)}
+    values = np.zeros(len(classes))
+    for cash in free:
+        values[index[CASH]] += cash
     for symbol, quantity in held.items():
         sec = h.securities[symbol]
         if sec.price is None:
@@ -108,8 +126,14 @@ def tolerances(h: Household, classes: tuple[str, ...]) -> FloatArray:
 
 def household_drift(h: Household) -> DriftReport:
     """Weights, drift and bands of the household as a whole (section 1 of the contract)."""
-    classes = asset_classes(h)
-    values = class_values(h, classes)
+    return drift_of(h, *holdings(h))
+
+
+def drift_of(h: Household, free: list[float], held: dict[str, float]) -> DriftReport:
+    """`household_drift` of a household with `h`'s target, bands and securities whose
+    `holdings` are (free, held): see `solver.trades.drift_after`."""
+    classes = asset_classes(h, held)
+    values = values_by_class(h, classes, free, held)
     investable = float(values.sum())
     weight = values / investable if investable > USD_EPS else np.zeros(len(classes))
     return DriftReport(

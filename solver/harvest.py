@@ -330,6 +330,9 @@ def harvest_messages(
     """One line per lot a `tax_loss_harvest` sell relieves, its value priced with what the
     rebalance's other sells realize (on top of `realized_this_year`), harvests in the order
     `harvest_candidates` takes them."""
+    orders = tuple(orders)
+    if not any(o.reason == "tax_loss_harvest" for o in orders):
+        return ()
     lots = {(a.account_id, lot.lot_id): (a, lot) for a in h.accounts for lot in a.lots}
     st = h.realized_this_year.short_term_gain
     lt = h.realized_this_year.long_term_gain

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,23 @@ def is_long_term(acquired: date, sold: date) -> bool:
     return sold > long_term_after(acquired)
 
 
+def last_long_term_day(sold: date) -> date | None:
+    """The last day a lot may have been acquired for a sale on `sold` to be long-term: a lot
+    acquired on or before it is long-term, a later one short-term (the anniversary moves
+    forward with the day acquired, so one day splits them). None: no day is that early.
+
+    An anniversary is 365 or 366 days after the day acquired, so the split is 366 or 367 days
+    before `sold`."""
+    for back in (366, 367):
+        try:
+            day = sold - timedelta(days=back)
+        except OverflowError:
+            return None
+        if is_long_term(day, sold):
+            return day
+    return None  # not reached: 367 days back is always long-term
+
+
 def days_to_long_term(acquired: date, as_of: date) -> int:
     """Days until a sale becomes long-term (0 when it already is)."""
     return max(0, (long_term_after(acquired) - as_of).days + 1)
@@ -52,11 +69,10 @@ def sale_gains(
 
 
 def sale_gain(quantity_sold: float, price: float, quantity_held: float, basis: float) -> float:
-    """`sale_gains` for one lot."""
-    one = np.array
-    return float(
-        sale_gains(one([quantity_sold]), one([price]), one([quantity_held]), one([basis]))[0]
-    )
+    """`sale_gains` for one lot, in plain floats: the same operations in the same order, so the
+    same result to the last bit."""
+    held = max(quantity_held, 1e-300)
+    return float(quantity_sold * price - basis * quantity_sold / held)
 
 
 def gain_fractions(market_value: FloatArray, basis: FloatArray) -> FloatArray:
@@ -116,12 +132,13 @@ def relieve(
 ) -> tuple[tuple[Lot, ...], tuple[Relieved, ...]]:
     """The lots left after selling `plan` (lot_id -> shares) at `price` (basis leaves pro rata;
     a lot sold down to dust is gone), and what each relieved lot realized, in lot order."""
-    kept: list[Lot] = []
+    kept = list(lots)
     relieved: list[Relieved] = []
-    for lot in lots:
-        take = plan.get(lot.lot_id, 0.0)
+    gone: list[int] = []
+    for i in [i for i, lot in enumerate(lots) if lot.lot_id in plan]:  # in lot order
+        lot = lots[i]
+        take = plan[lot.lot_id]
         if take <= 0.0:
-            kept.append(lot)
             continue
         share = min(1.0, take / lot.quantity)
         basis = lot.cost_basis * share
@@ -130,5 +147,9 @@ def relieve(
         )
         left = lot.quantity - take
         if left > QUANTITY_EPS:
-            kept.append(replace(lot, quantity=left, cost_basis=lot.cost_basis - basis))
+            kept[i] = replace(lot, quantity=left, cost_basis=lot.cost_basis - basis)
+        else:
+            gone.append(i)
+    for i in reversed(gone):
+        del kept[i]
     return tuple(kept), tuple(relieved)

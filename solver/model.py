@@ -60,7 +60,8 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import highspy
 import numpy as np
@@ -146,7 +147,8 @@ class Solution:
 
 
 class _Builder:
-    """Columns as arrays and rows as (columns, values) arrays, handed to HiGHS once, row-wise."""
+    """Columns as arrays and rows as (columns, values) arrays, handed to HiGHS once, row-wise.
+    Rows are kept in blocks (one row, or many built at once), in the order they were added."""
 
     def __init__(self) -> None:
         self.n_cols = 0
@@ -155,10 +157,12 @@ class _Builder:
         self.upper: list[FloatArray] = []
         self.integer: list[NDArray[np.int64]] = []
         self.semi: list[NDArray[np.int64]] = []
-        self.row_lower: list[float] = []
-        self.row_upper: list[float] = []
-        self.cols: list[NDArray[np.int64]] = []
-        self.vals: list[FloatArray] = []
+        self.n_rows = 0
+        self.row_lower: list[FloatArray] = []
+        self.row_upper: list[FloatArray] = []
+        self.lengths: list[NDArray[np.int64]] = []  # entries per row
+        self.index: list[NDArray[np.int64]] = []  # their columns, row after row
+        self.value: list[FloatArray] = []
 
     def add_cols(
         self,
@@ -183,19 +187,61 @@ class _Builder:
     def add_row(
         self, cols: NDArray[np.int64], vals: FloatArray, lower: float, upper: float
     ) -> None:
+        """One row: lower <= sum vals * x[cols] <= upper (zero coefficients left out)."""
         keep = vals != 0
+        self._add_block(
+            np.array([np.count_nonzero(keep)]),
+            cols[keep],
+            vals[keep],
+            np.array([lower], dtype=np.float64),
+            np.array([upper], dtype=np.float64),
+        )
+
+    def add_rows(
+        self, cols: NDArray[np.int64], vals: FloatArray, lower: FloatArray, upper: FloatArray
+    ) -> None:
+        """Rows i = 0, 1, ...: lower_i <= sum_j vals[i, j] x[cols[i, j]] <= upper_i, the same
+        rows `add_row` adds one by one (zero coefficients left out)."""
+        keep = vals != 0
+        self._add_block(keep.sum(axis=1), cols[keep], vals[keep], lower, upper)
+
+    def add_sparse_rows(
+        self,
+        lengths: NDArray[np.int64],
+        cols: NDArray[np.int64],
+        vals: FloatArray,
+        lower: FloatArray,
+        upper: FloatArray,
+    ) -> None:
+        """Rows given row-wise: row i has the next lengths[i] (cols, vals) entries."""
+        keep = vals != 0
+        if not keep.all():
+            row = np.repeat(np.arange(len(lengths)), lengths)
+            lengths = np.bincount(row[keep], minlength=len(lengths))
+        self._add_block(lengths, cols[keep], vals[keep], lower, upper)
+
+    def _add_block(
+        self,
+        lengths: NDArray[np.int64],
+        cols: NDArray[np.int64],
+        vals: FloatArray,
+        lower: FloatArray,
+        upper: FloatArray,
+    ) -> None:
+        self.n_rows += len(lengths)
+        self.lengths.append(lengths)
+        self.index.append(cols)
+        self.value.append(vals)
         self.row_lower.append(lower)
         self.row_upper.append(upper)
-        self.cols.append(cols[keep])
-        self.vals.append(vals[keep])
 
     def pass_to(self, highs: highspy._core._Highs) -> None:
         """Hand the model to HiGHS in one call from arrays (row-wise matrix, int32 indices)."""
-        lengths = np.fromiter((len(c) for c in self.cols), dtype=np.int32, count=len(self.cols))
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, dtype=np.int64)
         start = np.zeros(len(lengths) + 1, dtype=np.int32)
         np.cumsum(lengths, out=start[1:])
-        index = (np.concatenate(self.cols) if self.cols else np.zeros(0)).astype(np.int32)
-        value = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        index = (np.concatenate(self.index) if self.index else np.zeros(0)).astype(np.int32)
+        value = np.concatenate(self.value) if self.value else np.zeros(0)
         integrality = np.zeros(self.n_cols, dtype=np.int32)  # HiGHS reads one per column
         if self.integer:
             integrality[np.concatenate(self.integer)] = 1  # kInteger
@@ -203,7 +249,7 @@ class _Builder:
             integrality[np.concatenate(self.semi)] = 2  # kSemiContinuous
         highs.passModel(
             self.n_cols,
-            len(self.row_lower),
+            self.n_rows,
             len(index),
             int(highspy.MatrixFormat.kRowwise),
             int(highspy.ObjSense.kMinimize),
@@ -211,8 +257,8 @@ class _Builder:
             np.concatenate(self.cost),
             np.concatenate(self.lower),
             np.concatenate(self.upper),
-            np.array(self.row_lower),
-            np.array(self.row_upper),
+            np.concatenate(self.row_lower) if self.row_lower else np.zeros(0),
+            np.concatenate(self.row_upper) if self.row_upper else np.zeros(0),
             start[:-1],  # HiGHS takes the row starts without the final end
             index,
             value,
@@ -289,7 +335,29 @@ class Limits:
 
 
 def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits) -> Solution:
-    """Build the household model with the given restrictions and solve it with HiGHS."""
+    """Build the household model with the given restrictions and solve it with HiGHS.
+
+    HiGHS is deterministic: the same model with the same limits has the same solution, so a
+    model this problem has already solved is not solved again (its Solution's arrays are
+    read-only, shared by both callers)."""
+    key = (mode, limits, _restrictions_key(r))
+    known = p.solved.get(key)
+    if isinstance(known, Solution):
+        return known
+    solution = _solve_model(p, mode, r, limits)
+    for array in (solution.sells, solution.buys, solution.band_slack):
+        array.flags.writeable = False
+    p.solved[key] = solution
+    return solution
+
+
+def _restrictions_key(r: Restrictions) -> tuple[Any, ...]:
+    """Every field of the restrictions as a hashable value (a dict as its sorted items)."""
+    values = (getattr(r, f.name) for f in fields(r))
+    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in values)
+
+
+def _solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits) -> Solution:
     b = _Builder()
     n_lots, n_buys, n_cls = len(p.lot_ids), len(p.buy_symbols), len(p.classes)
     k = p.cost_rate
@@ -316,11 +384,10 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     if mode == "harvest":
         # A harvest alone (the only trigger): the harvest and its replacement, nothing else.
         sell_upper[~(p.lot_harvestable & p.lot_is_loss)] = 0.0
-    for i, v in r.fixed_sells.items():
-        sell_upper[i] = v
     sell_lower = np.zeros(n_lots)
-    for i, v in r.fixed_sells.items():
-        sell_lower[i] = v
+    fixed, amount = _indexed(r.fixed_sells)
+    sell_upper[fixed] = amount
+    sell_lower[fixed] = amount
     s = b.add_cols(sell_cost, sell_lower, sell_upper)
 
     buy_cost = (
@@ -333,8 +400,8 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
     # A rounded buy becomes a cap, not a fixed amount: if a sell it relied on was dropped, the
     # re-solve may buy less (and the next rounding rounds down again) instead of failing.
     buy_lower, buy_upper = np.zeros(n_buys), np.full(n_buys, INF)
-    for j, v in r.fixed_buys.items():
-        buy_upper[j] = v
+    fixed, amount = _indexed(r.fixed_buys)
+    buy_upper[fixed] = amount
     buy_upper[_forbidden_buys(p, r)] = 0.0
     if mode == "harvest":
         harvested = np.unique(p.lot_class[p.lot_harvestable & p.lot_is_loss])
@@ -381,7 +448,7 @@ def solve_model(p: HouseholdProblem, mode: str, r: Restrictions, limits: Limits)
         # Phase 2's row: the tax on realized gains stays at phase 1's plus the target budget.
         gains = np.flatnonzero((p.lot_gain_frac > 0) & (p.lot_tax_rate > 0))
         b.add_row(s[gains], (p.lot_tax_rate * p.lot_gain_frac)[gains], -INF, INF)
-        tax_row = len(b.row_lower) - 1
+        tax_row = b.n_rows - 1
         b.add_row(u, np.ones(n_cls), -INF, INF)
     return _run(b, p, s, bcols, u, d, tax_row, limits, presolve=r.integer_shares)
 
@@ -412,6 +479,15 @@ def _add_turnover_row(
     )
 
 
+def _indexed(amounts: dict[int, float]) -> tuple[NDArray[np.int64], FloatArray]:
+    """A {index: amount} map as (indices, amounts) arrays."""
+    n = len(amounts)
+    return (
+        np.fromiter(amounts.keys(), dtype=np.int64, count=n),
+        np.fromiter(amounts.values(), dtype=np.float64, count=n),
+    )
+
+
 def _add_band_rows(
     b: _Builder,
     p: HouseholdProblem,
@@ -436,15 +512,26 @@ def _add_band_rows(
     # In "harvest" mode (a harvest is the only reason to trade) nothing rewards moving toward
     # target; only moving further away from it costs, so the harvest buys its replacement.
     held = np.abs(t - w0) if mode == "harvest" else np.zeros(n_cls)
-    for c in range(n_cls):
-        coef = np.concatenate((sell_w[c], buy_w[c]))
-        for lim, col in ((tol[c], u[c]), (held[c], d[c] if d is not None else -1)):
-            if col < 0:
-                continue
-            hi, lo = t[c] + lim, t[c] - lim
-            cols = np.append(trade_cols, col)
-            b.add_row(cols, np.append(coef + hi * k, -1.0), -INF, hi - w0[c])
-            b.add_row(cols, np.append(coef + lo * k, 1.0), lo - w0[c], INF)
+    # Per class c, for each (limit, column) part (the band and u_c; the target and d_c), a row
+    # for the top and one for the bottom: rows ordered (class, part, top/bottom).
+    parts = [(tol, u)] if d is None else [(tol, u), (held, d)]
+    lim = np.stack([x for x, _ in parts], axis=1)  # (C, P)
+    extra = np.stack([col for _, col in parts], axis=1)  # (C, P)
+    hi, lo = t[:, None] + lim, t[:, None] - lim
+    coef = np.concatenate((sell_w, buy_w), axis=1)[:, None, :]  # (C, 1, n)
+    n = len(trade_cols)
+    vals = np.empty((n_cls, len(parts), 2, n + 1))
+    vals[:, :, 0, :n] = coef + (hi * k)[:, :, None]
+    vals[:, :, 0, n] = -1.0
+    vals[:, :, 1, :n] = coef + (lo * k)[:, :, None]
+    vals[:, :, 1, n] = 1.0
+    cols = np.empty((n_cls, len(parts), 2, n + 1), dtype=np.int64)
+    cols[..., :n] = trade_cols
+    cols[..., n] = extra[:, :, None]
+    lower = np.stack((np.full(hi.shape, -INF), lo - w0[:, None]), axis=2)
+    upper = np.stack((hi - w0[:, None], np.full(hi.shape, INF)), axis=2)
+    rows = n_cls * len(parts) * 2
+    b.add_rows(cols.reshape(rows, n + 1), vals.reshape(rows, n + 1), lower.ravel(), upper.ravel())
 
 
 def _add_cash_rows(
@@ -455,14 +542,18 @@ def _add_cash_rows(
     free_a + sum_{l in a} s_l (1 - k) - sum_{j in a} b_j (1 + k) >= margin."""
     k = p.cost_rate
     margin = p.cash_margin_usd / p.value_usd
-    for a in range(len(p.accounts)):
-        ls, js = np.flatnonzero(p.lot_account == a), np.flatnonzero(p.buy_account == a)
-        b.add_row(
-            np.concatenate((s[ls], bcols[js])),
-            np.concatenate((np.full(len(ls), 1.0 - k), np.full(len(js), -(1.0 + k)))),
-            _cash_row_lower(float(p.account_free_cash[a]), margin),
-            INF,
-        )
+    n_accounts = len(p.accounts)
+    # One row per account: its lots' sells, then its buys (each in index order).
+    account = np.concatenate((p.lot_account, p.buy_account))
+    order = np.argsort(account, kind="stable")
+    vals = np.concatenate((np.full(len(s), 1.0 - k), np.full(len(bcols), -(1.0 + k))))
+    b.add_sparse_rows(
+        np.bincount(account, minlength=n_accounts),
+        np.concatenate((s, bcols))[order],
+        vals[order],
+        np.array([_cash_row_lower(float(f), margin) for f in p.account_free_cash]),
+        np.full(n_accounts, INF),
+    )
 
 
 def _add_raise_only_rows(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64]) -> None:
@@ -716,11 +807,8 @@ def _read(
     empty = Solution("error", np.zeros(len(s)), np.zeros(len(bcols)), np.zeros(len(u)), 0.0)
     if status == highspy.HighsModelStatus.kInfeasible:
         return Solution("infeasible", empty.sells, empty.buys, empty.band_slack, 0.0)
-    x = (
-        np.array(highs.getSolution().col_value)
-        if highs.getInfo().primal_solution_status == 2
-        else None
-    )
+    info = highs.getInfo()
+    x = np.array(highs.getSolution().col_value) if info.primal_solution_status == 2 else None
     if x is None:
         return Solution(
             "error",
@@ -730,7 +818,7 @@ def _read(
             0.0,
             detail=highs.modelStatusToString(status),
         )
-    gap = float(highs.getInfo().mip_gap) if b.has_integers else 0.0
+    gap = float(info.mip_gap) if b.has_integers else 0.0
     label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
     if label == "time_limit" and status not in _LIMITS:
         label = "error"
@@ -741,5 +829,5 @@ def _read(
         x[u].clip(min=0),
         gap if np.isfinite(gap) else 0.0,
         detail=highs.modelStatusToString(status),
-        objective=float(highs.getInfo().objective_function_value),
+        objective=float(info.objective_function_value),
     )

@@ -6,17 +6,19 @@ investable value V, so that the model is well scaled whatever the household's si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from schemas import CASH, Account, Household, Lot, Security
+from schemas import CASH, Household, Lot, Security
 
 from .costs import cost_rate
 from .drift import DriftReport, household_drift
 from .harvest import HARVEST_BY_VALUE, HarvestRule, household_candidates
-from .lots import days_to_long_term, gain_fractions, is_long_term, long_term_after
+from .lots import days_to_long_term, gain_fractions, last_long_term_day, long_term_after
 from .tolerances import CASH_MARGIN_SHARE, CASH_MARGIN_USD, USD_EPS
 from .wash import blocked_loss_lots, recent_wash_groups
 
@@ -86,6 +88,10 @@ class HouseholdProblem:
     # rule 6: the cap on this rebalance's net realized gain in dollars (the smaller of
     # max_realized_gain and max_realized_gain_year less realized_this_year); None = no cap
     gain_cap_usd: float | None = None
+    # The models solved for this household so far (solver.model.solve_model): the same model
+    # built twice in one solve (a rounding re-solve that fixes what the last one fixed) is
+    # solved once. Not part of the problem's value.
+    solved: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def cash_margin_usd(self) -> float:
@@ -151,35 +157,51 @@ def build_problem(
     blocked_4b = blocked_loss_lots(h)
     notes: list[str] = []
 
-    lots = [(ai, a, lot) for ai, a in enumerate(h.accounts) for lot in a.lots]
-    table = symbol_table(h, sorted({lot.symbol for _, _, lot in lots}), cidx)
-    sym = np.array([table.index[lot.symbol] for _, _, lot in lots], dtype=np.int64)
-    lot_account = np.array([ai for ai, _, _ in lots], dtype=np.int64)
-    taxable = np.array([a.type == "taxable" for a in h.accounts], dtype=bool)
-    lot_quantity = np.array([lot.quantity for _, _, lot in lots])
-    basis = np.array([lot.cost_basis for _, _, lot in lots])
-    lot_price = table.price[sym] if len(lots) else np.zeros(0)
+    accounts = h.accounts
+    lots = [lot for a in accounts for lot in a.lots]
+    n_lots = len(lots)
+    symbols = [lot.symbol for lot in lots]
+    table = symbol_table(h, sorted(set(symbols)), cidx)
+    sym = np.array([table.index[s] for s in symbols], dtype=np.int64)
+    lot_account = np.repeat(
+        np.arange(len(accounts), dtype=np.int64), [len(a.lots) for a in accounts]
+    )
+    taxable = np.array([a.type == "taxable" for a in accounts], dtype=bool)
+    lot_quantity = np.array([lot.quantity for lot in lots], dtype=np.float64)
+    basis = np.array([lot.cost_basis for lot in lots], dtype=np.float64)
+    lot_price = table.price[sym]
     market = lot_quantity * lot_price
-    in_taxable = taxable[lot_account] & (market > 0) if len(lots) else np.zeros(0, dtype=bool)
+    in_taxable = taxable[lot_account] & (market > 0)
     lot_gain = np.where(in_taxable, gain_fractions(market, basis), 0.0)
+    split = last_long_term_day(h.as_of)
     lot_long = in_taxable & np.array(
-        [is_long_term(lot.acquired, h.as_of) for _, _, lot in lots], dtype=bool
+        [split is not None and lot.acquired <= split for lot in lots], dtype=bool
     )
     lot_rate = np.where(
         in_taxable, np.where(lot_long, h.tax.long_term_rate, h.tax.short_term_rate), 0.0
     )
     loss_usd = np.where(in_taxable, basis - market, 0.0)
-    groups = tuple(table.group[i] for i in sym)
+    groups = tuple(table.group[i] for i in sym.tolist())
     # a sale whose proceeds net of costs fall below the basis is a loss sale (lot_wash_loss)
     net_loss_usd = np.where(in_taxable, basis - market * (1.0 - cost_rate(h.options)), 0.0)
-    lot_blocked = (net_loss_usd > USD_EPS) & np.array(
-        [(a.account_id, lot.lot_id) in blocked_4b for _, a, lot in lots], dtype=bool
+    # solver.harvest: the losses worth harvesting, by value (none without harvest_losses)
+    worth = household_candidates(h, blocked_4b, harvest_rule) if h.options.harvest_losses else {}
+    keys = (
+        [(a.account_id, lot.lot_id) for a in accounts for lot in a.lots]
+        if blocked_4b or worth
+        else []
     )
-    worth = household_candidates(h, blocked_4b, harvest_rule)  # solver.harvest: by value
-    lot_harvest = np.array([(a.account_id, lot.lot_id) in worth for _, a, lot in lots], dtype=bool)
-    lot_screened = np.array([lot.symbol in a.excluded_symbols for _, a, lot in lots], dtype=bool)
-    lot_exposure = table.exposure[sym] if len(lots) else np.zeros((0, len(classes)))
-    lot_class = table.primary[sym] if len(lots) else np.zeros(0, dtype=np.int64)
+    lot_blocked = (net_loss_usd > USD_EPS) & _flags(
+        n_lots, bool(blocked_4b), lambda: [k in blocked_4b for k in keys]
+    )
+    lot_harvest = _flags(n_lots, bool(worth), lambda: [k in worth for k in keys])
+    lot_screened = _flags(
+        n_lots,
+        any(a.excluded_symbols for a in accounts),
+        lambda: [lot.symbol in a.excluded_symbols for a in accounts for lot in a.lots],
+    )
+    lot_exposure = table.exposure[sym]
+    lot_class = table.primary[sym]
 
     buys = permitted_buys(h, sold_at_loss, notes)
     n_buys = len(buys)
@@ -197,8 +219,8 @@ def build_problem(
         account_free_cash=np.array([(a.cash - a.cash_needed) / value for a in h.accounts]),
         value_usd=value,
         cost_rate=cost_rate(h.options),
-        lot_ids=tuple(lot.lot_id for _, _, lot in lots),
-        lot_symbols=tuple(lot.symbol for _, _, lot in lots),
+        lot_ids=tuple(lot.lot_id for lot in lots),
+        lot_symbols=tuple(symbols),
         lot_account=lot_account,
         lot_quantity=lot_quantity,
         lot_price=lot_price,
@@ -212,10 +234,10 @@ def build_problem(
         lot_sell_blocked=lot_blocked,
         lot_harvestable=lot_harvest & ~lot_blocked,
         lot_screened=lot_screened,
-        lot_whole_shares=table.whole_shares[sym] if len(lots) else np.zeros(0, dtype=bool),
-        lot_locked=np.array([lot.locked for _, _, lot in lots], dtype=bool),
+        lot_whole_shares=table.whole_shares[sym],
+        lot_locked=np.array([lot.locked for lot in lots], dtype=bool),
         lot_defer=_deferred_lots(h, lots, in_taxable & ~lot_long & (loss_usd < 0)),
-        lot_order=_position_index([(ai, lot.symbol) for ai, _, lot in lots]),
+        lot_order=_position_index(lot_account * max(len(table.group), 1) + sym),
         buy_account=np.array([b[0] for b in buys], dtype=np.int64),
         buy_symbols=tuple(b[2].symbol for b in buys),
         buy_price=np.array([float(b[2].price or 0.0) for b in buys]),
@@ -252,22 +274,30 @@ def gain_cap(h: Household, notes: list[str] | None = None) -> float | None:
     return min(caps) if caps else None
 
 
-def _deferred_lots(
-    h: Household, lots: list[tuple[int, Account, Lot]], short_gain: BoolArray
-) -> BoolArray:
+def _flags(n: int, any_set: bool, flags: Callable[[], list[bool]]) -> BoolArray:
+    """Per lot, `flags()` as a boolean array; all false without asking when `any_set` is
+    false (the household has none of them)."""
+    return np.array(flags(), dtype=bool) if any_set else np.zeros(n, dtype=bool)
+
+
+def _deferred_lots(h: Household, lots: list[Lot], short_gain: BoolArray) -> BoolArray:
     """Taxable short-term lots at a gain that turn long-term within defer_short_term_days."""
     days = h.options.defer_short_term_days
     if days <= 0 or not len(lots):
         return np.zeros(len(lots), dtype=bool)
-    soon = np.array(
-        [days_to_long_term(lot.acquired, h.as_of) <= days for _, _, lot in lots], dtype=bool
-    )
+    soon = np.array([days_to_long_term(lot.acquired, h.as_of) <= days for lot in lots], dtype=bool)
     return np.asarray(short_gain & soon, dtype=bool)
 
 
-def _position_index(keys: list[tuple[int, str]]) -> IntArray:
-    positions: dict[tuple[int, str], int] = {}
-    return np.array([positions.setdefault(k, len(positions)) for k in keys], dtype=np.int64)
+def _position_index(key: IntArray) -> IntArray:
+    """Per lot, its (account, symbol) position's number (`key` tells positions apart),
+    positions numbered in the order they first occur."""
+    if not len(key):
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first), dtype=np.int64)
+    return np.asarray(rank[inverse.reshape(-1)], dtype=np.int64)
 
 
 def permitted_buys(

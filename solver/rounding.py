@@ -74,10 +74,10 @@ def round_trades(
 
     new_sells = sell_sh * p.lot_price / V
     new_buys = buy_sh * p.buy_price / V
-    sell_fixed = {int(i): float(new_sells[i]) for i in np.flatnonzero(whole | (sell_sh == 0.0))}
-    buy_fixed = {
-        int(j): float(new_buys[j]) for j in np.flatnonzero(p.buy_whole_shares | (buy_sh == 0.0))
-    }
+    fixed_sells = np.flatnonzero(whole | (sell_sh == 0.0))
+    sell_fixed = dict(zip(fixed_sells.tolist(), new_sells[fixed_sells].tolist(), strict=True))
+    fixed_buys = np.flatnonzero(p.buy_whole_shares | (buy_sh == 0.0))
+    buy_fixed = dict(zip(fixed_buys.tolist(), new_buys[fixed_buys].tolist(), strict=True))
     noise = ROUNDING_NOISE_USD / V
     changed = bool(
         np.any(np.abs(new_sells - sells) > noise) or np.any(np.abs(new_buys - buys) > noise)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from schemas import Household, Order, RebalanceResult
+from schemas import Account, Household, Order, RebalanceResult
 
 from .check import hard_rule_violations
 from .diagnose import infeasible_reasons, unreachable_reasons
-from .drift import household_drift, missing_prices, triggers
+from .drift import DriftReport, household_drift, missing_prices, triggers
 from .harvest import HARVEST_BY_VALUE, HarvestRule, harvest_messages
 from .lots import relief_key
 from .model import (
@@ -33,7 +33,7 @@ from .problem import HouseholdProblem, build_problem
 from .result import build_orders, net_gain_usd, realized_gains
 from .rounding import exact_trades, round_trades
 from .tolerances import BAND_EPS, GAIN_MARGIN_USD, QUANTITY_EPS
-from .trades import apply_orders
+from .trades import drift_after
 
 MAX_LAZY_ROUNDS = 8
 MAX_LADDER_ROUNDS = 4
@@ -87,18 +87,12 @@ def canonical(h: Household) -> Household:
     """The household in one canonical order (accounts by id, lots by id, securities, target
     classes and recent trades sorted), so that the order of the snapshot's JSON keys and lists
     never changes the answer. Buy lists and `location` keep their order: it is a preference."""
-    accounts = tuple(
-        sorted(
-            (
-                replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
-                for a in h.accounts
-            ),
-            key=lambda a: a.account_id,
-        )
-    )
+    accounts = tuple(sorted((_lots_sorted(a) for a in h.accounts), key=lambda a: a.account_id))
     trades = tuple(
         sorted(h.recent_trades, key=lambda t: (t.date, t.account_id, t.symbol, t.side, t.quantity))
     )
+    if _same(accounts, h.accounts) and _same(trades, h.recent_trades):
+        return h  # already canonical (its maps always are: the records keep them sorted)
     return replace(
         h,
         accounts=accounts,
@@ -106,6 +100,17 @@ def canonical(h: Household) -> Household:
         target=dict(sorted(h.target.items())),
         recent_trades=trades,
     )
+
+
+def _same(new: tuple[object, ...], old: tuple[object, ...]) -> bool:
+    return all(x is y for x, y in zip(new, old, strict=True))
+
+
+def _lots_sorted(a: Account) -> Account:
+    ids = [lot.lot_id for lot in a.lots]
+    if ids == sorted(ids):
+        return a  # a stable sort would keep this order
+    return replace(a, lots=tuple(sorted(a.lots, key=lambda lot: lot.lot_id)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +322,12 @@ class _Attempt:
     sell_sh: np.ndarray
     orders: tuple[Order, ...]
     problems: tuple[str, ...]
-    out_of_band: int  # classes left out of band
+    after: DriftReport  # the household's drift once the orders are applied
+
+    @property
+    def out_of_band(self) -> int:
+        """Classes left out of band."""
+        return len(self.after.out_of_band)
 
 
 def _attempt(
@@ -325,8 +335,7 @@ def _attempt(
 ) -> _Attempt:
     orders = build_orders(p, sell_sh, buy_sh, rid, why)
     problems = tuple(hard_rule_violations(p.household, orders))
-    after = household_drift(apply_orders(p.household, orders, p.cost_rate))
-    return _Attempt(sell_sh, orders, problems, len(after.out_of_band))
+    return _Attempt(sell_sh, orders, problems, drift_after(p.household, orders, p.cost_rate))
 
 
 def _finish(
@@ -360,8 +369,7 @@ def _finish(
             messages=(*messages, "no rule-abiding answer found, not even trading nothing"),
         )
     orders = chosen.orders
-    after = apply_orders(h, orders, p.cost_rate)
-    report = household_drift(after)
+    report = chosen.after
     traded = sum(o.est_value for o in orders)
     status = "rebalanced" if orders else "no_action"
     if h.mode != "monitor" and report.out_of_band:
@@ -597,12 +605,7 @@ def _drop_offending(
         if not problems:
             kept = tuple(orders)
             sold = _sold_shares(p, kept)
-            return _Attempt(
-                sold,
-                kept,
-                (),
-                len(household_drift(apply_orders(p.household, kept, p.cost_rate)).out_of_band),
-            )
+            return _Attempt(sold, kept, (), drift_after(p.household, kept, p.cost_rate))
         named = {
             o.order_id for o in orders if any(pr.startswith(o.order_id + ":") for pr in problems)
         }

@@ -10,7 +10,9 @@ from dataclasses import replace
 from schemas import Account, Household, Lot, Order, RecentTrade
 
 from .costs import outlay, proceeds
+from .drift import DriftReport, drift_of
 from .lots import relieve
+from .tolerances import QUANTITY_EPS
 
 
 def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Household:
@@ -60,3 +62,51 @@ def _apply_to_account(
             new_lots.append(Lot(o.order_id, o.symbol, o.quantity, o.est_value, h.as_of))
             trades.append(RecentTrade(account.account_id, o.symbol, "buy", o.quantity, h.as_of))
     return replace(account, cash=cash, lots=(*lots, *new_lots))
+
+
+def drift_after(h: Household, orders: tuple[Order, ...], cost_rate: float) -> DriftReport:
+    """`household_drift(apply_orders(h, orders, cost_rate))` without building the household:
+    the same cash and shares, summed in the same order, so the same report to the last bit
+    (tests/property/test_solver_properties.py holds the two together)."""
+    by_account: dict[str, list[Order]] = {}
+    for o in orders:
+        by_account.setdefault(o.account_id, []).append(o)
+    free: list[float] = []
+    held: dict[str, float] = {}
+    for account in h.accounts:
+        own = by_account.get(account.account_id)
+        if not own:
+            free.append(account.cash - account.cash_needed)
+            for lot in account.lots:
+                held[lot.symbol] = held.get(lot.symbol, 0.0) + lot.quantity
+            continue
+        # Each lot's shares as `relieve` leaves them (None: sold down to dust, gone).
+        left: list[float | None] = [lot.quantity for lot in account.lots]
+        where: dict[str, list[int]] = {}
+        for i, lot in enumerate(account.lots):
+            where.setdefault(lot.lot_id, []).append(i)
+        cash = account.cash
+        bought: list[Order] = []
+        for o in own:
+            if o.side == "sell":
+                plan: dict[str, float] = {}
+                for rel in o.lots:
+                    plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
+                for lot_id, take in plan.items():
+                    for i in where.get(lot_id, ()):
+                        q = left[i]
+                        if q is None or take <= 0.0:
+                            continue
+                        rest = q - take
+                        left[i] = rest if rest > QUANTITY_EPS else None
+                cash += proceeds(o.est_value, cost_rate)
+            else:
+                cash -= outlay(o.est_value, cost_rate)
+                bought.append(o)
+        free.append(cash - account.cash_needed)
+        for lot, q in zip(account.lots, left, strict=True):
+            if q is not None:
+                held[lot.symbol] = held.get(lot.symbol, 0.0) + q
+        for o in bought:
+            held[o.symbol] = held.get(o.symbol, 0.0) + o.quantity
+    return drift_of(h, free, held)

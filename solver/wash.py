@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 from schemas import Household
 
@@ -28,6 +28,14 @@ def in_window(as_of: date, day: date) -> bool:
 def acquired_in_window(as_of: date, acquired: date) -> bool:
     """A lot acquired within the 30 days before `as_of` (on `as_of` included) is a recent buy."""
     return 0 <= (as_of - acquired).days <= WASH_WINDOW_DAYS
+
+
+def _window_start(as_of: date) -> date:
+    """The first day a lot acquired counts as a recent buy (`acquired_in_window`)."""
+    try:
+        return as_of - timedelta(days=WASH_WINDOW_DAYS)
+    except OverflowError:
+        return date.min
 
 
 def _group(h: Household, symbol: str) -> str:
@@ -89,16 +97,19 @@ def blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
 def _blocked_loss_lots(h: Household) -> frozenset[tuple[str, str]]:
     _, bought = recent_wash_groups(h)
     groups = {symbol: _group(h, symbol) for symbol in h.securities}
+    # acquired_in_window for every lot at once: the window is a range of days.
+    first, last = _window_start(h.as_of), h.as_of
     recent: dict[str, int] = defaultdict(int)
     for a in h.accounts:
         for lot in a.lots:
-            if acquired_in_window(h.as_of, lot.acquired):
+            if first <= lot.acquired <= last:
                 recent[groups.get(lot.symbol, lot.symbol)] += 1
+    if not bought and not recent:
+        return frozenset()  # no recent buy of any kind: nothing is blocked
     out: set[tuple[str, str]] = set()
     for a in h.accounts:
         for lot in a.lots:
             g = groups.get(lot.symbol, lot.symbol)
-            others = recent.get(g, 0) - (1 if acquired_in_window(h.as_of, lot.acquired) else 0)
-            if g in bought or others > 0:
+            if g in bought or recent.get(g, 0) - (first <= lot.acquired <= last) > 0:
                 out.add((a.account_id, lot.lot_id))
     return frozenset(out)

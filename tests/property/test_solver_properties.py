@@ -187,9 +187,12 @@ def band_reachable_lp(h: dict[str, Any], margin: float = 0.25) -> bool:
             gain = value - float(lot["cost_basis"])
             taxable = a["type"] == "taxable"
             g = wash_group(h, lot["symbol"])
+            # a loss sale for rule 4 is judged net of the selling cost (the stricter reading,
+            # umh's: a lot at a gain smaller than its cost is sold at a loss)
+            wash_loss = value * (1.0 - k) - float(lot["cost_basis"]) < 0
             if (
                 taxable
-                and gain < 0
+                and wash_loss
                 and (blocked_by_recent_buy(h, a["account_id"], lot) or g in buy_groups)
             ):
                 continue

@@ -713,3 +713,37 @@ def test_records_built_in_code_are_canonical_too() -> None:
     assert list(built.target) == ["fixed_income", "us_equity"]
     assert list(built.securities) == ["BND", "VTI"]
     assert list(built.with_prices({"VTI": 250.0}).securities) == ["BND", "VTI"]
+
+
+LOT_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([2**63, 10**13, -0.0, 0.0, 1e-9, 1e12, 1e12 + 1, math.nan, math.inf]),
+    st.floats(-10.0, 1e13),
+    st.sampled_from(["", "L1", "VTI", "2026-11-24", "2026-02-30", "20261124", "2026-11-24x"]),
+    st.lists(st.integers(), max_size=1),
+)
+LOT_KEYS = ("lot_id", "symbol", "quantity", "cost_basis", "acquired", "locked")
+
+
+@given(
+    fields=st.dictionaries(st.sampled_from(LOT_KEYS), LOT_VALUES),
+    base=st.booleans(),
+)
+def test_the_fast_lot_reader_accepts_exactly_what_the_full_one_accepts(
+    fields: dict[str, Any], base: bool
+) -> None:
+    from schemas.household import parse_lot, plain_lot
+    from schemas.reader import Reader
+
+    good = {"lot_id": "L1", "symbol": "VTI", "quantity": 3, "cost_basis": 10.5}
+    raw = {**(good if base else {}), "acquired": "2026-01-02", **fields}
+    full = Reader()
+    expected = parse_lot(full, raw, "accounts[0].lots[0]")
+    fast = plain_lot(Reader(), raw)
+    if full.issues:
+        assert fast is None
+    else:
+        assert fast == expected
+        assert fast is not None and type(fast.quantity) is float
