@@ -32,7 +32,7 @@ from .model import (
 from .problem import HouseholdProblem, build_problem
 from .result import build_orders, net_gain_usd, realized_gains
 from .rounding import exact_trades, round_trades
-from .tolerances import BAND_EPS, GAIN_MARGIN_USD, QUANTITY_EPS
+from .tolerances import BAND_EPS, GAIN_MARGIN_USD, QUANTITY_EPS, TURNOVER_EPS, USD_EPS
 from .trades import drift_after
 
 MAX_LAZY_ROUNDS = 8
@@ -79,8 +79,31 @@ def solve(
     n_lots = sum(len(a.lots) for a in h.accounts)
     small = len(h.accounts) <= SMALL_ACCOUNTS and n_lots <= SMALL_LOTS
     deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
-    result = _solve(h, rebalance_id(h, sequence), deadline, harvest_rule)
+    rid = rebalance_id(h, sequence)
+    result = _solve(h, rid, deadline, harvest_rule)
+    if h.mode == "guardrail" and result.status == "rebalanced" and _fell_back(result):
+        full = _solve(replace(h, mode="rebalance"), rid, deadline, harvest_rule)
+        result = _cheaper_in_band(result, full)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
+
+
+def _fell_back(result: RebalanceResult) -> bool:
+    return any(m.startswith("fallback") for m in result.messages)
+
+
+def _cheaper_in_band(edge: RebalanceResult, full: RebalanceResult) -> RebalanceResult:
+    """Guardrail after a rounding fallback: whole shares and minimum trades can make the
+    band-edge answer trade more than going to target does. A full rebalance that also ends
+    inside the bands, trades less and pays no more tax is then the better guardrail answer
+    (the guardrail's aim is the least trading that restores the bands)."""
+    if (
+        full.status == "rebalanced"
+        and full.turnover < edge.turnover - TURNOVER_EPS
+        and full.realized.tax_cost <= edge.realized.tax_cost + USD_EPS
+    ):
+        note = "guardrail: the answer that goes to target trades less after rounding; it is used"
+        return replace(full, messages=(*full.messages, note))
+    return edge
 
 
 def canonical(h: Household) -> Household:

@@ -36,3 +36,5 @@ DUST_USD = 0.01
 # HiGHS feasibility/optimality tolerances used for the model and for our own post-check.
 SOLVER_FEAS_TOL = 1e-9
 CHECK_TOL_USD = 1e-4
+#: Turnover (share of the household's value) below which two answers trade "the same".
+TURNOVER_EPS = 1e-6
