@@ -15,6 +15,14 @@ from .lots import relieve
 from .tolerances import QUANTITY_EPS
 
 
+def sell_plan(order: Order) -> dict[str, float]:
+    """The shares a sell order takes from each lot it names (a lot named twice, summed)."""
+    plan: dict[str, float] = {}
+    for rel in order.lots:
+        plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
+    return plan
+
+
 def apply_orders(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Household:
     """Sells relieve their named lots (basis pro rata), buys add a lot named by the order id
     acquired on `as_of`; cash moves by the value less the transaction cost. Trades are recorded
@@ -40,10 +48,7 @@ def _apply_to_account(
     new_lots: list[Lot] = []
     for o in orders:
         if o.side == "sell":
-            plan: dict[str, float] = {}
-            for rel in o.lots:
-                plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
-            lots, relieved = relieve(lots, plan, o.est_price)
+            lots, relieved = relieve(lots, sell_plan(o), o.est_price)
             # One record per lot relieved, each with its own gain (as the worker's fills do).
             trades.extend(
                 RecentTrade(
@@ -89,10 +94,7 @@ def drift_after(h: Household, orders: tuple[Order, ...], cost_rate: float) -> Dr
         bought: list[Order] = []
         for o in own:
             if o.side == "sell":
-                plan: dict[str, float] = {}
-                for rel in o.lots:
-                    plan[rel.lot_id] = plan.get(rel.lot_id, 0.0) + rel.quantity
-                for lot_id, take in plan.items():
+                for lot_id, take in sell_plan(o).items():
                     for i in where.get(lot_id, ()):
                         q = left[i]
                         if q is None or take <= 0.0:
