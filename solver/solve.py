@@ -81,27 +81,25 @@ def solve(
     deadline = Deadline(None if small else started + max(time_limit_s, 0.0))
     rid = rebalance_id(h, sequence)
     result = _solve(h, rid, deadline, harvest_rule)
-    if h.mode == "guardrail" and result.status == "rebalanced" and _fell_back(result):
+    if h.mode == "guardrail" and result.status == "rebalanced":
         full = _solve(replace(h, mode="rebalance"), rid, deadline, harvest_rule)
         result = _cheaper_in_band(result, full)
     return replace(result, solve_ms=round((time.perf_counter() - started) * 1000.0, 3))
 
 
-def _fell_back(result: RebalanceResult) -> bool:
-    return any(m.startswith("fallback") for m in result.messages)
-
-
 def _cheaper_in_band(edge: RebalanceResult, full: RebalanceResult) -> RebalanceResult:
-    """Guardrail after a rounding fallback: whole shares and minimum trades can make the
-    band-edge answer trade more than going to target does. A full rebalance that also ends
-    inside the bands, trades less and pays no more tax is then the better guardrail answer
-    (the guardrail's aim is the least trading that restores the bands)."""
+    """Guardrail: whole shares, minimum trades and the band-edge margins can make the band-edge
+    answer trade more than going to target does (the property tests found households at 0.26
+    against 0.20, and 0.75 against 0.70, of their value). A full rebalance that also ends inside
+    the bands, trades less and pays no more tax is then the better guardrail answer: the
+    guardrail's aim is the least trading that restores the bands. It costs a second solve for
+    the guardrail households that trade."""
     if (
         full.status == "rebalanced"
         and full.turnover < edge.turnover - TURNOVER_EPS
         and full.realized.tax_cost <= edge.realized.tax_cost + USD_EPS
     ):
-        note = "guardrail: the answer that goes to target trades less after rounding; it is used"
+        note = "guardrail: the answer that goes to target trades less; it is used"
         return replace(full, messages=(*full.messages, note))
     return edge
 
