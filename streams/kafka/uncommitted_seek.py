@@ -19,7 +19,7 @@ partition without a commit. Applies to every broker (the gap is in the clients).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 __all__ = ["install", "seek_to_committed"]
 
 
-async def seek_to_committed(consumer: Any, topics: Collection[str]) -> Mapping[Any, int | None]:
+async def seek_to_committed(
+    consumer: Any, topics: Collection[str], heads: MutableMapping[Any, int] | None = None
+) -> Mapping[Any, int | None]:
     """aiokafka's `seek_to_committed` on every assigned partition, then the partitions of
-    `topics` with no commit (None, or 0: nothing consumed) to offset 0.
+    `topics` with no commit (None, or 0: nothing consumed) to offset 0. Their first offsets go
+    into `heads` when given (what `commit_gaps` counts from while nothing is committed).
 
     Offset 0 is the beginning of a partition nothing has been deleted from; where retention
     has deleted the start, the fetch answers "out of range" and aiokafka applies the reset
@@ -58,10 +61,17 @@ async def seek_to_committed(consumer: Any, topics: Collection[str]) -> Mapping[A
         moved += 1
     if moved:
         log.info("seeking %d partitions without a commit to their beginning", moved)
+    if heads is not None and fresh:
+        try:
+            heads.update(await consumer.beginning_offsets(fresh))
+        except Exception:  # not known then: Faust commits those partitions unchecked
+            log.warning("first offsets of %d partitions not known", len(fresh), exc_info=True)
     return committed
 
 
-def install(consumer: Any, topics: Collection[str]) -> None:
+def install(
+    consumer: Any, topics: Collection[str], heads: MutableMapping[Any, int] | None = None
+) -> None:
     """Make Faust's consumer (`app.consumer`, the aiokafka driver's thread-delegating one) use
     `seek_to_committed` above for the input `topics`. Idempotent; a consumer without a
     Kafka client thread (Faust's in-memory test transport) is left as it is."""
@@ -71,7 +81,7 @@ def install(consumer: Any, topics: Collection[str]) -> None:
     wanted = frozenset(topics)
 
     async def run() -> Mapping[Any, int | None]:
-        return await seek_to_committed(thread._ensure_consumer(), wanted)
+        return await seek_to_committed(thread._ensure_consumer(), wanted, heads)
 
     async def patched() -> Mapping[Any, int | None]:
         return await thread.call_thread(run)  # type: ignore[no-any-return]

@@ -1,15 +1,21 @@
 """Input partitions that stop moving: seen, said, and started again.
 
 Measured in the fault tests (3-node Apache Kafka, a worker killed while fills stream): after the
-group rebalance the survivor kept a `fills` partition it had owned all along but never read it
-again. Its committed offset stayed at 54 for four minutes while twenty fills waited behind it,
-and four households kept an open rebalance for good, while the other `fills` partitions moved
-on. The cause lies in Faust's flow control (a partition left out of the set it fetches); this
-watch is the guard against it: a partition with records waiting whose read position has not
-moved for `STALL_S` while the worker is steady is resumed and fetched again from its committed
-offset. The worker watches `fills` and `cash-flows` only: they are applied once by id, so what
-is read twice changes nothing (a snapshot read twice would replace its household again and undo
-the fills applied after it).
+group rebalance the survivor processed `fills/2` up to offset 60 and never saw 61-63; its
+committed offset stayed at 61 for four minutes and two households kept an open rebalance for
+good, while the other `fills` partitions moved on. Faust's stream drops a record delivered while
+its flow control is stopped or whose consumer generation is stale (faust-streaming PR #223)
+without acknowledging it, after the consumer has already counted it read: when that happens
+after the seek to the committed offsets that ends a rebalance, nothing reads the record again.
+`streams.kafka.commit_gaps` makes such a record hold its partition's commit (Faust alone could
+commit over it); the position watched here is therefore the committed offset, not the read
+offset (which had moved past the dropped records).
+
+This watch is the guard: a partition whose committed offset stays below its end for `STALL_S`,
+judged only while its agent is not handling an event (a busy agent may hold the record), is
+resumed and fetched again from its committed offset. The worker watches `fills` and
+`cash-flows` only: they are applied once by id, so what is read twice changes nothing (a
+snapshot read twice would replace its household again and undo the fills applied after it).
 
 `StallWatch` is the pure part (positions in, stalled partitions out); the worker's timer feeds
 it and acts (`streams.worker.app`).
@@ -17,30 +23,38 @@ it and acts (`streams.worker.app`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)  # a partition: Faust's TP in the worker
 
-#: How long a partition with records waiting may keep its read position before it counts as
-#: stalled: well above a busy worker's pause between two reads of one partition (seconds).
-STALL_S = 30.0
+#: How long a partition with records waiting may keep its committed offset, its agent idle,
+#: before it counts as stalled (seconds): well above the worker's commit interval (1 s). A false
+#: alarm costs one re-read of records applied once by id.
+STALL_S = 8.0
 
 
 @dataclass
 class StallWatch(Generic[K]):
-    """Remembers, per partition, its next offset to read and since when it has not moved."""
+    """Remembers, per partition, its committed offset and since when it has not moved."""
 
     stall_s: float = STALL_S
     _since: dict[K, tuple[int, float]] = field(default_factory=dict)
 
-    def observe(self, positions: Mapping[K, int], ends: Mapping[K, int], now: float) -> list[K]:
+    def observe(
+        self,
+        positions: Mapping[K, int],
+        ends: Mapping[K, int],
+        now: float,
+        busy: Collection[K] = (),
+    ) -> list[K]:
         """The partitions stalled as of `now`.
 
-        `positions`: the next offset each partition will read (partitions with no known
-        position are left out); `ends`: each partition's end offset. A stalled partition is
-        reported once per `stall_s` while it stays stalled.
+        `positions`: each partition's committed offset (partitions with none are left out);
+        `ends`: each partition's end offset; `busy`: partitions whose agent is handling an
+        event now, not judged this time (their clock runs on). A stalled partition is reported
+        once per `stall_s` while it stays stalled.
         """
         stalled: list[K] = []
         for tp, end in ends.items():
@@ -51,6 +65,8 @@ class StallWatch(Generic[K]):
             seen = self._since.get(tp)
             if seen is None or seen[0] != pos:
                 self._since[tp] = (pos, now)
+                continue
+            if tp in busy:
                 continue
             if now - seen[1] >= self.stall_s:
                 stalled.append(tp)

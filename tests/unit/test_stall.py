@@ -43,3 +43,13 @@ def test_a_position_that_keeps_moving_is_never_stalled(steps: list[int]) -> None
     for i, step in enumerate(steps):
         pos += step
         assert w.observe({"p": pos}, {"p": pos + 10}, now=10.0 * i) == []
+
+
+def test_a_partition_whose_agent_is_busy_is_not_judged_but_its_clock_runs_on() -> None:
+    w: StallWatch[str] = StallWatch(stall_s=8.0)
+    assert w.observe({"fills/2": 61}, {"fills/2": 64}, now=0.0) == []
+    # the agent is handling an event (it may hold offset 61): not reported, however long
+    assert w.observe({"fills/2": 61}, {"fills/2": 64}, now=9.0, busy={"fills/2"}) == []
+    assert w.observe({"fills/2": 61}, {"fills/2": 64}, now=20.0, busy={"fills/2"}) == []
+    # idle again with 61 still not acknowledged: stalled since 0, reported at once
+    assert w.observe({"fills/2": 61}, {"fills/2": 64}, now=22.0) == ["fills/2"]
