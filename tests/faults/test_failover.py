@@ -63,7 +63,41 @@ PARTITIONS = 4
 TICK_EPISODES = 4
 DEPOSIT_EPISODES = 3
 TAKEOVER_LIMIT_S = 20.0
+READ_ALL_S = 180.0  # reading a changelog to its end, on a loaded machine
 EPS = 1e-6
+
+
+def written(records: list[Record], epoch_s: float) -> str:
+    """A household's changelog records, oldest first: where, when (s since the driver started)
+    and what each says (sequence, open and last rebalance, fills applied)."""
+    out = []
+    for partition, offset, timestamp, value in records[-8:]:
+        state = decode_state(value)
+        open_id = state.open_rebalance.result.rebalance_id if state.open_rebalance else None
+        last_id = state.last_rebalance.rebalance_id if state.last_rebalance else None
+        out.append(
+            f"p{partition}@{offset} t={timestamp / 1000 - epoch_s:.1f}s seq={state.sequence}"
+            f" open={open_id} last={last_id} fills={len(state.applied_fills)}"
+        )
+    return " | ".join(out)
+
+
+def fills_of(d: Driver, hid: str) -> str:
+    """The household's rebalances as the OMS saw them: id, when first seen, by which worker,
+    and each order with its side, symbol and quantity (what was filled)."""
+    seen: dict[str, tuple[float, str | None]] = {}
+    for o in d.orders:
+        if o.rebalance["household_id"] == hid:
+            seen.setdefault(o.rebalance["rebalance_id"], (o.arrival_s, o.worker))
+    out = []
+    for rb in sorted(d.rebalances_of(hid), key=lambda r: seen[r["rebalance_id"]][0]):
+        at, worker = seen[rb["rebalance_id"]]
+        orders = ",".join(
+            f"{o['side']} {o['symbol']} {o['quantity']:.4f}@{o['account_id'][-3:]}"
+            for o in rb["orders"]
+        )
+        out.append(f"{rb['rebalance_id']} t={at:.1f}s by {(worker or '?')[-5:]}: {orders}")
+    return " | ".join(out)
 
 
 def changelog(prefix: str) -> str:
@@ -79,8 +113,17 @@ async def metadata(bootstrap: str) -> Any:
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> dict[str, bytes]:
-    """The last value per key of `topic` (the table's state when it is a changelog)."""
+#: A changelog record, for a failure report: partition, offset, timestamp (ms) and value.
+Record = tuple[int, int, int, bytes]
+
+
+async def read_all(
+    bootstrap: str, topic: str, history: dict[str, list[Record]] | None = None
+) -> dict[str, bytes]:
+    """The last value per key of `topic` (the table's state when it is a changelog); every
+    record per key also goes into `history` when given. All of it or an AssertionError: a
+    partial read would pass older values off as the last ones (a loaded machine, a broker
+    just restarted)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
     )
@@ -92,15 +135,23 @@ async def read_all(bootstrap: str, topic: str) -> dict[str, bytes]:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + READ_ALL_S
+        while True:
             positions = [await consumer.position(tp) for tp in tps]
             if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
                 break
+            assert time.monotonic() < deadline, (
+                f"{topic} not read to its end in {READ_ALL_S:.0f} s: at {positions} of "
+                f"{[end[tp] for tp in tps]}"
+            )
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for r in records:
                     if r.value is not None:
                         out[r.key.decode()] = r.value
+                        if history is not None:
+                            history.setdefault(r.key.decode(), []).append(
+                                (r.partition, r.offset, r.timestamp, r.value)
+                            )
     finally:
         await consumer.stop()
     return out
@@ -142,6 +193,19 @@ def owned_partitions(log: str, topic: str) -> set[int]:
             rf"TopicPartition\(topic='{re.escape(topic)}', partition=(\d+)\)", lines[-1]
         )
     }
+
+
+def input_stalls(workers: list[Any]) -> int:
+    """Input partitions the running workers restarted after a stall (`umh_input_stalls`)."""
+    total = 0.0
+    for w in workers:
+        try:
+            text = w.get("/metrics").decode()
+        except OSError:
+            continue
+        found = re.findall(r"^umh_input_stalls_total\{.*\} (\S+)$", text, re.M)
+        total += sum(float(v) for v in found)
+    return int(total)
 
 
 async def total_households(workers: list[Any]) -> int:
@@ -359,13 +423,20 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             report["prices_after_restart"] = "known" if not price_problems else price_problems[:3]
     finally:
         await d.stop()
+        # the worker's guard against input partitions that stop (streams/worker/stall.py)
+        report["input_stalls"] = input_stalls(c.workers)
         for w in c.workers:
             w.stop()
         if killed_broker is not None:
             restart_broker(kafka3, *killed_broker)
     # the durable state: what the changelog holds once the workers have stopped (a stopping
     # worker hands its last table writes to Kafka; a restart recovers exactly this)
-    states = await read_all(kafka3.bootstrap, changelog(prefix))
+    history: dict[str, list[Record]] = {}
+    read_s = time.monotonic()
+    states = await read_all(kafka3.bootstrap, changelog(prefix), history)
+    report["changelog_read"] = (
+        f"{sum(map(len, history.values()))} records in {time.monotonic() - read_s:.1f} s"
+    )
 
     # ---- one rebalance per episode, never two open at once, duplicates identical
     problems: list[str] = [f"conflicting duplicate: {x}" for x in d.conflicts]
@@ -394,10 +465,12 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
     report["driver_send_retries"] = d.send_retries
 
     # ---- holdings: the worker's state == snapshot + fills + flows sent
+    wrong: list[str] = []
     for hid, accounts in d.book.accounts.items():
         if hid not in states:
             problems.append(f"{hid}: not in the changelog")
             continue
+        before = len(problems)
         state = decode_state(states[hid])
         got = {a.account_id: a for a in state.household.accounts}
         for account_id, want in accounts.items():
@@ -410,6 +483,16 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
             for symbol in set(have) | {s for s in want if s != "cash"}:
                 if abs(have[symbol] - want.get(symbol, 0.0)) > EPS * 100:
                     problems.append(f"{account_id}: {symbol} {have[symbol]} != {want.get(symbol)}")
+        if len(problems) > before:
+            wrong.append(hid)
+    # who wrote what when: a wrong state is explained by its changelog records and messages
+    # (first in the report: the problems shown are cut at 40)
+    explained = []
+    for hid in wrong[:4]:
+        explained.append(f"{hid} changelog: {written(history[hid], d.clock0)}")
+        explained.append(f"{hid} messages: {' '.join(d.sent_at[hid])}")
+        explained.append(f"{hid} fills: {fills_of(d, hid)}")
+    problems[:0] = explained
 
     # ---- realized_this_year kept (when the worker keeps it)
     problems += realized_problems(states, set(d.loss_hids))
