@@ -399,7 +399,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         on_event(message.topic)
         handling[message.topic] += 1
         try:
-            await handle(message.key, message.value)
+            await handle(message)
             return
         except (ValidationError, UnknownHousehold) as exc:
             error = str(exc)
@@ -419,18 +419,18 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         )
 
     # Decoding and key checks: streams/worker/inputs.py (keys stay bytes until validated).
-    async def handle_snapshot(key: bytes | None, value: bytes | None) -> None:
-        record = inputs.household_message(key, value)
+    async def handle_snapshot(message: Any) -> None:
+        record = inputs.household_message(message.key, message.value)
         if isinstance(record, inputs.Delete):
             await rebalancer.on_delete(record.household_id)
             return
-        await rebalancer.on_snapshot(record)
+        await rebalancer.on_snapshot(record, inputs.snapshot_mark(message.offset, message.value))
 
-    async def handle_fill(key: bytes | None, value: bytes | None) -> None:
-        await rebalancer.on_fill(inputs.fill_message(key, value))
+    async def handle_fill(message: Any) -> None:
+        await rebalancer.on_fill(inputs.fill_message(message.key, message.value))
 
-    async def handle_flow(key: bytes | None, value: bytes | None) -> None:
-        await rebalancer.on_cash_flow(inputs.cash_flow_message(key, value))
+    async def handle_flow(message: Any) -> None:
+        await rebalancer.on_cash_flow(inputs.cash_flow_message(message.key, message.value))
 
     @app.agent(households, concurrency=1)
     async def households_agent(stream: Any) -> None:

@@ -9,6 +9,7 @@ compaction tombstone) and is invalid on every other topic.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from schemas import Household, Issue, Security, ValidationError, loads, parse_household
@@ -21,6 +22,7 @@ from schemas.events import (
     parse_price,
     parse_security_event,
 )
+from streams.worker.state import SnapshotMark
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +99,9 @@ def security_message(key: bytes | None, value: bytes | None) -> Security:
     security = parse_security_event(loads(_value(value)))
     _same(symbol, "symbol", security.symbol)
     return security
+
+
+def snapshot_mark(offset: int, value: bytes | None) -> SnapshotMark:
+    """Where a snapshot was read: its offset and a digest of its value (16 bytes of BLAKE2b:
+    a record read again has both; a snapshot sent again has a new offset)."""
+    return SnapshotMark(offset, hashlib.blake2b(value or b"", digest_size=16).hexdigest())

@@ -52,6 +52,11 @@ class Metrics:
         self.solve_queue = Gauge(
             "umh_solve_queue", "Households waiting for a solve (or solving)", registry=r
         )
+        self.snapshots_read_again = Counter(
+            "umh_snapshots_read_again",
+            "Snapshot records read a second time and kept out (a re-delivery)",
+            registry=r,
+        )
         self.input_stalls = Counter(
             "umh_input_stalls",
             "Input partitions found stalled with records waiting and restarted (stall.py)",

@@ -35,6 +35,7 @@ from streams.worker.metrics import Metrics
 from streams.worker.solving import SolveFn, SolveJob, SolveQueue, SolverPool
 from streams.worker.state import (
     HouseholdState,
+    SnapshotMark,
     apply_cash_flow,
     apply_fill,
     check_known_order,
@@ -45,6 +46,7 @@ from streams.worker.state import (
     next_sequence,
     open_rebalance,
     open_rebalance_expired,
+    read_again,
     to_household,
     with_band_state,
     with_event_day,
@@ -250,7 +252,12 @@ class Rebalancer:
             self._prices_event = asyncio.Event()
         await self._prices_event.wait()
 
-    async def on_snapshot(self, household: Household) -> HouseholdState:
+    async def on_snapshot(
+        self, household: Household, mark: SnapshotMark | None = None
+    ) -> HouseholdState:
+        """Replace the household's holdings and configuration (`from_snapshot`). The same
+        `households` record read again (`mark`: a re-delivery after a rebalance or a broker
+        failover) changes nothing: it would undo the fills applied since."""
         await self._prices_known()
         hid = household.household_id
         # A snapshot's own prices count as of its as_of until a later tick (contract, 4).
@@ -261,7 +268,12 @@ class Rebalancer:
         async with self.lock(hid):
             await self._steady_table()
             before = self.store.get(hid)
-            state = self._save(before, from_snapshot(household, before))
+            if before is not None and read_again(before, mark):
+                assert mark is not None
+                log.info("household=%s snapshot at offset %d read again: kept", hid, mark.offset)
+                self.metrics.snapshots_read_again.inc()
+                return before
+            state = self._save(before, from_snapshot(household, before, mark))
             self._quiet_until.pop(hid, None)
             saved = await self._evaluate(hid, household.as_of)
         arrived = self._arrived.pop(hid, None)

@@ -64,6 +64,20 @@ class OpenRebalance:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotMark:
+    """Where a snapshot was read: its `households` partition offset and a digest of the
+    record's value. Kafka re-delivers a record unchanged, at its offset; a snapshot sent again
+    on purpose has a later offset."""
+
+    offset: int
+    digest: str
+
+    def covers(self, other: SnapshotMark) -> bool:
+        """`other` is this record (or an earlier one) read again."""
+        return other.digest == self.digest and other.offset <= self.offset
+
+
+@dataclass(frozen=True, slots=True)
 class PendingWithdrawal:
     flow_id: str
     account_id: str
@@ -94,6 +108,9 @@ class HouseholdState:
     event_day: date = date.min
     # the calendar year `household.realized_this_year` counts (0: the snapshot's as_of year)
     realized_year: int = 0
+    # the `households` record this state's snapshot came from (`SnapshotMark`): the same
+    # record read again (a re-delivery) must not replace the fills applied since
+    snapshot_mark: SnapshotMark | None = None
 
     @property
     def household_id(self) -> str:
@@ -113,11 +130,14 @@ def _strip_prices(h: Household) -> tuple[Household, dict[str, float]]:
     return replace(h, securities=securities), prices
 
 
-def from_snapshot(household: Household, previous: HouseholdState | None) -> HouseholdState:
+def from_snapshot(
+    household: Household, previous: HouseholdState | None, mark: SnapshotMark | None = None
+) -> HouseholdState:
     """A snapshot replaces holdings, cash and configuration; the stream's memory is kept.
 
     Kept from `previous`: prices not in the snapshot, remembered trades (loss memory), applied
     ids, pending withdrawal requests, the open and last rebalance, band state and sequence.
+    `mark`: where the snapshot was read (None: not known, as in a direct call).
     """
     stripped, prices = _strip_prices(household)
     if previous is None:
@@ -126,6 +146,7 @@ def from_snapshot(household: Household, previous: HouseholdState | None) -> Hous
             prices=prices,
             event_day=household.as_of,
             realized_year=household.as_of.year,
+            snapshot_mark=mark,
         )
     return replace(
         previous,
@@ -133,7 +154,14 @@ def from_snapshot(household: Household, previous: HouseholdState | None) -> Hous
         prices={**previous.prices, **prices},
         event_day=max(previous.event_day, household.as_of),
         realized_year=household.as_of.year,
+        snapshot_mark=mark,
     )
+
+
+def read_again(state: HouseholdState | None, mark: SnapshotMark | None) -> bool:
+    """The snapshot at `mark` is one this state already holds (or an earlier one), read again."""
+    held = None if state is None else state.snapshot_mark
+    return held is not None and mark is not None and held.covers(mark)
 
 
 def realized_on(state: HouseholdState, day: date) -> YearRealized:
@@ -617,6 +645,9 @@ def _memory_json(state: HouseholdState) -> dict[str, Any]:
         "sequence": state.sequence,
         "event_day": state.event_day.isoformat(),
         "realized_year": state.realized_year,
+        "snapshot_mark": None
+        if state.snapshot_mark is None
+        else [state.snapshot_mark.offset, state.snapshot_mark.digest],
     }
 
 
@@ -672,7 +703,12 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
         sequence=int(raw.get("sequence") or 0),
         event_day=_day(raw.get("event_day") or date.min.isoformat()),
         realized_year=int(raw.get("realized_year") or household.as_of.year),
+        snapshot_mark=_mark(raw.get("snapshot_mark")),
     )
+
+
+def _mark(raw: Any) -> SnapshotMark | None:
+    return None if not raw else SnapshotMark(int(raw[0]), str(raw[1]))
 
 
 # --------------------------------------------------------------------------- the table's encoding

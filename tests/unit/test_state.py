@@ -21,14 +21,18 @@ from schemas import (
 from schemas.events import CashFlow, Fill
 from streams.worker.state import (
     HouseholdState,
+    SnapshotMark,
     apply_cash_flow,
     apply_fill,
     check_known_order,
+    decode_state,
+    encode_state,
     expire_open_rebalance,
     from_snapshot,
     household_day,
     open_rebalance,
     open_rebalance_expired,
+    read_again,
     state_from_json,
     state_to_json,
     to_household,
@@ -134,6 +138,22 @@ def test_snapshot_strips_prices_into_state() -> None:
     assert all(sec.price is None for sec in s.household.securities.values())
     h = to_household(s, prices={"VTI": 260.0})
     assert h.securities["VTI"].price == 260.0 and h.securities["BND"].price == 72.0
+
+
+def test_a_snapshot_read_again_is_known_by_its_offset_and_digest() -> None:
+    snap = parse_household(make_snapshot(), prices_required=False)
+    s = from_snapshot(snap, None, SnapshotMark(41, "abc"))
+    assert read_again(s, SnapshotMark(41, "abc"))  # the record again
+    assert read_again(s, SnapshotMark(7, "abc"))  # an earlier copy of it
+    assert not read_again(s, SnapshotMark(42, "abc"))  # sent again on purpose: a new offset
+    assert not read_again(s, SnapshotMark(41, "other"))  # another record (a new topic)
+    assert not read_again(s, None) and not read_again(make_state(), SnapshotMark(41, "abc"))
+    # the mark is state: it survives the table encoding and the plain JSON
+    assert decode_state(encode_state(s)).snapshot_mark == SnapshotMark(41, "abc")
+    assert state_from_json(orjson.loads(orjson.dumps(state_to_json(s)))).snapshot_mark == (
+        SnapshotMark(41, "abc")
+    )
+    assert decode_state(encode_state(make_state())).snapshot_mark is None
 
 
 def test_buy_fill_adds_lot_and_takes_cash() -> None:
