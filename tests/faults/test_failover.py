@@ -67,17 +67,25 @@ READ_ALL_S = 180.0  # reading a changelog to its end, on a loaded machine
 EPS = 1e-6
 
 
-def written(records: list[Record], epoch_s: float) -> str:
+def written(hid: str, records: list[Record], epoch_s: float) -> str:
     """A household's changelog records, oldest first: where, when (s since the driver started)
-    and what each says (sequence, open and last rebalance, fills applied)."""
+    and what each says (whose state, sequence, open and last rebalance, fills applied, the
+    quantity held per symbol)."""
     out = []
     for partition, offset, timestamp, value in records[-8:]:
         state = decode_state(value)
         open_id = state.open_rebalance.result.rebalance_id if state.open_rebalance else None
         last_id = state.last_rebalance.rebalance_id if state.last_rebalance else None
+        held: Counter[str] = Counter()
+        for account in state.household.accounts:
+            for lot in account.lots:
+                held[lot.symbol] += lot.quantity
+        whose = "" if state.household_id == hid else f" OF {state.household_id}"
         out.append(
-            f"p{partition}@{offset} t={timestamp / 1000 - epoch_s:.1f}s seq={state.sequence}"
-            f" open={open_id} last={last_id} fills={len(state.applied_fills)}"
+            f"p{partition}@{offset} t={timestamp / 1000 - epoch_s:.1f}s{whose}"
+            f" seq={state.sequence} open={open_id} last={last_id}"
+            f" fills={len(state.applied_fills)}"
+            f" held={','.join(f'{s}:{q:.3f}' for s, q in sorted(held.items()))}"
         )
     return " | ".join(out)
 
@@ -195,29 +203,26 @@ def owned_partitions(log: str, topic: str) -> set[int]:
     }
 
 
-def input_stalls(workers: list[Any]) -> int:
-    """Input partitions the running workers restarted after a stall (`umh_input_stalls`)."""
+def metric_sum(workers: list[Any], pattern: str) -> float:
+    """The sum over the running workers' `/metrics` of the samples matching `pattern` (a
+    regular expression of one whole line whose group is the value)."""
     total = 0.0
     for w in workers:
         try:
             text = w.get("/metrics").decode()
         except OSError:
             continue
-        found = re.findall(r"^umh_input_stalls_total\{.*\} (\S+)$", text, re.M)
-        total += sum(float(v) for v in found)
-    return int(total)
+        total += sum(float(v) for v in re.findall(pattern, text, re.M))
+    return total
+
+
+def input_stalls(workers: list[Any]) -> int:
+    """Input partitions the running workers restarted after a stall (`umh_input_stalls`)."""
+    return int(metric_sum(workers, r"^umh_input_stalls_total\{.*\} (\S+)$"))
 
 
 async def total_households(workers: list[Any]) -> int:
-    total = 0
-    for w in workers:
-        try:
-            text = w.get("/metrics").decode()
-        except OSError:
-            continue
-        m = re.search(r"^umh_households (\S+)$", text, re.M)
-        total += int(float(m.group(1))) if m else 0
-    return total
+    return int(metric_sum(workers, r"^umh_households (\S+)$"))
 
 
 def kill_broker(kafka3: KafkaCluster, node: int) -> list[str]:
@@ -489,7 +494,7 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
     # (first in the report: the problems shown are cut at 40)
     explained = []
     for hid in wrong[:4]:
-        explained.append(f"{hid} changelog: {written(history[hid], d.clock0)}")
+        explained.append(f"{hid} changelog: {written(hid, history[hid], d.clock0)}")
         explained.append(f"{hid} messages: {' '.join(d.sent_at[hid])}")
         explained.append(f"{hid} fills: {fills_of(d, hid)}")
     problems[:0] = explained
