@@ -430,6 +430,10 @@ async def scenario(kafka3: KafkaCluster, tmp_path: Any, name: str, fault: str) -
         await d.stop()
         # the worker's guard against input partitions that stop (streams/worker/stall.py)
         report["input_stalls"] = input_stalls(c.workers)
+        # snapshot records Kafka delivered twice, kept out by the worker
+        report["snapshots_read_again"] = int(
+            metric_sum(c.workers, r"^umh_snapshots_read_again_total (\S+)$")
+        )
         for w in c.workers:
             w.stop()
         if killed_broker is not None:
