@@ -617,21 +617,39 @@ class Rebalancer:
             for job, _ in ready:
                 self._inflight.discard(job.household_id)
         elapsed = (time.perf_counter() - started) / len(ready)
-        for (job, _), outcome in zip(ready, results, strict=True):
-            hid = job.household_id
-            result: RebalanceResult | None = None
-            if isinstance(outcome, BaseException):
-                log.error("household=%s solve failed: %r", hid, outcome)
-                self.metrics.solves.labels(status="exception").inc()
-            else:
-                result = outcome
-            async with self.lock(hid):
-                if self._version.get(hid, 0) != job.version:
-                    # the household changed while its solve ran: that answer is stale
-                    log.info("household=%s changed during its solve; evaluated again", hid)
-                    await self._evaluate(hid, date.min, job.origin_s)
-                    continue
-                await self._publish_result(job.state, job, result, elapsed)
+        # The households of one hand-off are distinct: their results are published side by
+        # side, so their changelog acknowledgements overlap instead of queueing one round trip
+        # after another (each household's own steps stay in order under its lock).
+        finished = await asyncio.gather(
+            *(
+                self._finish(job, outcome, elapsed)
+                for (job, _), outcome in zip(ready, results, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        for (job, _), failure in zip(ready, finished, strict=True):
+            if isinstance(failure, Exception):
+                log.error("household=%s result not handled", job.household_id, exc_info=failure)
+            elif isinstance(failure, BaseException):
+                raise failure  # cancelled: the worker is stopping
+
+    async def _finish(
+        self, job: SolveJob, outcome: RebalanceResult | BaseException, elapsed: float
+    ) -> None:
+        hid = job.household_id
+        result: RebalanceResult | None = None
+        if isinstance(outcome, BaseException):
+            log.error("household=%s solve failed: %r", hid, outcome)
+            self.metrics.solves.labels(status="exception").inc()
+        else:
+            result = outcome
+        async with self.lock(hid):
+            if self._version.get(hid, 0) != job.version:
+                # the household changed while its solve ran: that answer is stale
+                log.info("household=%s changed during its solve; evaluated again", hid)
+                await self._evaluate(hid, date.min, job.origin_s)
+                return
+            await self._publish_result(job.state, job, result, elapsed)
 
     async def _publish_result(
         self,
