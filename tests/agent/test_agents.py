@@ -123,6 +123,21 @@ async def put(u: UmhApp, agent: Any, value: bytes, key: bytes) -> None:
     await u.rebalancer.idle()
 
 
+def fill_of(order: dict[str, Any], fill_id: str) -> dict[str, Any]:
+    """A fill of the whole order at 100 (fill/v1)."""
+    return {
+        "fill_id": fill_id,
+        "order_id": order["order_id"],
+        "household_id": "hh-1",
+        "account_id": order["account_id"],
+        "symbol": order["symbol"],
+        "side": order["side"],
+        "quantity": order["quantity"],
+        "price": 100.0,
+        "ts": "2026-11-25T15:00:00Z",
+    }
+
+
 def topics(sent: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
     return [t for t, _k, _v in sent]
 
@@ -147,24 +162,7 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
     async with u.agents["fills"].test_context() as agent:
         for _ in range(2):
             for i, o in enumerate(rb["orders"]):
-                await put(
-                    u,
-                    agent,
-                    orjson.dumps(
-                        {
-                            "fill_id": f"f{i}",
-                            "order_id": o["order_id"],
-                            "household_id": "hh-1",
-                            "account_id": o["account_id"],
-                            "symbol": o["symbol"],
-                            "side": o["side"],
-                            "quantity": o["quantity"],
-                            "price": 100.0,
-                            "ts": "2026-11-25T15:00:00Z",
-                        }
-                    ),
-                    key=b"hh-1",
-                )
+                await put(u, agent, orjson.dumps(fill_of(o, f"f{i}")), key=b"hh-1")
     state = u.rebalancer.store.get("hh-1")
     assert state.open_rebalance is None and state.last_rebalance.rebalance_id == rb["rebalance_id"]
     assert set(state.applied_fills) == {"f0", "f1"}
@@ -189,18 +187,7 @@ async def test_a_snapshot_record_read_again_keeps_the_fills_applied_since(umh: A
     rb = sent[0][2]
     async with u.agents["fills"].test_context() as agent:
         for i, o in enumerate(rb["orders"]):
-            fill = {
-                "fill_id": f"f{i}",
-                "order_id": o["order_id"],
-                "household_id": "hh-1",
-                "account_id": o["account_id"],
-                "symbol": o["symbol"],
-                "side": o["side"],
-                "quantity": o["quantity"],
-                "price": 100.0,
-                "ts": "2026-11-25T15:00:00Z",
-            }
-            await put(u, agent, orjson.dumps(fill), key=b"hh-1")
+            await put(u, agent, orjson.dumps(fill_of(o, f"f{i}")), key=b"hh-1")
     assert held(u) == {"VTI": 60, "BND": 40}
     async with u.agents["households"].test_context() as agent:
         await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")  # offset 0 again
