@@ -270,13 +270,14 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     inputs_topics = (names.households, names.fills, names.cash_flows)
 
     def consumer_that_rereads() -> Any:
-        consumer = new_consumer()
+        consumer: Any = new_consumer()
         heads: dict[Any, int] = {}  # first offsets of partitions without a commit
         uncommitted_seek.install(consumer, inputs_topics, heads)
         metrics.workarounds.labels(name="uncommitted_seek").set(1)
         # and a commit never passes a record no agent acknowledged (Faust's off-by-ones);
         # a gap in fills or flows counts once read twice (the stall watch reads them again)
         commit_gaps.install(consumer, heads, verify=(names.fills, names.cash_flows))
+        consumer._umh_heads = heads  # the stall watch judges such partitions from there too
         metrics.workarounds.labels(name="commit_gaps").set(1)
         return consumer
 
@@ -476,6 +477,14 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     # read again would replace its household and undo the fills applied after it
     idempotent_topics = (names.fills, names.cash_flows)
 
+    def next_to_commit(consumer: Any, tp: Any) -> int | None:
+        """The partition's committed offset; without a commit, its first offset (where it was
+        sought to its beginning); None when neither is known."""
+        committed: int | None = consumer._committed_offset.get(tp)
+        if committed is None:
+            committed = getattr(consumer, "_umh_heads", {}).get(tp)
+        return committed
+
     async def watch_inputs() -> None:
         """Restart an input partition that has stopped moving with records waiting (stall.py)."""
         if app.rebalancing or rebalancer.moving or not rebalancer.prices_ready:
@@ -488,7 +497,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         try:
             ends = await consumer.highwaters(*tps)
             # Faust's committed offsets: what its agents acknowledged, in order (stall.py)
-            committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
+            committed = {tp: next_to_commit(consumer, tp) for tp in tps}
         except Exception:
             log.debug("input watch skipped", exc_info=True)
             return
@@ -500,7 +509,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     async def restart_partition(consumer: Any, tp: Any, position: int, end: int) -> None:
         # fetched again from its committed offset (0 without one): never past a record not yet
         # applied; what is read twice changes nothing (fill_id, flow_id)
-        committed = consumer._committed_offset.get(tp) or 0
+        committed = next_to_commit(consumer, tp) or 0
         log.warning(
             "input partition %s/%d stalled at %d with %d records waiting for %.0f s "
             "(fetched=%s paused=%s buffered=%s): resuming it at committed offset %d",

@@ -11,7 +11,8 @@ after the seek to the committed offsets that ends a rebalance, nothing reads the
 commit over it); the position watched here is therefore the committed offset, not the read
 offset (which had moved past the dropped records).
 
-This watch is the guard: a partition whose committed offset stays below its end for `STALL_S`,
+This watch is the guard: a partition whose committed offset (without a commit: its first
+offset) stays below its end for `STALL_S`,
 judged only while its agent is not handling an event (a busy agent may hold the record), is
 resumed and fetched again from its committed offset. The worker watches `fills` and
 `cash-flows` only: they are applied once by id, so what is read twice changes nothing (a
