@@ -202,8 +202,8 @@ class _Builder:
     ) -> None:
         """Rows i = 0, 1, ...: lower_i <= sum_j vals[i, j] x[cols[i, j]] <= upper_i, the same
         rows `add_row` adds one by one (zero coefficients left out)."""
-        keep = vals != 0
-        self._add_block(keep.sum(axis=1), cols[keep], vals[keep], lower, upper)
+        n_rows, width = vals.shape
+        self.add_sparse_rows(np.full(n_rows, width), cols.ravel(), vals.ravel(), lower, upper)
 
     def add_sparse_rows(
         self,

@@ -72,7 +72,7 @@ def _apply_to_account(
 def drift_after(h: Household, orders: tuple[Order, ...], cost_rate: float) -> DriftReport:
     """`household_drift(apply_orders(h, orders, cost_rate))` without building the household:
     the same cash and shares, summed in the same order, so the same report to the last bit
-    (tests/property/test_solver_properties.py holds the two together)."""
+    (tests/property/test_drift_after.py holds the two together)."""
     by_account: dict[str, list[Order]] = {}
     for o in orders:
         by_account.setdefault(o.account_id, []).append(o)
