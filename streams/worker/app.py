@@ -507,12 +507,11 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             await restart_partition(consumer, tp, positions[tp], ends[tp])
 
     async def restart_partition(consumer: Any, tp: Any, position: int, end: int) -> None:
-        # fetched again from its committed offset (0 without one): never past a record not yet
+        # fetched again from `position`, its next offset to commit: never past a record not yet
         # applied; what is read twice changes nothing (fill_id, flow_id)
-        committed = next_to_commit(consumer, tp) or 0
         log.warning(
             "input partition %s/%d stalled at %d with %d records waiting for %.0f s "
-            "(fetched=%s paused=%s buffered=%s): resuming it at committed offset %d",
+            "(fetched=%s paused=%s buffered=%s): resuming it there",
             tp.topic,
             tp.partition,
             position,
@@ -521,12 +520,11 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
             tp in consumer._get_active_partitions(),
             tp in consumer._paused_partitions,
             tp in consumer._buffered_partitions,
-            committed,
         )
         metrics.input_stalls.labels(topic=tp.topic).inc()
         consumer._buffered_partitions.discard(tp)
         consumer.resume_partitions({tp})
-        await consumer.seek(tp, committed)
+        await consumer.seek(tp, position)
 
     async def on_revoked(_sender: Any, *args: Any, **kwargs: Any) -> None:
         rebalancer.pause()  # until the recovery of the new assignment completes

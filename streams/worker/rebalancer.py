@@ -268,8 +268,7 @@ class Rebalancer:
         async with self.lock(hid):
             await self._steady_table()
             before = self.store.get(hid)
-            if before is not None and read_again(before, mark):
-                assert mark is not None
+            if before is not None and mark is not None and read_again(before, mark):
                 log.info("household=%s snapshot at offset %d read again: kept", hid, mark.offset)
                 self.metrics.snapshots_read_again.inc()
                 return before

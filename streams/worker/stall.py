@@ -12,11 +12,11 @@ commit over it); the position watched here is therefore the committed offset, no
 offset (which had moved past the dropped records).
 
 This watch is the guard: a partition whose committed offset (without a commit: its first
-offset) stays below its end for `STALL_S`,
-judged only while its agent is not handling an event (a busy agent may hold the record), is
-resumed and fetched again from its committed offset. The worker watches `fills` and
-`cash-flows` only: they are applied once by id, so what is read twice changes nothing (a
-snapshot read twice would replace its household again and undo the fills applied after it).
+offset) stays below its end for `STALL_S`, judged only while its agent is not handling an event
+(a busy agent may hold the record), is resumed and fetched again from its committed offset.
+The worker watches `fills` and `cash-flows` only: they are applied once by id, so what is read
+twice changes nothing (a snapshot read twice would replace its household again and undo the
+fills applied after it).
 
 `StallWatch` is the pure part (positions in, stalled partitions out); the worker's timer feeds
 it and acts (`streams.worker.app`).
