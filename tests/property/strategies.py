@@ -12,7 +12,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
+
+#: The property tests' common ground: the same examples every run (a fixed seed, no example
+#: database) and no deadline (a solve's time depends on the machine). Each test's own settings
+#: take this as their parent and add their budget.
+REPRODUCIBLE = settings(deadline=None, derandomize=True, database=None)
 
 AS_OF = date(2026, 11, 24)
 CLASSES = ("us_equity", "intl_equity", "fixed_income", "real_estate")

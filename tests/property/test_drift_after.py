@@ -23,13 +23,11 @@ from solver.trades import drift_after
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from strategies import households
+from strategies import REPRODUCIBLE, households
 
 PROFILE = settings(
+    REPRODUCIBLE,
     max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

@@ -26,7 +26,7 @@ from solver import solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from strategies import households
+from strategies import REPRODUCIBLE, households
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = sorted(
@@ -85,7 +85,7 @@ def test_the_answer_does_not_depend_on_key_order(path: Path, rng: random.Random)
     assert answer(reordered) == expected
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@settings(REPRODUCIBLE, max_examples=40)
 @given(raw=households(), rng=st.randoms(use_true_random=False))
 def test_generated_households_answer_the_same_in_any_key_order(
     raw: dict[str, Any], rng: random.Random

@@ -27,17 +27,15 @@ from solver import solve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from strategies import households
+from strategies import REPRODUCIBLE, households
 
 from streams.tools.contract_check import apply_orders, investable, out_of_band, violations
 
 # Derandomized (a fixed seed: the same examples every run) and without the shrink phase, so that
 # a failing run stays well under a minute; the failing household is printed in full.
 PROFILE = settings(
+    REPRODUCIBLE,
     max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
     phases=(Phase.explicit, Phase.generate),
     suppress_health_check=[
         HealthCheck.too_slow,
