@@ -34,6 +34,9 @@ class BookRow:
     fixed_usd: FloatArray  # (C,) value that does not move with prices: cash less cash_needed
     target: FloatArray  # (C,)
     tolerance: FloatArray  # (C,)
+    #: (S,) the household's own price of each symbol (its snapshot's, as `to_household` gives
+    #: it), NaN where it has none: used where no live tick has priced the symbol yet
+    own_price: FloatArray
 
 
 def book_row(h: Household) -> BookRow | None:
@@ -62,6 +65,10 @@ def book_row(h: Household) -> BookRow | None:
         fixed_usd=fixed,
         target=np.array([h.target.get(c, 0.0) for c in classes]),
         tolerance=np.array([h.bands.tolerance(c, h.target.get(c, 0.0)) for c in classes]),
+        own_price=np.array(
+            [np.nan if (p := h.securities[s].price) is None else p for s in symbols],
+            dtype=np.float64,
+        ),
     )
 
 
@@ -100,7 +107,9 @@ class BatchDrift:
 
 
 def batch_drift(rows: Sequence[BookRow], prices: Mapping[str, float]) -> BatchDrift:
-    """Weights and breaches of every row at `prices` (symbol -> price), all at once."""
+    """Weights and breaches of every row at `prices` (symbol -> price), all at once; a symbol
+    without a live price takes the row's own (as `to_household` does), else the row is
+    unpriced."""
     n = len(rows)
     s_max = max((len(r.symbols) for r in rows), default=0)
     k_max = max((len(r.classes) for r in rows), default=0)
@@ -115,10 +124,15 @@ def batch_drift(rows: Sequence[BookRow], prices: Mapping[str, float]) -> BatchDr
         s, k = len(row.symbols), len(row.classes)
         row_prices = [prices.get(sym) for sym in row.symbols]
         if any(p is None for p in row_prices):
-            priced[h] = False
-            continue
+            live = np.array([np.nan if p is None else p for p in row_prices], dtype=np.float64)
+            filled = np.where(np.isnan(live), row.own_price, live)
+            if np.isnan(filled).any():
+                priced[h] = False
+                continue
+            px[h, :s] = filled
+        else:
+            px[h, :s] = row_prices
         qty[h, :s] = row.quantity
-        px[h, :s] = row_prices
         exposure[h, :s, :k] = row.exposure
         fixed[h, :k] = row.fixed_usd
         target[h, :k] = row.target

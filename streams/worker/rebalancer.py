@@ -130,6 +130,7 @@ class Rebalancer:
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
+    _opened: dict[str, float] = field(default_factory=dict)  # hid -> its open rebalance's time
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     # hid -> (until when, its band excess then): a solve that published nothing is not retried
     # on ticks until then, unless the household has moved further out since
@@ -165,6 +166,7 @@ class Rebalancer:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
         self._meta.clear()
+        self._opened.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
@@ -186,6 +188,7 @@ class Rebalancer:
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
         self._meta.pop(hid, None)
+        self._opened.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
@@ -203,12 +206,17 @@ class Rebalancer:
             self._rows[hid] = book_row(h)
             for symbol in state.held_symbols:
                 self._index.setdefault(symbol, set()).add(hid)
+        opened_at_s = None if state.open_rebalance is None else state.open_rebalance.opened_at_s
         self._meta[hid] = Meta(
             state.band_state,
-            None if state.open_rebalance is None else state.open_rebalance.opened_at_s,
+            opened_at_s,
             any(a.cash_needed > a.cash for a in hh.accounts),
             hh.options.harvest_losses and hh.mode == "rebalance",
         )
+        if opened_at_s is None:
+            self._opened.pop(hid, None)
+        else:
+            self._opened[hid] = opened_at_s
         if state.band_state and not state.band_state.startswith("awaiting:"):
             self._out_of_band.add(hid)
         else:
@@ -436,8 +444,9 @@ class Rebalancer:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
         now = self.clock()
         ttl_s = self.settings.order_ttl_s
-        for hid, meta in list(self._meta.items()):
-            if meta.opened_at_s is None or now - meta.opened_at_s < ttl_s:
+        # only the households with an open rebalance (the sweep runs several times a second)
+        for hid, opened_at_s in list(self._opened.items()):
+            if now - opened_at_s < ttl_s:
                 continue
             async with self.lock(hid):
                 await self._evaluate(hid, date.min)

@@ -651,22 +651,29 @@ def _memory_json(state: HouseholdState) -> dict[str, Any]:
     }
 
 
-def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
+def state_from_json(
+    raw: Mapping[str, Any],
+    *,
+    securities: dict[str, Security] | None = None,
+    lots: list[list[Lot]] | None = None,
+) -> HouseholdState:
+    """The inverse of `state_to_json`. `securities` and `lots` (per account), when given, are
+    the household's already decoded (the compact encoding keeps them apart): the household is
+    assembled once, not replaced field by field (each copy re-runs its canonical sorting)."""
     # Lots of buy fills after the snapshot's as_of are state, not a bad snapshot.
     household = parse_household(raw["household"], prices_required=False, acquired_by_as_of=False)
-    r = Reader()
-    securities = parse_securities(r, raw.get("securities"), "securities", price_required=False)
-    r.raise_if_any()
-    household = replace(household, securities=securities)
+    if securities is None:
+        r = Reader()
+        securities = parse_securities(r, raw.get("securities"), "securities", price_required=False)
+        r.raise_if_any()
     cash = raw.get("cash") or {}
-    if cash:
-        household = replace(
-            household,
-            accounts=tuple(
-                replace(a, cash=float(cash[a.account_id])) if a.account_id in cash else a
-                for a in household.accounts
-            ),
+    accounts = household.accounts
+    if cash or lots:
+        accounts = tuple(
+            _restored(a, cash.get(a.account_id), lots[i] if lots else None)
+            for i, a in enumerate(accounts)
         )
+    household = replace(household, securities=securities, accounts=accounts)
     opened = raw.get("open_rebalance")
     return HouseholdState(
         household=household,
@@ -704,6 +711,17 @@ def state_from_json(raw: Mapping[str, Any]) -> HouseholdState:
         event_day=_day(raw.get("event_day") or date.min.isoformat()),
         realized_year=int(raw.get("realized_year") or household.as_of.year),
         snapshot_mark=_mark(raw.get("snapshot_mark")),
+    )
+
+
+def _restored(account: Account, cash: Any, lots: list[Lot] | None) -> Account:
+    """The account with its true cash (below zero between fills) and its lots, when kept apart."""
+    if cash is None and not lots:
+        return account
+    return replace(
+        account,
+        cash=account.cash if cash is None else float(cash),
+        lots=tuple(lots) if lots else account.lots,
     )
 
 
@@ -795,12 +813,7 @@ def decode_state(value: bytes) -> HouseholdState:
     raw.update(orjson.loads(zlib.decompress(value[5 + size :])))
     rows = raw.pop("lots", ())
     shared = _shared_securities(raw.pop("securities", None) or {})
-    state = state_from_json(raw)
-    if shared:
-        state = replace(state, household=replace(state.household, securities=shared))
-    if not rows:
-        return state
-    by_account: list[list[Lot]] = [[] for _ in state.household.accounts]
+    by_account: list[list[Lot]] = [[] for _ in raw["household"]["accounts"]]
     intern = sys.intern
     dates = _LOT_DATE_INDEX
     symbol = _LOT_SYMBOL_INDEX
@@ -810,8 +823,4 @@ def decode_state(value: bytes) -> HouseholdState:
             values[i] = _day_of(values[i])
         values[symbol] = intern(values[symbol])
         by_account[row[0]].append(Lot(*values))
-    accounts = tuple(
-        replace(a, lots=tuple(lots))
-        for a, lots in zip(state.household.accounts, by_account, strict=True)
-    )
-    return replace(state, household=replace(state.household, accounts=accounts))
+    return state_from_json(raw, securities=shared, lots=by_account)

@@ -412,6 +412,30 @@ def test_batch_drift_agrees_with_household_drift() -> None:
         assert batch.out_of_band(i) == ref.out_of_band
 
 
+def test_batch_drift_prices_a_symbol_without_a_tick_at_the_households_own_price() -> None:
+    """A symbol never ticked (its price came with the snapshot) is valued as the household's
+    own evaluation values it, so a restart's re-check need not decode such a household."""
+    import numpy as np
+
+    from solver.drift import household_drift
+    from streams.worker.book import batch_drift, book_row
+
+    state = make_state()  # VTI 250, BND 72 from the snapshot
+    live = {"VTI": 180.0}  # only VTI has ticked since
+    row = book_row(to_household(state))
+    assert row is not None
+    batch = batch_drift([row], live)
+    ref = household_drift(to_household(state, prices=live))
+    assert batch.priced[0]
+    assert np.allclose(batch.weight[0, : len(ref.classes)], ref.weight)
+    assert batch.out_of_band(0) == ref.out_of_band
+
+    unpriced = book_row(to_household(replace(state, prices={"VTI": 250.0})))
+    assert unpriced is not None
+    assert not batch_drift([unpriced], {}).priced[0]  # BND priced nowhere
+    assert batch_drift([unpriced], {"BND": 70.0}).priced[0]
+
+
 # --------------------------------------------------------------------------- realized this year
 
 
