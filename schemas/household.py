@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from .reader import MIN_PRICE, Reader, format_day, join
+import msgspec
+
+from .reader import MAX_ABS, MIN_PRICE, Reader, format_day, join
 
 MODES = ("rebalance", "guardrail", "monitor")
 ACCOUNT_TYPES = ("taxable", "tax_deferred", "tax_exempt")
@@ -34,12 +36,21 @@ MAX_COST_BPS = 1000.0
 MAX_TAX_BUDGET_BPS = 10_000.0
 
 
+# The lot's constraints in msgspec's terms, read when `schemas.typed` decodes lots straight into
+# `Lot`: the tests of `plain_lot` (a non-empty id and symbol, a quantity in (0, MAX_ABS], a
+# basis in [0, MAX_ABS], a YYYY-MM-DD day, a boolean `locked`). To a type checker they are str
+# and float.
+_Name = Annotated[str, msgspec.Meta(min_length=1)]
+_Quantity = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_ABS)]
+_Basis = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_ABS)]
+
+
 @dataclass(frozen=True, slots=True)
 class Lot:
-    lot_id: str
-    symbol: str
-    quantity: float
-    cost_basis: float
+    lot_id: _Name
+    symbol: _Name
+    quantity: _Quantity
+    cost_basis: _Basis
     acquired: date
     locked: bool = False
 
@@ -371,7 +382,10 @@ def parse_lot(r: Reader, raw: Any, path: str) -> Lot:
 def parse_account(r: Reader, raw: Any, path: str) -> Account:
     obj = r.obj(raw, path)
     lots = tuple(
-        plain_lot(r, lot) or parse_lot(r, lot, join(join(path, "lots"), i))
+        # a Lot already: decoded and checked by schemas.typed (JSON itself never gives one)
+        lot
+        if type(lot) is Lot
+        else plain_lot(r, lot) or parse_lot(r, lot, join(join(path, "lots"), i))
         for i, lot in enumerate(r.array(obj, "lots", path))
     )
     return Account(

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from schemas import Issue, RebalanceResult, ValidationError, loads, parse_household
+from schemas import Household, Issue, RebalanceResult, ValidationError, loads, parse_household
+from schemas.typed import decode_household
 from solver.solve import rebalance_id, solve
 
 
@@ -46,6 +47,10 @@ def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
         return invalid_result(raw, exc.issues)
     except Exception as exc:  # a validator bug: still an answer, naming the defect
         return internal_error(invalid_result(raw, ()), "validating the input", exc)
+    return _solve_valid(household, time_limit_s)
+
+
+def _solve_valid(household: Household, time_limit_s: float) -> RebalanceResult:
     try:
         return solve(household, time_limit_s=time_limit_s)
     except Exception as exc:  # a solver bug must still answer in the contract's terms
@@ -59,6 +64,16 @@ def solve_raw(raw: Any, time_limit_s: float = 2.0) -> RebalanceResult:
 
 
 def solve_bytes(data: bytes, time_limit_s: float = 2.0) -> RebalanceResult:
+    """`solve_raw` of a text, decoded in one typed pass when it is valid (schemas.typed);
+    a text that pass refuses is read again by `loads` and `solve_raw`, whose issues it gets."""
+    try:
+        household = decode_household(data)
+    except Exception:  # invalid (or a fast-path defect): the reference path answers
+        return _decode_and_solve(data, time_limit_s)
+    return _solve_valid(household, time_limit_s)
+
+
+def _decode_and_solve(data: bytes, time_limit_s: float) -> RebalanceResult:
     try:
         raw = loads(data)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from schemas import Household, Issue, Security, ValidationError, loads, parse_household
+from schemas import Household, Issue, Security, ValidationError, loads
 from schemas.events import (
     CashFlow,
     Fill,
@@ -22,6 +22,7 @@ from schemas.events import (
     parse_price,
     parse_security_event,
 )
+from schemas.typed import decode_household
 from streams.worker.state import SnapshotMark
 
 
@@ -68,7 +69,7 @@ def household_message(key: bytes | None, value: bytes | None) -> Household | Del
     hid = decode_key(key, "household_id")
     if value is None:
         return Delete(hid)
-    household = parse_household(loads(value), prices_required=False)
+    household = decode_household(value, prices_required=False)
     _same(hid, "household_id", household.household_id)
     return household
 

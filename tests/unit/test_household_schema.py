@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -747,3 +747,80 @@ def test_the_fast_lot_reader_accepts_exactly_what_the_full_one_accepts(
     else:
         assert fast == expected
         assert fast is not None and type(fast.quantity) is float
+
+
+def _parsed(decode: Any, text: bytes) -> Household | tuple[Any, ...]:
+    """The Household a decoder gives for `text`, or the issues it raises."""
+    try:
+        return decode(text)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        return tuple(exc.issues)
+
+
+FIELD_VALUES = st.one_of(
+    LOT_VALUES,
+    st.dictionaries(st.sampled_from(["us_equity", "VTI", ""]), LOT_VALUES, max_size=2),
+    st.lists(LOT_VALUES, max_size=2),
+)
+
+
+def _same_as_the_reader(raw: dict[str, Any]) -> None:
+    from schemas.typed import decode_household
+
+    text = json.dumps(raw).encode()  # NaN and Infinity as the invalid JSON a sender may write
+    expected = _parsed(lambda t: parse_household(loads(t)), text)
+    assert _parsed(decode_household, text) == expected
+    if isinstance(expected, Household):
+        for account in expected.accounts:
+            assert all(type(lot.quantity) is float for lot in account.lots)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lot=st.dictionaries(st.sampled_from(LOT_KEYS), LOT_VALUES, max_size=2), base=st.booleans())
+@example(lot={"quantity": 0}, base=True)
+@example(lot={"quantity": -0.0}, base=True)
+@example(lot={"quantity": 1e12 + 1}, base=True)
+@example(lot={"cost_basis": 2**63}, base=True)
+@example(lot={"cost_basis": -1e-9}, base=True)
+@example(lot={"lot_id": ""}, base=True)
+@example(lot={"locked": None}, base=True)
+@example(lot={"acquired": "2026-02-30"}, base=True)
+def test_the_typed_decoder_reads_lots_as_the_reader_does(lot: dict[str, Any], base: bool) -> None:
+    """`schemas.typed.decode_household` (msgspec, lots typed) is only a fast path: for any lot
+    it returns the Household the Reader returns, or raises the Reader's very issues."""
+    raw = make_household()
+    lots = raw["accounts"][1]["lots"]
+    lots[2] = {**(lots[2] if base else {}), **lot}
+    _same_as_the_reader(raw)
+
+
+@given(
+    where=st.sampled_from(["account", "household", "lots", "accounts"]),
+    key=st.sampled_from(
+        ["cash", "type", "account_id", "buy_list", "as_of", "target", "options", "mode", "x"]
+    ),
+    value=FIELD_VALUES,
+)
+def test_the_typed_decoder_reads_the_rest_as_the_reader_does(
+    where: str, key: str, value: Any
+) -> None:
+    """The same for the fields around the lots, and for lots or accounts that are no list."""
+    raw = make_household()
+    if where == "account":
+        raw["accounts"][0][key] = value
+    elif where == "household":
+        raw[key] = value
+    elif where == "lots":
+        raw["accounts"][0]["lots"] = value
+    else:
+        raw["accounts"] = value
+    _same_as_the_reader(raw)
+
+
+def test_the_typed_decoder_reads_the_schemas_fields() -> None:
+    """Its structs come from the JSON Schema: a field the schema has is never dropped."""
+    from schemas.typed import _DECODER
+
+    schema = load_schema("household")
+    top = _DECODER.type
+    assert set(top.__struct_fields__) == set(schema["properties"])
