@@ -54,6 +54,18 @@ class Lot:
     acquired: date
     locked: bool = False
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled as its field values (solves go to other processes lot by lot): the frozen
+        # slots dataclass's default pickling asks `fields()` of every lot, several times over.
+        return new_lot, (
+            self.lot_id,
+            self.symbol,
+            self.quantity,
+            self.cost_basis,
+            self.acquired,
+            self.locked,
+        )
+
 
 def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
     """The slot descriptors' setters of a frozen slots dataclass, in `names` order, checked to
@@ -68,11 +80,11 @@ _SET_LOT_ID, _SET_SYMBOL, _SET_QUANTITY, _SET_BASIS, _SET_ACQUIRED, _SET_LOCKED 
 )
 
 
-def _new_lot(
+def new_lot(
     lot_id: str, symbol: str, quantity: float, cost_basis: float, acquired: date, locked: bool
 ) -> Lot:
     """Lot(...) without the frozen dataclass's __init__ (half its time: a household's
-    lots are most of what is decoded); the same object, every field set."""
+    lots are most of what is decoded, and unpickled); the same object, every field set."""
     lot: Lot = object.__new__(Lot)
     _SET_LOT_ID(lot, lot_id)
     _SET_SYMBOL(lot, symbol)
@@ -363,7 +375,7 @@ def plain_lot(r: Reader, raw: Any) -> Lot | None:
     ):
         acquired = r.valid_day(raw.get("acquired"))
         if acquired is not None:
-            return _new_lot(lot_id, symbol, float(quantity), float(basis), acquired, locked)
+            return new_lot(lot_id, symbol, float(quantity), float(basis), acquired, locked)
     return None
 
 

@@ -18,6 +18,7 @@ no household is evaluated before the price feed has caught up (`prices_caught_up
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -131,6 +132,9 @@ class Rebalancer:
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
     _opened: dict[str, float] = field(default_factory=dict)  # hid -> its open rebalance's time
+    # (opened_at_s, hid) of every open rebalance seen, earliest first: the sweep pops the ones
+    # past their TTL instead of scanning (entries of rebalances closed since are skipped)
+    _expiry: list[tuple[float, str]] = field(default_factory=list)
     _index: dict[str, set[str]] = field(default_factory=dict)  # symbol -> household ids
     # hid -> (until when, its band excess then): a solve that published nothing is not retried
     # on ticks until then, unless the household has moved further out since
@@ -167,6 +171,7 @@ class Rebalancer:
         self._rows.clear()
         self._meta.clear()
         self._opened.clear()
+        self._expiry.clear()
         self._index.clear()
         self._out_of_band.clear()
         for hid in list(self.store.ids()):
@@ -215,8 +220,9 @@ class Rebalancer:
         )
         if opened_at_s is None:
             self._opened.pop(hid, None)
-        else:
+        elif self._opened.get(hid) is not opened_at_s:  # a rebalance opened (or re-read)
             self._opened[hid] = opened_at_s
+            heapq.heappush(self._expiry, (opened_at_s, hid))
         if state.band_state and not state.band_state.startswith("awaiting:"):
             self._out_of_band.add(hid)
         else:
@@ -444,12 +450,20 @@ class Rebalancer:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
         now = self.clock()
         ttl_s = self.settings.order_ttl_s
-        # only the households with an open rebalance (the sweep runs several times a second)
-        for hid, opened_at_s in list(self._opened.items()):
-            if now - opened_at_s < ttl_s:
-                continue
+        due: list[str] = []
+        while self._expiry and now - self._expiry[0][0] >= ttl_s:
+            due.append(heapq.heappop(self._expiry)[1])
+        for hid in dict.fromkeys(due):
+            opened_at_s = self._opened.get(hid)
+            if opened_at_s is None or now - opened_at_s < ttl_s:
+                continue  # closed, or a newer rebalance opened since (its own entry waits)
             async with self.lock(hid):
                 await self._evaluate(hid, date.min)
+            still = self._opened.get(hid)
+            if still is not None and now - still >= ttl_s:
+                # not expired by that evaluation (partitions moving, prices not read back
+                # yet): the next sweep tries again
+                heapq.heappush(self._expiry, (still, hid))
 
     # ----------------------------------------------------------------- decide
 

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -32,7 +33,7 @@ from schemas import (
     result_to_json,
 )
 from schemas.events import CashFlow, Fill
-from schemas.household import parse_securities, security_to_json
+from schemas.household import new_lot, parse_securities, security_to_json
 from schemas.reader import Reader
 from solver.lots import is_long_term, relief_plan, relieve
 from solver.tolerances import QUANTITY_EPS, USD_EPS
@@ -738,6 +739,7 @@ def _mark(raw: Any) -> SnapshotMark | None:
 #: The JSON of `state_to_json` (a value starting with "{") is still read.
 COMPACT_TAG = b"\x03"
 _LOT_FIELDS = tuple(f.name for f in fields(Lot))
+_lot_values = attrgetter(*_LOT_FIELDS)
 _LOT_DATE_INDEX = tuple(i for i, f in enumerate(fields(Lot)) if f.type in ("date", date))
 _LOT_SYMBOL_INDEX = _LOT_FIELDS.index("symbol")
 _DAYS: dict[str, date] = {}  # one date object per distinct day (lots share them)
@@ -745,22 +747,13 @@ _ENCODED: dict[int, tuple[Household, bytes]] = {}  # id(household) -> (it, its e
 _ENCODED_MAX = 512
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
-
-
 def _encode_household(h: Household) -> bytes:
     cached = _ENCODED.get(id(h))
     if cached is not None and cached[0] is h:
         return cached[1]
-    raw = _household_json(h)
-    rows: list[list[Any]] = []
-    for i, account in enumerate(h.accounts):
-        for lot in account.lots:
-            rows.append([i, *(_iso(getattr(lot, name)) for name in _LOT_FIELDS)])
-    for account in raw["household"]["accounts"]:
-        account["lots"] = []
-    raw["lots"] = rows
+    # the lots go as positional rows (orjson writes their dates), not as household/v1 objects
+    raw = _household_json(replace(h, accounts=tuple(replace(a, lots=()) for a in h.accounts)))
+    raw["lots"] = [[i, *_lot_values(lot)] for i, a in enumerate(h.accounts) for lot in a.lots]
     part = zlib.compress(orjson.dumps(raw), 1)
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.pop(next(iter(_ENCODED)))
@@ -817,10 +810,11 @@ def decode_state(value: bytes) -> HouseholdState:
     intern = sys.intern
     dates = _LOT_DATE_INDEX
     symbol = _LOT_SYMBOL_INDEX
+    n_fields = len(_LOT_FIELDS)  # a row of an older encoding may lack the later fields
     for row in rows:
         values = row[1:]
         for i in dates:
             values[i] = _day_of(values[i])
         values[symbol] = intern(values[symbol])
-        by_account[row[0]].append(Lot(*values))
+        by_account[row[0]].append(new_lot(*values) if len(values) == n_fields else Lot(*values))
     return state_from_json(raw, securities=shared, lots=by_account)

@@ -170,6 +170,35 @@ async def test_fills_close_the_rebalance_and_replays_change_nothing(umh: Any) ->
     assert "agent.orders" not in topics(sent)[2:], sent[2:]  # back in band: no new orders
 
 
+async def test_the_sweep_expires_an_unfilled_rebalance_after_its_ttl_and_solves_again(
+    umh: Any,
+) -> None:
+    u, sent = umh
+    now = [1_000.0]
+    u.rebalancer.clock = lambda: now[0]
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    first = sent[0][2]["rebalance_id"]
+    ttl_s = u.rebalancer.settings.order_ttl_s
+    now[0] += ttl_s - 1.0
+    await u.rebalancer.sweep()
+    await u.rebalancer.idle()
+    assert u.rebalancer.store.get("hh-1").open_rebalance.result.rebalance_id == first
+    # past the TTL while partitions move: nothing is expired then, nor forgotten
+    now[0] += 2.0
+    u.rebalancer.pause()
+    await u.rebalancer.sweep()
+    assert u.rebalancer.store.get("hh-1").open_rebalance.result.rebalance_id == first
+    u.rebalancer.resume()
+    sent.clear()
+    await u.rebalancer.sweep()
+    await u.rebalancer.idle()
+    # expired, still out of band: solved again under the next sequence number
+    orders = [v for t, _k, v in sent if t == "agent.orders"]
+    assert [o["rebalance_id"] for o in orders] == ["hh-1:2026-11-24:2"]
+    assert u.rebalancer.store.get("hh-1").open_rebalance.result.rebalance_id != first
+
+
 def held(u: UmhApp, hid: str = "hh-1") -> dict[str, float]:
     state = u.rebalancer.store.get(hid)
     out: dict[str, float] = {}
