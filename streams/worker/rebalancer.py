@@ -101,6 +101,7 @@ class Meta:
     opened_at_s: float | None
     cash_short: bool
     harvests: bool
+    published: bool  # its open rebalance's orders are known to be on `orders` (or none open)
 
 
 @dataclass
@@ -127,6 +128,7 @@ class Rebalancer:
     prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
     price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
     securities: dict[str, Security] = field(default_factory=dict)  # the security master
+    _reclassify: set[str] = field(default_factory=set)  # symbols changed during the read-back
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
@@ -217,6 +219,7 @@ class Rebalancer:
             opened_at_s,
             any(a.cash_needed > a.cash for a in hh.accounts),
             hh.options.harvest_losses and hh.mode == "rebalance",
+            state.open_rebalance is None or state.open_rebalance.published,
         )
         if opened_at_s is None:
             self._opened.pop(hid, None)
@@ -350,8 +353,21 @@ class Rebalancer:
             self._arrived.pop(hid, None)
 
     def on_security(self, security: Security) -> None:
+        known = self.securities.get(security.symbol)
         self.securities[security.symbol] = security
-        for hid in list(self._index.get(security.symbol, ())):
+        if known == security:
+            return  # the same record again (a re-published master): every row still holds
+        if not self.prices_ready:
+            # The feed is reading the master back (a start, a restart): the holders are
+            # re-indexed once when it has caught up, not once per record of each symbol they
+            # hold (a household of 60 symbols was decoded 60 times).
+            self._reclassify.add(security.symbol)
+            return
+        self._retrack(self._index.get(security.symbol, ()))
+
+    def _retrack(self, household_ids: Iterable[str]) -> None:
+        """Rebuild the rows of these households (a security they hold has changed)."""
+        for hid in list(household_ids):
             state = self.store.get(hid)
             if state is not None:
                 self._track(state, force=True)
@@ -369,6 +385,8 @@ class Rebalancer:
         """The price feed has read every price back: take them, then evaluate every owned
         household once (none was evaluated before; each is solved for its own event date)."""
         self._take_ticks(ticks)
+        symbols, self._reclassify = self._reclassify, set()
+        self._retrack({hid for symbol in symbols for hid in self._index.get(symbol, ())})
         self.prices_ready = True
         if self._prices_event is not None:
             self._prices_event.set()
@@ -761,8 +779,8 @@ class Rebalancer:
         now = self.clock()
         for hid in sorted(household_ids):
             meta = self._meta.get(hid)
-            if meta is not None and meta.opened_at_s is None:
-                continue  # no open rebalance (known without decoding the state)
+            if meta is not None and (meta.opened_at_s is None or (meta.published and not every)):
+                continue  # nothing to publish (known without decoding the state)
             async with self.lock(hid):
                 state = self.store.get(hid)
                 if state is None or state.open_rebalance is None:

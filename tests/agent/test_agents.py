@@ -461,6 +461,46 @@ async def test_no_household_is_evaluated_before_the_prices_are_read_back(umh: An
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
 
 
+async def test_a_restart_reads_the_security_master_back_without_decoding_per_record(
+    umh: Any,
+) -> None:
+    """Households classified by the security master (no `securities` in their snapshots)
+    are recovered before the feed has read the master back: each is re-indexed once when
+    it has, not once per record of every symbol it holds, and then solved."""
+    from schemas.household import parse_securities
+    from schemas.reader import Reader
+    from streams.worker.state import from_snapshot
+
+    u, sent = umh
+    snapshot = {k: v for k, v in SNAPSHOT.items() if k != "securities"}
+    u.rebalancer.store.put(from_snapshot(parse_household(snapshot, prices_required=False), None))
+    u.rebalancer.prices_ready = False  # a restart: the feed reads prices and master back
+    u.rebalancer.rebuild()
+    decoded: list[str] = []
+    get = u.rebalancer.store.get
+    u.rebalancer.store.get = lambda hid: decoded.append(hid) or get(hid)
+    master = parse_securities(
+        Reader(),
+        {
+            "VTI": {"asset_class": "us_equity"},
+            "BND": {"asset_class": "fixed_income"},
+            "VXUS": {"asset_class": "intl_equity"},
+        },
+        "securities",
+        price_required=False,
+    )
+    for _ in range(3):  # records of the held symbols, read back several times
+        for security in master.values():
+            u.rebalancer.on_security(security)
+    assert decoded == []  # nothing decoded per record (was: each holder, per record)
+    tick_ts = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    await u.rebalancer.prices_caught_up(
+        {"VTI": (100.0, tick_ts, 0.0), "BND": (100.0, tick_ts, 0.0)}
+    )
+    await u.rebalancer.idle()
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]  # 80/20 against 60/40
+
+
 async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
     u, _sent = umh
     solved: list[str] = []
