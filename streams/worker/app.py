@@ -450,13 +450,9 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
 
     feed_task: list[asyncio.Task[None]] = []
 
-    async def run_feed() -> None:
-        rebalancer.start()  # the solver processes start while the prices are read back
-        await feed.run()
-
     def start_feed() -> asyncio.Task[None]:
         if not feed_task:
-            feed_task.append(asyncio.ensure_future(run_feed()))
+            feed_task.append(asyncio.ensure_future(feed.run()))
         return feed_task[0]
 
     async def on_assigned(_sender: Any, *args: Any, **kwargs: Any) -> None:
@@ -467,7 +463,11 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         start_feed()
 
     async def price_feed() -> None:
-        await start_feed()  # the app task: the feed, if no assignment has started it yet
+        # The app task, once the table is recovered: the solver processes start now (their
+        # imports would compete with the recovery for the cores), and the feed if no
+        # assignment has started it yet.
+        rebalancer.start()
+        await start_feed()
 
     async def expire_orders() -> None:
         if not app.rebalancing:
