@@ -448,26 +448,9 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         async for event in stream.events():
             await guarded(event, handle_flow)
 
-    feed_task: list[asyncio.Task[None]] = []
-
-    def start_feed() -> asyncio.Task[None]:
-        if not feed_task:
-            feed_task.append(asyncio.ensure_future(feed.run()))
-        return feed_task[0]
-
-    async def on_assigned(_sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Faust starts app tasks only once the table is recovered; the feed starts with the
-        # first assignment instead, beside the recovery, so that the security master and the
-        # prices are usually known before the recovered households are indexed (else each
-        # is indexed twice: `Rebalancer.prices_caught_up` re-indexes what it reclassifies).
-        start_feed()
-
     async def price_feed() -> None:
-        # The app task, once the table is recovered: the solver processes start now (their
-        # imports would compete with the recovery for the cores), and the feed if no
-        # assignment has started it yet.
-        rebalancer.start()
-        await start_feed()
+        rebalancer.start()  # the solver processes start while the prices are read back
+        await feed.run()
 
     async def expire_orders() -> None:
         if not app.rebalancing:
@@ -595,8 +578,6 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
-        for task in feed_task:
-            task.cancel()
         rebalancer.close()
 
     # Registered by call, not by decorator: Faust's decorators are untyped.
@@ -606,7 +587,6 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     wiring.timer(interval=5.0)(report_lag)
     wiring.timer(interval=2.0)(watch_inputs)
     wiring.on_partitions_revoked.connect(on_revoked)
-    wiring.on_partitions_assigned.connect(on_assigned)
     wiring.on_before_shutdown.connect(on_shutdown)
 
     umh = UmhApp(
