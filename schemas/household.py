@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -57,14 +59,7 @@ class Lot:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled as its field values (solves go to other processes lot by lot): the frozen
         # slots dataclass's default pickling asks `fields()` of every lot, several times over.
-        return new_lot, (
-            self.lot_id,
-            self.symbol,
-            self.quantity,
-            self.cost_basis,
-            self.acquired,
-            self.locked,
-        )
+        return new_lot, lot_values(self)
 
 
 def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -75,9 +70,12 @@ def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(cls.__dict__[name].__set__ for name in names)
 
 
+LOT_FIELDS = ("lot_id", "symbol", "quantity", "cost_basis", "acquired", "locked")
 _SET_LOT_ID, _SET_SYMBOL, _SET_QUANTITY, _SET_BASIS, _SET_ACQUIRED, _SET_LOCKED = _slot_setters(
-    Lot, ("lot_id", "symbol", "quantity", "cost_basis", "acquired", "locked")
+    Lot, LOT_FIELDS
 )
+#: A lot's field values in `LOT_FIELDS` order, the arguments of `new_lot`.
+lot_values: Callable[[Lot], tuple[Any, ...]] = attrgetter(*LOT_FIELDS)
 
 
 def new_lot(

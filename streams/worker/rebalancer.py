@@ -133,7 +133,6 @@ class Rebalancer:
     _harvest_checked: dict[str, float] = field(default_factory=dict)  # hid -> clock() of the check
     _rows: dict[str, BookRow | None] = field(default_factory=dict)
     _meta: dict[str, Meta] = field(default_factory=dict)  # what a tick checks, not decoded
-    _opened: dict[str, float] = field(default_factory=dict)  # hid -> its open rebalance's time
     # (opened_at_s, hid) of every open rebalance seen, earliest first: the sweep pops the ones
     # past their TTL instead of scanning (entries of rebalances closed since are skipped)
     _expiry: list[tuple[float, str]] = field(default_factory=list)
@@ -172,7 +171,6 @@ class Rebalancer:
         """Re-index the households this worker owns now (after an assignment or recovery)."""
         self._rows.clear()
         self._meta.clear()
-        self._opened.clear()
         self._expiry.clear()
         self._index.clear()
         self._out_of_band.clear()
@@ -195,7 +193,6 @@ class Rebalancer:
     def _untrack(self, hid: str) -> None:
         row = self._rows.pop(hid, None)
         self._meta.pop(hid, None)
-        self._opened.pop(hid, None)
         for symbol in row.symbols if row else ():
             self._index.get(symbol, set()).discard(hid)
         self._out_of_band.discard(hid)
@@ -214,6 +211,9 @@ class Rebalancer:
             for symbol in state.held_symbols:
                 self._index.setdefault(symbol, set()).add(hid)
         opened_at_s = None if state.open_rebalance is None else state.open_rebalance.opened_at_s
+        known = self._meta.get(hid)
+        if opened_at_s is not None and (known is None or known.opened_at_s is not opened_at_s):
+            heapq.heappush(self._expiry, (opened_at_s, hid))  # a rebalance opened (or re-read)
         self._meta[hid] = Meta(
             state.band_state,
             opened_at_s,
@@ -221,11 +221,6 @@ class Rebalancer:
             hh.options.harvest_losses and hh.mode == "rebalance",
             state.open_rebalance is None or state.open_rebalance.published,
         )
-        if opened_at_s is None:
-            self._opened.pop(hid, None)
-        elif self._opened.get(hid) is not opened_at_s:  # a rebalance opened (or re-read)
-            self._opened[hid] = opened_at_s
-            heapq.heappush(self._expiry, (opened_at_s, hid))
         if state.band_state and not state.band_state.startswith("awaiting:"):
             self._out_of_band.add(hid)
         else:
@@ -464,6 +459,10 @@ class Rebalancer:
         self._harvest_checked[hid] = now
         return True
 
+    def _opened_at(self, hid: str) -> float | None:
+        meta = self._meta.get(hid)
+        return None if meta is None else meta.opened_at_s
+
     async def sweep(self) -> None:
         """Expire open rebalances past their TTL (wall clock) and re-check those households."""
         now = self.clock()
@@ -472,12 +471,12 @@ class Rebalancer:
         while self._expiry and now - self._expiry[0][0] >= ttl_s:
             due.append(heapq.heappop(self._expiry)[1])
         for hid in dict.fromkeys(due):
-            opened_at_s = self._opened.get(hid)
+            opened_at_s = self._opened_at(hid)
             if opened_at_s is None or now - opened_at_s < ttl_s:
                 continue  # closed, or a newer rebalance opened since (its own entry waits)
             async with self.lock(hid):
                 await self._evaluate(hid, date.min)
-            still = self._opened.get(hid)
+            still = self._opened_at(hid)
             if still is not None and now - still >= ttl_s:
                 # not expired by that evaluation (partitions moving, prices not read back
                 # yet): the next sweep tries again

@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
-from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -33,7 +32,7 @@ from schemas import (
     result_to_json,
 )
 from schemas.events import CashFlow, Fill
-from schemas.household import new_lot, parse_securities, security_to_json
+from schemas.household import LOT_FIELDS, lot_values, new_lot, parse_securities, security_to_json
 from schemas.reader import Reader
 from solver.lots import is_long_term, relief_plan, relieve
 from solver.tolerances import QUANTITY_EPS, USD_EPS
@@ -738,8 +737,7 @@ def _mark(raw: Any) -> SnapshotMark | None:
 #: per household object: the writes of one rebalance (open, then published) encode it once.
 #: The JSON of `state_to_json` (a value starting with "{") is still read.
 COMPACT_TAG = b"\x03"
-_LOT_FIELDS = tuple(f.name for f in fields(Lot))
-_lot_values = attrgetter(*_LOT_FIELDS)
+_LOT_FIELDS = LOT_FIELDS
 _LOT_DATE_INDEX = tuple(i for i, f in enumerate(fields(Lot)) if f.type in ("date", date))
 _LOT_SYMBOL_INDEX = _LOT_FIELDS.index("symbol")
 _DAYS: dict[str, date] = {}  # one date object per distinct day (lots share them)
@@ -753,7 +751,7 @@ def _encode_household(h: Household) -> bytes:
         return cached[1]
     # the lots go as positional rows (orjson writes their dates), not as household/v1 objects
     raw = _household_json(replace(h, accounts=tuple(replace(a, lots=()) for a in h.accounts)))
-    raw["lots"] = [[i, *_lot_values(lot)] for i, a in enumerate(h.accounts) for lot in a.lots]
+    raw["lots"] = [[i, *lot_values(lot)] for i, a in enumerate(h.accounts) for lot in a.lots]
     part = zlib.compress(orjson.dumps(raw), 1)
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.pop(next(iter(_ENCODED)))
