@@ -3,6 +3,10 @@
 The embedded broker, one worker and the demo's simulators (streams/tools/demo.py): the market
 ticks, the custodian sends deposits and withdrawals, the OMS fills orders, except a share of
 rebalances it never fills, which expire on the worker after `--ttl` seconds and are solved again.
+Event time runs faster than the wall clock (one event day per `--day-seconds`): what the worker
+remembers per household is bound by event days (fill and flow ids for 40 days, recent trades
+for the wash window), so only a run that spans them can show memory settling; a run at one
+event day shows those memories filling by design. The order TTL stays in wall seconds.
 Every `--sample` seconds: the worker's RSS (/proc VmRSS), its consumer lag (the
 `umh_consumer_lag` gauges, all topics), open rebalances (households with an
 `open_rebalance_id` in `/api/households`) and dead letters (`umh_dead_letters_total`). At the
@@ -44,6 +48,7 @@ from streams.tools.simulators import (
     MarketSimulator,
     OmsSimulator,
     ensure_topics,
+    event_clock,
 )
 from streams.tools.synthetic import make_book, make_universe
 
@@ -58,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", type=float, default=60.0, help="UMH_ORDER_TTL_S (default 60)")
     parser.add_argument(
         "--unfilled", type=float, default=0.2, help="share of rebalances never filled (0.2)"
+    )
+    parser.add_argument(
+        "--day-seconds",
+        type=float,
+        default=20.0,
+        help="wall seconds per event day of the simulators' clock (default 20: 30 minutes are"
+        " 90 event days, past every day-bound memory of the worker)",
     )
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=1)
@@ -138,12 +150,13 @@ async def _soak(
         print("bench soak: the worker did not become ready", file=sys.stderr)
         return []
     stop = asyncio.Event()
-    market = MarketSimulator(bootstrap, prefix, universe, seed=args.seed)
+    clock = event_clock(args.day_seconds)
+    market = MarketSimulator(bootstrap, prefix, universe, seed=args.seed, clock=clock)
     oms = OmsSimulator(
-        bootstrap, prefix, market.prices, seed=args.seed, unfilled_share=args.unfilled
+        bootstrap, prefix, market.prices, seed=args.seed, unfilled_share=args.unfilled, clock=clock
     )
     custodian = CustodianSimulator(
-        bootstrap, prefix, book, universe, seed=args.seed, flows_per_s=args.flows
+        bootstrap, prefix, book, universe, seed=args.seed, flows_per_s=args.flows, clock=clock
     )
     watch = Watch()
     flows_start = asyncio.Event()
@@ -164,7 +177,8 @@ async def _soak(
         print(
             f"bench soak: {len(book)} households, {args.ticks:g} ticks/s, {args.flows:g} flows/s, "
             f"TTL {args.ttl:g} s, {args.unfilled:.0%} of rebalances left unfilled, "
-            f"{args.minutes:g} min",
+            f"{args.minutes:g} min, one event day per {args.day_seconds:g} s "
+            f"({args.minutes * 60 / args.day_seconds:.0f} event days)",
             flush=True,
         )
         print("    t  RSS MiB    lag  open rb  dead letters  order msgs", flush=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -25,10 +25,12 @@ from streams.tools.simulators import (
     MarketSimulator,
     OmsSimulator,
     draw_flow,
+    event_clock,
     fill_for_order,
     fills_for_result,
     settling_withdrawal,
     topic,
+    wire,
 )
 from streams.tools.simulators.custodian import CustodianSimulator, Pending, apply_fill_to_cash
 from streams.tools.synthetic import make_book, make_universe
@@ -150,6 +152,24 @@ def test_oms_accept_dedupes_and_schedules():
         "invalid": 1,
     }
     assert oms.statuses == {"rebalanced": 1}
+
+
+def test_the_event_clock_moves_one_day_per_day_seconds_and_stamps_the_fills(monkeypatch):
+    wall = [1000.0]
+    monkeypatch.setattr(wire.time, "monotonic", lambda: wall[0])
+    monkeypatch.setattr(wire, "utc_now", lambda: TS)
+    clock = event_clock(20.0)
+    days = []
+    for elapsed in (0.0, 19.9, 20.0, 59.0, 60.0, 1800.0):
+        wall[0] = 1000.0 + elapsed
+        days.append((clock() - TS) / timedelta(days=1))
+    assert days == [0, 0, 1, 2, 3, 90]  # a 30-minute soak spans 90 event days
+    assert event_clock(None) is wire.utc_now
+    with pytest.raises(ValueError, match="day_seconds"):
+        event_clock(0.0)
+    oms = OmsSimulator("127.0.0.1:1", "", {"VTI": 250.0}, jitter_s=0.0, clock=clock)
+    oms.accept(dumps(result_to_json(_result())), 0.0, np.random.default_rng(0))
+    assert {f.ts for _, _, f in oms._due} == {TS + timedelta(days=90)}
 
 
 def test_cash_flows_are_valid_and_settle_requests(universe):

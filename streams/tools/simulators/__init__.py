@@ -7,7 +7,15 @@ Each simulator is an async class with a `run(stop)` coroutine (stop is an `async
 from .custodian import CustodianSimulator, draw_flow, settling_withdrawal
 from .market import CLASS_PARAMS, FACTOR_CORRELATION, MarketModel, MarketSimulator
 from .oms import OmsSimulator, fill_for_order, fill_id_for, fills_for_result
-from .wire import TOPICS, Counters, assigned_consumer, ensure_topics, make_producer, topic
+from .wire import (
+    TOPICS,
+    Counters,
+    assigned_consumer,
+    ensure_topics,
+    event_clock,
+    make_producer,
+    topic,
+)
 
 __all__ = [
     "CLASS_PARAMS",
@@ -21,6 +29,7 @@ __all__ = [
     "assigned_consumer",
     "draw_flow",
     "ensure_topics",
+    "event_clock",
     "fill_for_order",
     "fill_id_for",
     "fills_for_result",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -108,6 +108,7 @@ class CustodianSimulator:
     settle_delay_s: float = 2.0
     settle_timeout_s: float = 120.0
     counters: Counters = field(default_factory=Counters)
+    clock: Callable[[], datetime] = utc_now  # event time of what it publishes
     cash: dict[str, float] = field(default_factory=dict)
     pending: dict[str, Pending] = field(default_factory=dict)
     _seq: int = 0
@@ -202,7 +203,7 @@ class CustodianSimulator:
                     budget += self.flows_per_s * (now - last)
                 last = now
                 flows: list[CashFlow] = []
-                ts = utc_now()
+                ts = self.clock()
                 while budget >= 1.0 and self.book:
                     budget -= 1.0
                     h = self.book[int(rng.integers(len(self.book)))]

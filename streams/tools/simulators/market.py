@@ -17,7 +17,7 @@ clock by `speed` (simulated years per wall second; the default is one trading da
 that a demo of a minute sees drift worth a quarter.
 
 `MarketSimulator` publishes `price/v1` messages keyed by symbol at a given rate of ticks (one
-message is one tick); each price carries its event time `ts` (wall clock UTC).
+message is one tick); each price carries its event time `ts` (the simulator's `clock`, UTC).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -148,6 +148,7 @@ class MarketSimulator:
     seed: int = 0
     speed: float = DAY_PER_SECOND  # simulated years per wall second
     counters: Counters = field(default_factory=Counters)
+    clock: Callable[[], datetime] = utc_now  # event time of what it publishes
     prices: dict[str, float] = field(default_factory=dict)
     model: MarketModel = field(init=False)
     _rng: np.random.Generator = field(init=False)
@@ -183,7 +184,7 @@ class MarketSimulator:
 
     async def publish_all(self, producer: AIOKafkaProducer, ts: datetime | None = None) -> int:
         """One market-wide tick: every symbol's current price with the same `ts`; returns count."""
-        when = ts or utc_now()
+        when = ts or self.clock()
         name = topic(self.prefix, "prices")
         futures = [
             await producer.send(name, self.message(s, when), key=s) for s in self.model.symbols
@@ -214,7 +215,7 @@ class MarketSimulator:
                 last = now
                 n = int(budget)
                 budget -= n
-                ts = utc_now()
+                ts = self.clock()
                 for _ in range(n):
                     s = symbols[cursor]
                     cursor = (cursor + 1) % len(symbols)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -78,6 +78,7 @@ class OmsSimulator:
     # expire on the worker after UMH_ORDER_TTL_S and the household is solved again
     unfilled_share: float = 0.0
     counters: Counters = field(default_factory=Counters)
+    clock: Callable[[], datetime] = utc_now  # event time of what it publishes
     statuses: dict[str, int] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _due: list[tuple[float, int, Fill]] = field(default_factory=list)
@@ -103,7 +104,7 @@ class OmsSimulator:
             return 0
         due = now + self.delay_s + float(rng.uniform(0.0, self.jitter_s))
         # the price is read when the fill is published (see run), not now
-        for f in fills_for_result(result, {}, utc_now()):
+        for f in fills_for_result(result, {}, self.clock()):
             self._seq += 1
             heapq.heappush(self._due, (due, self._seq, f))
         return len(result.orders)
@@ -133,7 +134,7 @@ class OmsSimulator:
                 while self._due and self._due[0][0] <= now:
                     _, _, planned = heapq.heappop(self._due)
                     price = float(self.prices.get(planned.symbol, planned.price))
-                    fill = replace(planned, price=price, ts=utc_now())
+                    fill = replace(planned, price=price, ts=self.clock())
                     await producer.send(
                         fills_topic, dumps(fill_to_json(fill)), key=fill.household_id
                     )

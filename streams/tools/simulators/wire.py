@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -33,6 +34,23 @@ def topic(prefix: str, name: str) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def event_clock(day_seconds: float | None) -> Callable[[], datetime]:
+    """The simulators' event time: the wall clock, moved one event day ahead every
+    `day_seconds` of wall time (None: the wall clock itself). A soak of minutes then spans
+    the worker's day-bound memories (fill and flow ids, recent trades, wash windows), which
+    only prune as event days pass."""
+    if day_seconds is None:
+        return utc_now
+    if day_seconds <= 0:
+        raise ValueError(f"day_seconds must be positive, got {day_seconds}")
+    started = time.monotonic()
+
+    def now() -> datetime:
+        return utc_now() + timedelta(days=int((time.monotonic() - started) / day_seconds))
+
+    return now
 
 
 @dataclass(slots=True)
