@@ -517,22 +517,25 @@ def referenced_symbols(h: Household) -> frozenset[str]:
     return frozenset(out)
 
 
-_PRICED: dict[tuple[int, float | None], tuple[Security, Security]] = {}
-_PRICED_MAX = 200_000
+_PRICED: dict[int, tuple[Security, float | None, Security]] = {}
+_PRICED_MAX = 200_000  # a bound far above any security master's size
 
 
 def _priced(sec: Security, price: float | None) -> Security:
-    """`sec` at `price`, one object per (record, price): households share them."""
-    if sec.price == price:
+    """`sec` at `price`, shared by the households valued at the same price.
+
+    One entry per security record, at the last price asked for it: the cache's size is the
+    number of records, not of prices. (Keyed by record and price, it gained an entry with every
+    tick until its bound cleared it: a soak's memory climbed by ~50 MiB of stale records.)"""
+    if sec.price == price:  # the same number, not a tolerance: a cache hit is exact
         return sec
-    key = (id(sec), price)
-    hit = _PRICED.get(key)
-    if hit is not None and hit[0] is sec:
-        return hit[1]
+    hit = _PRICED.get(id(sec))
+    if hit is not None and hit[0] is sec and hit[1] == price:
+        return hit[2]
     out = replace(sec, price=price)
     if len(_PRICED) >= _PRICED_MAX:
         _PRICED.clear()
-    _PRICED[key] = (sec, out)
+    _PRICED[id(sec)] = (sec, price, out)
     return out
 
 

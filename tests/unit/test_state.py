@@ -140,6 +140,21 @@ def test_snapshot_strips_prices_into_state() -> None:
     assert h.securities["VTI"].price == 260.0 and h.securities["BND"].price == 72.0
 
 
+def test_valuing_at_every_tick_keeps_one_priced_record_per_security() -> None:
+    """A worker values households at each new tick for months: what it keeps of the priced
+    records must not grow with the number of prices seen."""
+    from streams.worker import state as state_module
+
+    s = make_state()
+    state_module._PRICED.clear()
+    for tick in range(5_000):
+        h = to_household(s, prices={"VTI": 250.0 + tick / 100, "BND": 72.0 + tick / 1000})
+        assert h.securities["VTI"].price == pytest.approx(250.0 + tick / 100)
+    assert len(state_module._PRICED) == 2
+    again = to_household(s, prices={"VTI": 250.0 + 4_999 / 100, "BND": 72.0 + 4_999 / 1000})
+    assert again.securities["VTI"] is h.securities["VTI"]  # households at one tick share it
+
+
 def test_a_snapshot_read_again_is_known_by_its_offset_and_digest() -> None:
     snap = parse_household(make_snapshot(), prices_required=False)
     s = from_snapshot(snap, None, SnapshotMark(41, "abc"))
