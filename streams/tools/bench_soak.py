@@ -96,6 +96,11 @@ def slope(ts: list[float], ys: list[float]) -> float:
 def run(args: argparse.Namespace) -> int:
     from streams.kafka.broker import free_port, start_broker, stop_broker, wait_until_serving
 
+    if not args.day_seconds > 0:
+        print(
+            f"bench soak: --day-seconds must be positive, got {args.day_seconds:g}", file=sys.stderr
+        )
+        return 2
     rng = np.random.default_rng(args.seed)
     universe = make_universe(args.symbols, rng)
     book = make_book(args.households, universe, rng, n_lots=args.lots)
