@@ -9,6 +9,7 @@ from schemas import CASH, Household
 from .costs import cost_rate, proceeds
 from .drift import DriftReport
 from .problem import HouseholdProblem
+from .tolerances import USD_EPS
 from .wash import blocked_loss_lots
 
 
@@ -20,7 +21,7 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
     for a in h.accounts:
         if a.cash >= a.cash_needed:
             continue  # proceeds are never negative: such an account always keeps its cash
-        sellable = 0.0
+        sellable, n_blocked = 0.0, 0
         for lot in a.lots:
             sec = h.securities[lot.symbol]
             value = lot.quantity * float(sec.price or 0.0)
@@ -30,11 +31,10 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
                 and (a.account_id, lot.lot_id) in blocked_4b
             )
             sellable += 0.0 if blocked else value
-        if a.cash + proceeds(sellable, k) < a.cash_needed - 1e-6:
-            out.append(
-                f"account {a.account_id}: cash_needed {a.cash_needed:,.2f} exceeds what it "
-                f"can raise ({a.cash + proceeds(sellable, k):,.2f} in cash and sellable lots)"
-            )
+            n_blocked += blocked
+        can_raise = a.cash + proceeds(sellable, k)
+        if can_raise < a.cash_needed - USD_EPS:
+            out.append(_short_of_cash(a.account_id, a.cash, a.cash_needed, can_raise, n_blocked))
     if out or not model:
         return tuple(out)
     cap = h.options.max_realized_gain
@@ -43,6 +43,28 @@ def infeasible_reasons(h: Household, *, model: bool = False) -> tuple[str, ...]:
         if cap is not None
         else "the hard rules cannot all hold together",
     )
+
+
+def _short_of_cash(
+    account_id: str, cash: float, needed: float, can_raise: float, n_blocked: int
+) -> str:
+    """Why one account cannot keep cash >= cash_needed. Overdrawn cash (a buy filled above its
+    estimate, a withdrawal beyond the cash: the stream applies fills as the facts they are)
+    must be brought back to cash_needed like a withdrawal."""
+    if cash < 0:
+        text = (
+            f"account {account_id}: its cash is overdrawn ({cash:,.2f}); with its sellable "
+            f"lots it comes to {can_raise:,.2f}, short of cash_needed {needed:,.2f}"
+        )
+    else:
+        text = (
+            f"account {account_id}: cash_needed {needed:,.2f} exceeds what it can raise "
+            f"({can_raise:,.2f} in cash and sellable lots)"
+        )
+    if n_blocked:
+        lots = "lot" if n_blocked == 1 else "lots"
+        text += f" ({n_blocked} {lots} at a loss may not be sold: wash-sale rule 4b)"
+    return text
 
 
 def unreachable_reasons(p: HouseholdProblem, after: DriftReport) -> list[str]:

@@ -469,6 +469,36 @@ def test_infeasible_withdrawal_gives_no_orders() -> None:
     assert any("IRA" in m for m in r["messages"])
 
 
+def test_an_overdrawn_account_with_only_wash_blocked_lots_says_so() -> None:
+    """The stream applies a buy filled above its estimate as it happened, so an account's cash
+    can go below zero; when nothing it may sell covers that, the answer says why."""
+    from dataclasses import replace
+
+    raw = household(
+        [
+            account("TAX", "taxable", 0.0, [lot("T-LOSS", "VTI", 100, 40000.0)]),
+            account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
+        ],
+        recent_trades=[
+            {
+                "account_id": "IRA",
+                "symbol": "VTI",
+                "side": "buy",
+                "quantity": 5,
+                "date": "2026-11-14",
+            }
+        ],
+    )
+    h = parse_household(raw)
+    h = replace(h, accounts=(replace(h.accounts[0], cash=-53.82), h.accounts[1]))
+    r = solve(h)
+    assert r.status == "infeasible" and r.orders == ()
+    assert r.messages == (
+        "account TAX: its cash is overdrawn (-53.82); with its sellable lots it comes to -53.82, "
+        "short of cash_needed 0.00 (1 lot at a loss may not be sold: wash-sale rule 4b)",
+    )
+
+
 def test_invalid_input_lists_every_problem_with_its_path() -> None:
     h = household(
         [account("IRA", "tax_deferred", -5.0, [lot("I1", "BND", 0, 700.0)])],
