@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,20 @@ def account(
     **extra: Any,
 ) -> dict[str, Any]:
     return {"account_id": account_id, "type": type_, "cash": cash, "lots": lots or [], **extra}
+
+
+def trade(
+    account_id: str, symbol: str, side: str, qty: float, date: str = "2026-11-14", **extra: Any
+) -> dict[str, Any]:
+    """A `recent_trades` entry; the default date is 10 days before AS_OF (inside the window)."""
+    return {
+        "account_id": account_id,
+        "symbol": symbol,
+        "side": side,
+        "quantity": qty,
+        "date": date,
+        **extra,
+    }
 
 
 def household(
@@ -245,16 +260,7 @@ def test_wash_sale_a_taxable_loss_blocks_an_ira_buy() -> None:
             account("IRA", "tax_deferred", 40000.0),
         ],
         buy_list={"us_equity": ["VTI", "ITOT", "SCHB"], "fixed_income": ["BND"]},
-        recent_trades=[
-            {
-                "account_id": "TAX",
-                "symbol": "VTI",
-                "side": "sell",
-                "quantity": 10,
-                "date": "2026-11-14",
-                "realized_gain": -800.0,
-            }
-        ],
+        recent_trades=[trade("TAX", "VTI", "sell", 10, realized_gain=-800.0)],
     )
     r = checked(h)
     bought = {o["symbol"] for o in orders(r, side="buy")}
@@ -277,15 +283,7 @@ def test_wash_sale_b_an_ira_buy_blocks_a_taxable_loss_sale() -> None:
             account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
         ],
         options={"harvest_losses": True, "harvest_min_loss": 500.0},
-        recent_trades=[
-            {
-                "account_id": "IRA",
-                "symbol": "VTI",
-                "side": "buy",
-                "quantity": 5,
-                "date": "2026-11-14",
-            }
-        ],
+        recent_trades=[trade("IRA", "VTI", "buy", 5)],
     )
     r = checked(h)
     assert "T-LOSS" not in relieved(r)
@@ -472,22 +470,12 @@ def test_infeasible_withdrawal_gives_no_orders() -> None:
 def test_an_overdrawn_account_with_only_wash_blocked_lots_says_so() -> None:
     """The stream applies a buy filled above its estimate as it happened, so an account's cash
     can go below zero; when nothing it may sell covers that, the answer says why."""
-    from dataclasses import replace
-
     raw = household(
         [
             account("TAX", "taxable", 0.0, [lot("T-LOSS", "VTI", 100, 40000.0)]),
             account("IRA", "tax_deferred", 0.0, [lot("I1", "BND", 300, 21000.0)]),
         ],
-        recent_trades=[
-            {
-                "account_id": "IRA",
-                "symbol": "VTI",
-                "side": "buy",
-                "quantity": 5,
-                "date": "2026-11-14",
-            }
-        ],
+        recent_trades=[trade("IRA", "VTI", "buy", 5)],
     )
     h = parse_household(raw)
     h = replace(h, accounts=(replace(h.accounts[0], cash=-53.82), h.accounts[1]))
