@@ -31,6 +31,11 @@ ALL = (
 )
 
 
+def changelog_topic(settings: Settings) -> str:
+    """The households table's changelog, as Faust names it (`{app_id}-{table}-changelog`)."""
+    return f"{settings.app_id}-{settings.topic('households')}-changelog"
+
+
 def partition_for(key: str, partitions: int) -> int:
     """Where the Java and aiokafka default partitioners put a key (murmur2, positive, modulo)."""
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
@@ -233,7 +238,12 @@ async def ensure_topics(
         brokers = len(admin._client.cluster.brokers())
         rf = settings.replication_factor or max(1, min(3, brokers))
         existing = set(await admin.list_topics())
-        for base, name in zip(ALL, names.all(), strict=True):
+        # The table's changelog too, before the worker joins its group: Faust creates it only
+        # as it starts, after its consumer has fetched metadata, and the group leader then
+        # assigns no changelog partition ("Ignoring missing topic") until that metadata is
+        # refreshed (up to 5 minutes): no standby copies and no recovery meanwhile.
+        wanted = [*zip(ALL, names.all(), strict=True), ("households", changelog_topic(settings))]
+        for base, name in wanted:
             if name in existing or not create:
                 continue
             configs = topic_configs(base, rf)

@@ -22,7 +22,13 @@ import faust
 
 from schemas import ValidationError
 from streams.kafka import commit_gaps, uncommitted_seek
-from streams.kafka.topics import TopicNames, min_insync_replicas, partition_for, ssl_context
+from streams.kafka.topics import (
+    TopicNames,
+    changelog_topic,
+    min_insync_replicas,
+    partition_for,
+    ssl_context,
+)
 from streams.settings import Settings
 from streams.worker import inputs
 from streams.worker.dead_letters import dead_letter
@@ -312,6 +318,9 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         ),
     )
 
+    # the name `ensure_topics` creates it under, before the worker joins its group
+    assert table.changelog_topic.get_topic_name() == changelog_topic(settings)
+
     def owned() -> set[int]:
         return {
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.households
@@ -569,13 +578,19 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         except Exception:
             log.exception("could not load producer metadata for the output topics")
 
+    async def on_assigned(_sender: Any, *args: Any, **kwargs: Any) -> None:
+        rebalancer.assigned()
+
     @table.on_recover
     async def on_recovered() -> None:
         await track_output_topics()
         store.cache.clear()
         rebalancer.rebuild()
-        rebalancer.resume()
-        asyncio.get_running_loop().create_task(recheck())
+        # A revocation may have come since this recovery's assignment (Faust runs the
+        # recovery's callbacks after the next rebalance has begun): resuming now would let
+        # writes race that rebalance's replay of the changelog, so its recovery resumes.
+        if rebalancer.recovered():
+            asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
         rebalancer.close()
@@ -587,6 +602,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     wiring.timer(interval=5.0)(report_lag)
     wiring.timer(interval=2.0)(watch_inputs)
     wiring.on_partitions_revoked.connect(on_revoked)
+    wiring.on_partitions_assigned.connect(on_assigned)
     wiring.on_before_shutdown.connect(on_shutdown)
 
     umh = UmhApp(

@@ -57,6 +57,16 @@ class Metrics:
             "Snapshot records read a second time and kept out (a re-delivery)",
             registry=r,
         )
+        self.writes_left_out = Counter(
+            "umh_writes_left_out",
+            "Decision writes left out because partitions were moving (derived again after)",
+            registry=r,
+        )
+        self.durable_write_retries = Counter(
+            "umh_durable_write_retries",
+            "Open-rebalance changelog writes that failed and were tried again before publishing",
+            registry=r,
+        )
         self.input_stalls = Counter(
             "umh_input_stalls",
             "Input partitions found stalled with records waiting and restarted (stall.py)",

@@ -71,6 +71,11 @@ DISPATCH_PER_PROCESS = 2
 SOLVES_PER_HANDOFF = 8
 # Households evaluated on the loop between two yields (lets dispatchers feed the pool early).
 EVALUATE_SLICE = 32
+#: How long one attempt at the open rebalance's durable write may take (the drain of the
+#: queued table writes included), and how long its attempts go on before the solve is given
+#: up (a write the broker refuses for good: the household is solved again later).
+PERSIST_ATTEMPT_S = 30.0
+PERSIST_GIVE_UP_S = 120.0
 
 
 class Store(Protocol):
@@ -124,6 +129,10 @@ class Rebalancer:
     #: still being handled waits, and applies to the recovered state; the recovery's re-check
     #: evaluates every owned household again.
     moving: bool = False
+    #: Revocations so far, and their count when partitions were last assigned: a recovery that
+    #: completes after a newer revocation must not resume (that rebalance's replay is next).
+    pauses: int = 0
+    assigned_at: int = 0
     _steady: asyncio.Event | None = None
     prices: dict[str, float] = field(default_factory=dict)  # latest price of every symbol
     price_days: dict[str, date] = field(default_factory=dict)  # symbol -> its price's date
@@ -227,6 +236,19 @@ class Rebalancer:
             self._out_of_band.discard(hid)
 
     def _save(self, before: HouseholdState | None, state: HouseholdState) -> HouseholdState:
+        """Write the household's new state (when it is new).
+
+        Not while partitions move: the recovery that follows replays the changelog into the
+        table, and a replayed older record would overwrite this write in memory while the
+        changelog's last word is this one; the worker's next write would then be made from the
+        older state. The writes that can come then are decisions made before the revocation
+        (a band state, an alert, a publication mark), derived again by the recovery's
+        re-check; the inputs (snapshots, fills, flows) wait for the table (`_steady_table`).
+        """
+        if self.moving and state is not before:
+            log.info("household=%s write left out: partitions moving", state.household_id)
+            self.metrics.writes_left_out.inc()
+            return before if before is not None else state
         if state is not before:
             self.store.put(state)
             self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
@@ -238,8 +260,23 @@ class Rebalancer:
 
     def pause(self) -> None:
         self.moving = True
+        self.pauses += 1
         if self._steady is not None:
             self._steady.clear()
+
+    def assigned(self) -> None:
+        """Partitions were assigned: the recovery that completes next is this assignment's."""
+        self.assigned_at = self.pauses
+
+    def recovered(self) -> bool:
+        """The table's recovery completed: resume, unless a revocation came after the
+        assignment it recovered (a new rebalance is under way: its recovery resumes).
+        Returns whether it resumed."""
+        if self.pauses != self.assigned_at:
+            log.info("recovery completed after a newer revocation: still paused")
+            return False
+        self.resume()
+        return True
 
     def resume(self) -> None:
         self.moving = False
@@ -540,7 +577,7 @@ class Rebalancer:
             state = self._save(before, state)
         # else only the event day moved (the ticks' date): derived again from the prices'
         # dates whenever needed, so not worth a changelog write of its own
-        if decision.solve and report is not None:
+        if decision.solve and report is not None and not self.moving:
             if hid in self._inflight:
                 log.debug("household=%s re-evaluated after its solve in flight", hid)
             self._enqueue(
@@ -732,7 +769,8 @@ class Rebalancer:
             # publishes, unchanged (`republish_open`). Never two rebalance ids.
             state = open_rebalance(state, result, self.clock())
             state = self._save(before, state)
-            await self._persist(state)
+            if not await self._persist(before, state, job.priority):
+                return
             await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
             opened = state
             state = mark_published(state)  # written with the rest (no wait): if lost, the
@@ -755,15 +793,57 @@ class Rebalancer:
         decision = after_solve(h, job.report, standing, result, self._now())
         self._save(before, await self._act(state, decision))
 
-    async def _persist(self, state: HouseholdState) -> None:
+    async def _persist(
+        self, before: HouseholdState, state: HouseholdState, priority: float
+    ) -> bool:
+        """Make the open rebalance durable (its changelog record acknowledged); True once it
+        is, and only then may its orders be published.
+
+        A failed write is tried again: an order published with its record lost would be
+        solved again under the same rebalance id by the next owner, with other orders. When
+        partitions move meanwhile, nothing is published: the recovery re-publishes the open
+        rebalance if its record made it, else the household is solved afresh. A write refused
+        for longer than PERSIST_GIVE_UP_S gives the solve up (the open rebalance withdrawn).
+        """
         if self.persist is None:
-            return
-        try:
-            await self.persist(state)
-        except Exception:
-            # The write stays queued in the table's producer; publishing anyway keeps the
-            # orders flowing (the OMS de-duplicates by order_id if the write is lost later).
-            log.exception("household=%s open rebalance not confirmed durable", state.household_id)
+            return True
+        hid = state.household_id
+        started = self.clock()
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.wait_for(self.persist(state), PERSIST_ATTEMPT_S)
+                return True
+            except Exception as exc:
+                self.metrics.durable_write_retries.inc()
+                failure = exc
+            if self.moving:
+                log.warning(
+                    "household=%s open rebalance not confirmed durable (%r) and partitions "
+                    "moving: not published",
+                    hid,
+                    failure,
+                )
+                return False
+            if self.clock() - started > PERSIST_GIVE_UP_S:
+                log.error(
+                    "household=%s open rebalance not durable after %.0f s (%r): not published,"
+                    " solved again later",
+                    hid,
+                    PERSIST_GIVE_UP_S,
+                    failure,
+                )
+                self._save(state, before)
+                self._quiet_until[hid] = (self.clock() + QUIET_AFTER_NO_ORDERS_S, priority)
+                return False
+            log.warning(
+                "household=%s open rebalance not confirmed durable (%r): trying again in %.1f s",
+                hid,
+                failure,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
     async def republish_open(self, household_ids: Iterable[str], *, every: bool = False) -> int:
         """Publish again, unchanged, each open rebalance not known to be published
@@ -781,6 +861,10 @@ class Rebalancer:
             if meta is not None and (meta.opened_at_s is None or (meta.published and not every)):
                 continue  # nothing to publish (known without decoding the state)
             async with self.lock(hid):
+                if self.moving:
+                    # the table is being replayed: its states may be older than the changelog's
+                    # last word; the next recovery re-publishes
+                    return count
                 state = self.store.get(hid)
                 if state is None or state.open_rebalance is None:
                     continue

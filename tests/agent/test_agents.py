@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -106,7 +107,7 @@ async def umh(
 
     async def persist(state: HouseholdState) -> None:
         # what is durable when the orders go out: the store's value at this moment
-        current = store.get(state.household_id)
+        current = u.rebalancer.store.get(state.household_id)  # the store a test put in
         assert current is state, "persist must follow the table write of that very state"
         persisted.append((len(sent), current))
 
@@ -316,6 +317,87 @@ async def test_open_rebalance_is_durable_before_its_orders_are_visible(
     u.rebalancer.store = recovered(u)
     u.rebalancer.rebuild()
     assert await u.rebalancer.republish_open(u.rebalancer.household_ids()) == 0
+
+
+async def test_orders_wait_for_a_durable_write_that_failed_and_go_out_once_it_succeeds(
+    umh: Any, persisted: list[tuple[int, HouseholdState]]
+) -> None:
+    """A changelog write refused during a broker failover is tried again; the orders go out
+    only once it is acknowledged (published with the record lost, the next owner would solve
+    the household again under the same rebalance id, with other orders)."""
+    u, sent = umh
+    acknowledge = u.rebalancer.persist
+    failures = 2
+
+    async def flaky(state: HouseholdState) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            assert not topics(sent), "an order went out before its record was durable"
+            raise ConnectionError("broker gone")
+        await acknowledge(state)
+
+    u.rebalancer.persist = flaky
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    assert failures == 0
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
+    ((published_before, _state),) = persisted
+    assert published_before == 0
+
+
+async def test_a_durable_write_that_fails_while_partitions_move_publishes_nothing(
+    umh: Any,
+) -> None:
+    """Partitions moving while the open rebalance's write fails: nothing is published (the
+    recovery re-publishes the rebalance if its record made it, else solves afresh)."""
+    u, sent = umh
+
+    async def refused(state: HouseholdState) -> None:
+        u.rebalancer.pause()  # the revocation comes while the write is under way
+        raise ConnectionError("broker gone")
+
+    u.rebalancer.persist = refused
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    assert "agent.orders" not in topics(sent)
+
+
+async def test_a_recovery_that_completes_after_a_newer_revocation_does_not_resume(
+    umh: Any,
+) -> None:
+    """Faust runs a recovery's callbacks even when the next rebalance has begun (its
+    revocation came after this recovery's assignment): resuming then would let writes race
+    the next replay of the changelog (an older record overwriting a newer write in memory).
+    The worker stays paused until the recovery of the latest assignment completes."""
+    u, _sent = umh
+    table = next(iter(u.app.tables.values()))
+    await u.app.on_partitions_revoked.send(set())
+    await u.app.on_partitions_assigned.send(set())
+    await u.app.on_partitions_revoked.send(set())  # the next rebalance begins
+    await table.call_recover_callbacks()  # the first assignment's recovery completes
+    assert u.rebalancer.moving
+    await u.app.on_partitions_assigned.send(set())
+    await table.call_recover_callbacks()
+    assert not u.rebalancer.moving
+
+
+async def test_nothing_is_written_or_republished_while_partitions_move(umh: Any) -> None:
+    """While the table is replayed its states may be older than the changelog's last word:
+    a re-publication or a decision written from them would put that older state back."""
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    hid = "hh-1"
+    opened = u.rebalancer.store.get(hid)
+    replayed = through_changelog(
+        replace(opened, open_rebalance=replace(opened.open_rebalance, published=False))
+    )
+    u.rebalancer.store.put(replayed)  # an older record of the replay, not yet the last one
+    u.rebalancer.pause()
+    sent.clear()
+    assert await u.rebalancer.republish_open([hid], every=True) == 0
+    assert sent == [] and u.rebalancer.store.get(hid) is replayed
 
 
 async def test_recovery_republishes_the_open_rebalance_unchanged(

@@ -156,6 +156,20 @@ def test_every_contract_topic_has_a_kafka_topic() -> None:
         assert topics[name]["metadata"]["labels"]["strimzi.io/cluster"] == "umh-kafka"
 
 
+def test_the_table_changelog_is_declared_before_any_worker_starts() -> None:
+    """Created by the first worker only as it starts, the changelog is missing from the
+    group's metadata at the first assignments: no table partition assigned for minutes."""
+    from streams.kafka.topics import changelog_topic
+    from streams.settings import Settings
+
+    env = _deployment_env()
+    name = changelog_topic(Settings(app_id=env["UMH_APP_ID"], topic_prefix=""))
+    topics = {t["spec"].get("topicName", t["metadata"]["name"]): t for t in _kind("KafkaTopic")}
+    assert name in topics, sorted(topics)
+    config = topics[name]["spec"]["config"]
+    assert config["cleanup.policy"] == "compact" and config["min.insync.replicas"] == 2
+
+
 def test_topic_partitions_match_worker_partitions() -> None:
     env = _deployment_env()
     partitions = {t["spec"]["partitions"] for t in _kind("KafkaTopic")}
