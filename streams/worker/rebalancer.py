@@ -192,8 +192,12 @@ class Rebalancer:
         log.info("owned households=%d symbols=%d", len(self._rows), len(self._index))
 
     def forget(self, household_ids: Iterable[str]) -> None:
+        """Stop tracking these households (revoked, deleted). A solve of theirs still running
+        is stale when it returns (another worker may have changed the household meanwhile):
+        its version moves on, so the result is evaluated again, never published as it is."""
         for hid in household_ids:
             self._untrack(hid)
+            self._version[hid] = self._version.get(hid, 0) + 1
             if self._queue is not None:
                 self._queue.discard(hid)
         self.metrics.households.set(len(self._rows))
