@@ -26,7 +26,9 @@ def register(umh: UmhApp) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         ok = umh.healthy()
-        return web.json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+        # which deployment answered (an operator's probe, or a test, reaching the wrong port)
+        body = {"status": "ok" if ok else "unavailable", "app_id": umh.settings.app_id}
+        return web.json(body, status=200 if ok else 503)
 
     from streams.console.api import register as register_console
 

@@ -203,6 +203,19 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 40.0) -> None:
+        """Start the worker and wait until it is healthy. Its web port was free when it was
+        picked, but another test process (the fault tests run beside the suite) may bind it
+        first: then the worker exits at once and is started again on another port."""
+        for _attempt in range(3):
+            if self._start(timeout_s):
+                return
+            port = free_port()
+            self.env = {**self.env, "UMH_WEB_PORT": str(port)}
+            self.web_port = port
+        raise RuntimeError(f"worker could not bind a web port:\n{self.log()}")
+
+    def _start(self, timeout_s: float) -> bool:
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
         out = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -216,22 +229,32 @@ class Worker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                since = self.log_path.read_bytes()[logged:].decode(errors="replace")
+                if "address already in use" in since:
+                    return False
                 raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
             if self.health() == 200:
-                return
+                return True
             time.sleep(0.25)
         raise RuntimeError(f"worker not healthy after {timeout_s}s:\n{self.log()}")
 
     def health(self) -> int:
+        """The worker's /healthz status; 0 when nothing, or another deployment, answers on
+        its port (a server of another test bound it first)."""
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.web_port}/healthz", timeout=1
             ) as response:
-                return int(response.status)
+                status, body = int(response.status), response.read()
         except urllib.error.HTTPError as exc:
-            return int(exc.code)
+            status, body = int(exc.code), exc.read()
         except OSError:
             return 0
+        try:
+            app_id = orjson.loads(body).get("app_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            return 0
+        return status if app_id == self.env.get("UMH_APP_ID", "umh") else 0
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -349,6 +350,7 @@ def test_healthz_metrics_and_the_page(pair: Cluster) -> None:
     for worker in pair.workers:
         status, body = get_json(worker, "/healthz")
         assert status == 200 and body["status"] == "ok"
+        assert body["app_id"] == worker.env["UMH_APP_ID"]  # which deployment answered
         status, data = request(worker, "/metrics")
         assert status == 200 and b"umh_households" in data
         status, page = request(worker, "/")
@@ -418,3 +420,24 @@ async def test_events_stream_alerts_orders_and_drift_as_they_happen(pair: Cluste
     assert orders["schema"] == "rebalance/v1" and orders["orders"]
     # only what worker A owns comes through A's stream
     assert {x["household_id"] for x in seen["orders"]} <= set(mine) | set(TICKS)
+
+
+def test_a_worker_whose_web_port_is_taken_comes_up_on_another(
+    broker: Broker, tmp_path: Any
+) -> None:
+    """The fault tests run beside the suite with servers of their own: a port picked free may
+    be bound by another process before the worker binds it. The worker exits, is started on
+    another port, and the server on its first port is never taken for it."""
+    c = Cluster(broker.bootstrap, f"port{os.getpid()}x{next(_counter)}.", tmp_path, {})
+    w = c.worker()
+    taken = w.web_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()  # accepts, never answers
+        try:
+            w.start(timeout_s=90)
+            assert w.web_port != taken
+            status, body = get_json(w, "/healthz")
+            assert status == 200 and body["app_id"] == w.env["UMH_APP_ID"]
+        finally:
+            w.stop()
