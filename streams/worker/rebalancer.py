@@ -338,8 +338,7 @@ class Rebalancer:
         async with self.lock(household_id):
             await self._steady_table()
             self.store.delete(household_id)
-            self._version[household_id] = self._version.get(household_id, 0) + 1
-            self.forget([household_id])
+            self.forget([household_id])  # moves its version on: a solve in flight is stale
 
     async def on_fill(self, fill: Fill) -> bool:
         def change(s: HouseholdState) -> tuple[HouseholdState, bool]:
