@@ -280,9 +280,15 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         heads: dict[Any, int] = {}  # first offsets of partitions without a commit
         uncommitted_seek.install(consumer, inputs_topics, heads)
         metrics.workarounds.labels(name="uncommitted_seek").set(1)
-        # and a commit never passes a record no agent acknowledged (Faust's off-by-ones);
-        # a gap in fills or flows counts once read twice (the stall watch reads them again)
-        commit_gaps.install(consumer, heads, verify=(names.fills, names.cash_flows))
+        # and a commit never passes a record no agent applied (Faust's off-by-ones, and the
+        # records its stream skips yet acknowledges); a gap in fills or flows counts once read
+        # twice (the stall watch reads them again)
+        commit_gaps.install(
+            consumer,
+            heads,
+            verify=(names.fills, names.cash_flows),
+            on_skipped=lambda m: metrics.records_skipped.labels(topic=m.topic).inc(),
+        )
         consumer._umh_heads = heads  # the stall watch judges such partitions from there too
         metrics.workarounds.labels(name="commit_gaps").set(1)
         return consumer
@@ -432,7 +438,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
     async def handle_snapshot(message: Any) -> None:
         record = inputs.household_message(message.key, message.value)
         if isinstance(record, inputs.Delete):
-            await rebalancer.on_delete(record.household_id)
+            await rebalancer.on_delete(record.household_id, message.offset)
             return
         await rebalancer.on_snapshot(record, inputs.snapshot_mark(message.offset, message.value))
 
@@ -482,9 +488,10 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         metrics.solve_queue.set(rebalancer.queued + rebalancer.solving)
 
     stall: StallWatch[Any] = StallWatch()
-    # fills and flows are applied once by id, so reading one again is harmless; a snapshot
-    # read again would replace its household and undo the fills applied after it
-    idempotent_topics = (names.fills, names.cash_flows)
+    # every input is harmless to read again: fills and flows are applied once by id, and a
+    # snapshot record at or below the offset its household's state came from is kept out
+    # (`SnapshotMark.covers`)
+    idempotent_topics = (names.households, names.fills, names.cash_flows)
 
     def next_to_commit(consumer: Any, tp: Any) -> int | None:
         """The partition's committed offset; without a commit, its first offset (where it was
@@ -517,7 +524,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
 
     async def restart_partition(consumer: Any, tp: Any, position: int, end: int) -> None:
         # fetched again from `position`, its next offset to commit: never past a record not yet
-        # applied; what is read twice changes nothing (fill_id, flow_id)
+        # applied; what is read twice changes nothing (fill_id, flow_id, snapshot offset)
         log.warning(
             "input partition %s/%d stalled at %d with %d records waiting for %.0f s "
             "(fetched=%s paused=%s buffered=%s): resuming it there",

@@ -73,6 +73,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.records_skipped = Counter(
+            "umh_records_skipped",
+            "Input records Faust's stream skipped while partitions moved, left unacknowledged "
+            "so that they are read again (commit_gaps.py)",
+            ["topic"],
+            registry=r,
+        )
         self.workarounds = Gauge(
             "umh_kafka_workaround",
             "Client-side work-arounds installed (1), by name (streams/kafka/)",

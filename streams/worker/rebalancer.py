@@ -334,9 +334,17 @@ class Rebalancer:
         self._given_up.pop(hid, None)
         return saved or state
 
-    async def on_delete(self, household_id: str) -> None:
+    async def on_delete(self, household_id: str, offset: int | None = None) -> None:
+        """Forget the household. A tombstone at `offset` (its `households` partition) below
+        the snapshot its state came from is an older record read again: the household stays."""
         async with self.lock(household_id):
             await self._steady_table()
+            held = self.store.get(household_id)
+            mark = None if held is None else held.snapshot_mark
+            if offset is not None and mark is not None and offset < mark.offset:
+                log.info("household=%s tombstone at %d read again: kept", household_id, offset)
+                self.metrics.snapshots_read_again.inc()
+                return
             self.store.delete(household_id)
             self.forget([household_id])  # moves its version on: a solve in flight is stale
 

@@ -5,7 +5,7 @@ group rebalance the survivor processed `fills/2` up to offset 60 and never saw 6
 committed offset stayed at 61 for four minutes and two households kept an open rebalance for
 good, while the other `fills` partitions moved on. Faust's stream drops a record delivered while
 its flow control is stopped or whose consumer generation is stale (faust-streaming PR #223)
-without acknowledging it, after the consumer has already counted it read: when that happens
+and acknowledges it anyway, after the consumer has already counted it read: when that happens
 after the seek to the committed offsets that ends a rebalance, nothing reads the record again.
 `streams.kafka.commit_gaps` makes such a record hold its partition's commit (Faust alone could
 commit over it); the position watched here is therefore the committed offset, not the read
@@ -14,9 +14,10 @@ offset (which had moved past the dropped records).
 This watch is the guard: a partition whose committed offset (without a commit: its first
 offset) stays below its end for `STALL_S`, judged only while its agent is not handling an event
 (a busy agent may hold the record), is resumed and fetched again from its committed offset.
-The worker watches `fills` and `cash-flows` only: they are applied once by id, so what is read
-twice changes nothing (a snapshot read twice would replace its household again and undo the
-fills applied after it).
+The worker watches every input topic, `households` included: fills and flows are applied once
+by id, and a snapshot record read again, or an earlier one of its partition, is kept out by the
+offset its household's state came from (`streams.worker.state.SnapshotMark`), so what is read
+twice changes nothing.
 
 `StallWatch` is the pure part (positions in, stalled partitions out); the worker's timer feeds
 it and acts (`streams.worker.app`).

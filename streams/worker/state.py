@@ -73,8 +73,15 @@ class SnapshotMark:
     digest: str
 
     def covers(self, other: SnapshotMark) -> bool:
-        """`other` is this record (or an earlier one) read again."""
-        return other.digest == self.digest and other.offset <= self.offset
+        """`other` is this record read again, or an earlier record of the household's
+        partition: one this state has already moved past (a partition read again from an
+        older offset, `streams.worker.stall`). The same offset with another value is another
+        record (the topic was made anew) and is not covered; a topic made anew starts at offset
+        0, below every mark, so its snapshots apply only to households deleted (a tombstone)
+        first."""
+        if other.offset < self.offset:
+            return True
+        return other.offset == self.offset and other.digest == self.digest
 
 
 @dataclass(frozen=True, slots=True)

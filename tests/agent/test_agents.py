@@ -228,6 +228,30 @@ async def test_a_snapshot_record_read_again_keeps_the_fills_applied_since(umh: A
         assert held(u) == {"VTI": 80, "BND": 20}
 
 
+async def test_a_households_partition_read_again_from_an_older_offset_changes_nothing(
+    umh: Any,
+) -> None:
+    # the stall watch reads a partition again from its committed offset (a record skipped
+    # while partitions moved): older snapshots and tombstones of the household come back too
+    u, sent = umh
+    older = {**SNAPSHOT, "accounts": [{**SNAPSHOT["accounts"][0], "cash": 500.0}]}
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(older), key=b"hh-1")  # offset 0
+        await put(u, agent, None, key=b"hh-1")  # offset 1: deleted
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")  # offset 2
+    rb = [v for t, _k, v in sent if t.endswith("orders")][-1]
+    async with u.agents["fills"].test_context() as agent:
+        for i, o in enumerate(rb["orders"]):
+            await put(u, agent, orjson.dumps(fill_of(o, f"f{i}")), key=b"hh-1")
+    assert held(u) == {"VTI": 60, "BND": 40}
+    async with u.agents["households"].test_context() as agent:  # from offset 0 again
+        await put(u, agent, orjson.dumps(older), key=b"hh-1")
+        await put(u, agent, None, key=b"hh-1")
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")
+    assert held(u) == {"VTI": 60, "BND": 40}
+    assert b"umh_snapshots_read_again_total 3.0" in u.metrics.render()
+
+
 async def test_cash_flow_agent_and_dead_letters(umh: Any) -> None:
     u, sent = umh
     async with u.agents["cash-flows"].test_context() as agent:

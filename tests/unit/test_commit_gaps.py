@@ -10,6 +10,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 from faust.types import TP as FaustTP
+from faust.types.tuples import ConsumerMessage
 from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
@@ -31,6 +32,13 @@ def faust_consumer(committed: int | None) -> Any:
     )
     c._committed_offset[TP] = committed
     c._committed_offset[SNAPSHOTS] = committed
+    c._unacked_messages = set()
+    c._n_acked = 0
+    c._waiting_for_ack = None
+    c.app = types.SimpleNamespace(
+        topics=types.SimpleNamespace(acks_enabled_for=lambda topic: topic != "untracked")
+    )
+    c.ack = types.MethodType(Consumer.ack, c)
     c._new_offset = types.MethodType(Consumer._new_offset, c)
     c._add_gap = types.MethodType(Consumer._add_gap, c)
 
@@ -128,6 +136,40 @@ def test_a_record_the_stream_drops_after_a_seek_holds_the_commit_until_read_agai
     asyncio.run(c.seek(TP, 53))
     asyncio.run(read(c, TP, [53, 54]))
     assert c._new_offset(TP) == 55
+
+
+def record(tp: Any, offset: int, *, handed_to_an_agent: bool) -> ConsumerMessage:
+    """A record as Faust's fetcher makes it; the stream tracks it when it hands it over."""
+    m = ConsumerMessage(tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, tp=tp)
+    m.tracked = handed_to_an_agent
+    m.incref()  # one stream subscribes to the topic
+    return m
+
+
+def test_a_record_the_stream_skipped_holds_the_commit_until_read_again() -> None:
+    # Faust's stream skips a record delivered while the flow is stopped or from an older
+    # generation, then acknowledges it anyway: alone, its offset is committed unapplied
+    c = faust_consumer(committed=None)
+    plain = faust_consumer(committed=None)
+    skipped: list[int] = []
+    commit_gaps.install(c, {SNAPSHOTS: 0}, on_skipped=lambda m: skipped.append(m.offset))
+    for consumer in (c, plain):
+        record(SNAPSHOTS, 0, handed_to_an_agent=False).ack(consumer)
+        for offset in (1, 2):
+            assert record(SNAPSHOTS, offset, handed_to_an_agent=True).ack(consumer)
+    assert plain._new_offset(SNAPSHOTS) == 3  # Faust: record 0 committed over
+    assert c._new_offset(SNAPSHOTS) is None and skipped == [0]
+    assert record(SNAPSHOTS, 0, handed_to_an_agent=True).ack(c)  # read again, applied
+    assert c._new_offset(SNAPSHOTS) == 3
+
+
+def test_records_of_topics_without_acknowledgements_are_left_to_faust() -> None:
+    c = faust_consumer(committed=None)
+    skipped: list[Any] = []
+    commit_gaps.install(c, {}, on_skipped=skipped.append)
+    m = record(FaustTP("untracked", 0), 0, handed_to_an_agent=False)
+    m.ack(c)
+    assert m.acked and not skipped
 
 
 def test_without_a_commit_the_partition_counts_from_its_first_offset() -> None:

@@ -160,6 +160,8 @@ def test_a_snapshot_read_again_is_known_by_its_offset_and_digest() -> None:
     s = from_snapshot(snap, None, SnapshotMark(41, "abc"))
     assert read_again(s, SnapshotMark(41, "abc"))  # the record again
     assert read_again(s, SnapshotMark(7, "abc"))  # an earlier copy of it
+    # an earlier record of the partition read again: the state has moved past it
+    assert read_again(s, SnapshotMark(40, "older"))
     assert not read_again(s, SnapshotMark(42, "abc"))  # sent again on purpose: a new offset
     assert not read_again(s, SnapshotMark(41, "other"))  # another record (a new topic)
     assert not read_again(s, None) and not read_again(make_state(), SnapshotMark(41, "abc"))
