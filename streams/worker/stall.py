@@ -17,7 +17,9 @@ offset) stays below its end for `STALL_S`, judged only while its agent is not ha
 The worker watches every input topic, `households` included: fills and flows are applied once
 by id, and a snapshot record read again, or an earlier one of its partition, is kept out by the
 offset its household's state came from (`streams.worker.state.SnapshotMark`), so what is read
-twice changes nothing.
+twice changes nothing. One case is left: a household deleted (a tombstone) has no state to
+remember its offset, so an older snapshot of it in the range read again brings it back until
+the tombstone, read again right after it, deletes it again.
 
 `StallWatch` is the pure part (positions in, stalled partitions out); the worker's timer feeds
 it and acts (`streams.worker.app`).
