@@ -83,6 +83,18 @@ def drain_on_flush(producer: Any) -> None:
     buffer._umh_drains = True
 
 
+def recovery_restart_pending(app: Any) -> bool:
+    """Whether Faust's table recovery has been told of a newer assignment it has not started.
+
+    Faust's `Recovery.on_rebalance` sets `signal_recovery_start` for every assignment, and the
+    recovery loop clears it when it starts that assignment's recovery. Set while a
+    recovery's callbacks run, it means that recovery belongs to an earlier assignment: its
+    replay may have been cut short, and another recovery follows."""
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    signal = getattr(recovery, "_signal_recovery_start", None)
+    return bool(signal is not None and signal.is_set())
+
+
 class TableStore:
     """The `households` table as the Rebalancer's store, with a decoded cache in front of it.
 
@@ -593,10 +605,12 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         await track_output_topics()
         store.cache.clear()
         rebalancer.rebuild()
-        # A revocation may have come since this recovery's assignment (Faust runs the
-        # recovery's callbacks after the next rebalance has begun): resuming now would let
-        # writes race that rebalance's replay of the changelog, so its recovery resumes.
-        if rebalancer.recovered():
+        # A revocation, or the next assignment, may have come since this recovery's
+        # assignment (Faust runs the recovery's callbacks after the next rebalance has begun,
+        # and ends an interrupted replay as if complete): resuming now would let writes race
+        # that rebalance's replay of the changelog, or be made from a half-replayed table, so
+        # the next recovery resumes.
+        if rebalancer.recovered(superseded=recovery_restart_pending(app)):
             asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:
