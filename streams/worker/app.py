@@ -21,7 +21,7 @@ from typing import Any
 import faust
 
 from schemas import ValidationError
-from streams.kafka import commit_gaps, uncommitted_seek
+from streams.kafka import commit_gaps, recovery_generation, uncommitted_seek
 from streams.kafka.topics import (
     TopicNames,
     changelog_topic,
@@ -83,16 +83,13 @@ def drain_on_flush(producer: Any) -> None:
     buffer._umh_drains = True
 
 
-def recovery_restart_pending(app: Any) -> bool:
-    """Whether Faust's table recovery has been told of a newer assignment it has not started.
-
-    Faust's `Recovery.on_rebalance` sets `signal_recovery_start` for every assignment, and the
-    recovery loop clears it when it starts that assignment's recovery. Set while a
-    recovery's callbacks run, it means that recovery belongs to an earlier assignment: its
-    replay may have been cut short, and another recovery follows."""
-    recovery = getattr(getattr(app, "tables", None), "recovery", None)
-    signal = getattr(recovery, "_signal_recovery_start", None)
-    return bool(signal is not None and signal.is_set())
+def recovery_superseded(app: Any) -> bool:
+    """Whether the table recovery completing now was started for an earlier assignment than
+    the consumer's latest (its replay may have been cut short; another pass follows)."""
+    tables = getattr(app, "tables", None)
+    recovery = getattr(tables, "_recovery", None)  # the manager's, once it exists
+    generation = None if recovery is None else recovery_generation.completing_generation(recovery)
+    return generation is not None and generation != app.consumer_generation_id
 
 
 class TableStore:
@@ -599,6 +596,10 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
 
     async def on_assigned(_sender: Any, *args: Any, **kwargs: Any) -> None:
         rebalancer.assigned()
+        # before this assignment's recovery completes: which generation a completion is for
+        tables: Any = app.tables  # Faust's TableManager (its typed interface omits `recovery`)
+        recovery_generation.install(tables.recovery)
+        metrics.workarounds.labels(name="recovery_generation").set(1)
 
     @table.on_recover
     async def on_recovered() -> None:
@@ -610,7 +611,7 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         # and ends an interrupted replay as if complete): resuming now would let writes race
         # that rebalance's replay of the changelog, or be made from a half-replayed table, so
         # the next recovery resumes.
-        if rebalancer.recovered(superseded=recovery_restart_pending(app)):
+        if rebalancer.recovered(superseded=recovery_superseded(app)):
             asyncio.get_running_loop().create_task(recheck())
 
     async def on_shutdown(_sender: Any, **kwargs: Any) -> None:

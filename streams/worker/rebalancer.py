@@ -276,18 +276,16 @@ class Rebalancer:
         """The table's recovery completed: resume, unless it is not the latest assignment's.
 
         Two ways to tell: a revocation came after the assignment it recovered (the next
-        rebalance has begun), or `superseded`: the next assignment came too, so Faust's
-        recovery has a restart pending. In that second case Faust ends the interrupted replay
-        and runs its callbacks as if it had read to the end (measured in a fault test:
-        `households-changelog/2` replayed from 378 towards 1481 when the next assignment came,
-        "Recovery complete" 1 ms later, and the state written next was the one the replay had
-        reached, two rebalances old). The restarted recovery resumes. Returns whether it
-        resumed."""
+        rebalance has begun), or `superseded`: the recovery was started for an earlier
+        generation than the consumer's latest. Faust ends a replay interrupted by the next
+        assignment and runs its callbacks as if it had read to the end
+        (`streams.kafka.recovery_generation`); resuming then writes states the replay had
+        reached. The next recovery resumes. Returns whether it resumed."""
         if self.pauses != self.assigned_at:
             log.info("recovery completed after a newer revocation: still paused")
             return False
         if superseded:
-            log.info("recovery completed after a newer assignment: still paused")
+            log.info("recovery of an earlier assignment completed: still paused")
             return False
         self.resume()
         return True

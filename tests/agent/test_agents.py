@@ -406,24 +406,25 @@ async def test_a_recovery_that_completes_after_a_newer_revocation_does_not_resum
     assert not u.rebalancer.moving
 
 
-async def test_a_recovery_cut_short_by_the_next_assignment_does_not_resume(umh: Any) -> None:
-    """When the next assignment comes while a recovery replays the changelog, Faust can end
-    that replay where it stands and run its callbacks as if it had read to the end (seen in
-    a fault test: the worker then wrote a household's state from two rebalances before). The
-    next assignment has told Faust's recovery to start again, so that is what the worker waits
-    for: it resumes only when the restarted recovery completes."""
+async def test_a_recovery_cut_short_by_the_next_assignment_does_not_resume(
+    umh: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the next assignment comes while a recovery replays the changelog, Faust ends that
+    replay where it stands and runs its callbacks as if it had read to the end (seen in a
+    fault test: the worker then wrote a household's state from two rebalances before). The
+    worker resumes only when the recovery started for the latest generation completes."""
     u, _sent = umh
-    table = next(iter(u.app.tables.values()))
     recovery = u.app.tables.recovery
+    monkeypatch.setattr(u.app.consumer, "assignment", set)  # no consumer thread here
     await u.app.on_partitions_revoked.send(set())
     await u.app.on_partitions_assigned.send(set())
+    first = u.app.consumer_generation_id
     await u.app.on_partitions_revoked.send(set())  # the next rebalance begins
-    await u.app.on_partitions_assigned.send(set())  # ... and assigns
-    await recovery.on_rebalance(set(), set(), set(), generation_id=u.app.consumer_generation_id)
-    await table.call_recover_callbacks()  # the first recovery, cut short, "completes"
+    u.app.consumer_generation_id = first + 1  # as Faust's consumer sets it at an assignment
+    await u.app.on_partitions_assigned.send(set())
+    await recovery.on_recovery_completed(first)  # the first pass, cut short, "completes"
     assert u.rebalancer.moving
-    recovery.signal_recovery_start.clear()  # the recovery loop starts the latest one
-    await table.call_recover_callbacks()
+    await recovery.on_recovery_completed(first + 1)
     assert not u.rebalancer.moving
 
 
