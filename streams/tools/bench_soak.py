@@ -8,11 +8,15 @@ remembers per household is bound by event days (fill and flow ids for 40 days, r
 for the wash window), so only a run that spans them can show memory settling; a run at one
 event day shows those memories filling by design. The order TTL stays in wall seconds.
 Every `--sample` seconds: the worker's RSS (/proc VmRSS), its consumer lag (the
-`umh_consumer_lag` gauges, all topics), open rebalances (households with an
-`open_rebalance_id` in `/api/households`) and dead letters (`umh_dead_letters_total`). At the
-end: the least-squares slope of each over the run after the warm-up (the first fifth, at least
-one minute, is left out: the book loading and the first solves), per hour for memory and per
-minute for lag. Flat is what a months-long run needs.
+`umh_consumer_lag` gauges of the topics it reads; its table's changelog is left out: the worker
+writes it and reads it only while recovering, so its gauge keeps what recovery left, a constant),
+open rebalances (households with an `open_rebalance_id` in `/api/households`) and dead letters
+(`umh_dead_letters_total`). At the end: the least-squares slope of each over the run after the
+warm-up, per hour for memory and per minute for lag. The warm-up is the longest of one minute, a
+fifth of the run and the worker's longest day-bound memory (`ID_MEMORY_DAYS` event days): before
+it ends those memories fill by design. The lots held by the whole book are counted at the end of
+the warm-up and of the run (every household's console detail), so that memory growth can be set
+against the book's own. Flat is what a months-long run needs.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from streams.tools.demo import (
     Watch,
     fetch_metrics,
     http_get,
+    labelled,
     metric,
     quiet_logger,
     start_worker,
@@ -51,6 +56,7 @@ from streams.tools.simulators import (
     event_clock,
 )
 from streams.tools.synthetic import make_book, make_universe
+from streams.worker.state import ID_MEMORY_DAYS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +91,25 @@ class Sample:
     orders: int
 
 
+@dataclass(frozen=True)
+class BookCount:
+    t_s: float
+    rss_mib: float
+    lots: int
+
+
+def warm_up_s(run_s: float, day_seconds: float) -> float:
+    """Seconds left out of the fits: the book loading, the first solves and the day-bound
+    memories filling; never more than half the run, so that a short run still fits a slope."""
+    return min(max(60.0, run_s / 5, ID_MEMORY_DAYS * day_seconds), run_s / 2)
+
+
+def input_lag(metrics: dict[str, float]) -> float:
+    """Consumer lag summed over the topics the worker reads (changelog topics left out)."""
+    by_topic = labelled(metrics, "umh_consumer_lag", "topic")
+    return sum(v for topic, v in by_topic.items() if not topic.endswith("-changelog"))
+
+
 def slope(ts: list[float], ys: list[float]) -> float:
     """Least-squares slope dy/dt (per second); 0 for fewer than two points."""
     if len(ts) < 2:
@@ -113,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             wait_until_serving(HOST, port, 20.0, proc=broker)
         env = worker_env(port, web_port, str(workdir / "data"), UMH_ORDER_TTL_S=str(args.ttl))
         worker = start_worker(env, workdir / "worker.log")
-        samples = asyncio.run(_soak(args, port, web_port, universe, book, worker, workdir))
+        samples, counts = asyncio.run(_soak(args, port, web_port, universe, book, worker, workdir))
     except KeyboardInterrupt:
         return 130
     finally:
@@ -123,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         print(f"bench soak: no samples (worker log: {workdir / 'worker.log'})", file=sys.stderr)
         return 1
-    _report(args, samples)
+    _report(args, samples, counts)
     return 0 if worker is not None and worker.returncode in (0, -15, None) else 1
 
 
@@ -136,6 +161,20 @@ async def _open_rebalances(web_port: int) -> int:
     return sum(1 for r in orjson.loads(body)["households"] if r.get("open_rebalance_id"))
 
 
+async def _lots_held(web_port: int, household_ids: list[str]) -> int:
+    """Lots held over the book, from each household's console detail (-1 if one is missing)."""
+    total = 0
+    for household_id in household_ids:
+        status, body = await asyncio.to_thread(
+            http_get, f"http://{HOST}:{web_port}/api/households/{household_id}", 10.0
+        )
+        if status != 200:
+            return -1
+        detail = orjson.loads(body)
+        total += sum(len(holding["lots"]) for a in detail["accounts"] for holding in a["holdings"])
+    return total
+
+
 async def _soak(
     args: argparse.Namespace,
     port: int,
@@ -144,7 +183,7 @@ async def _soak(
     book: list,  # type: ignore[type-arg]
     worker: object,
     workdir: Path,
-) -> list[Sample]:
+) -> tuple[list[Sample], list[BookCount]]:
     import subprocess
 
     assert isinstance(worker, subprocess.Popen)
@@ -153,7 +192,7 @@ async def _soak(
     await ensure_topics(bootstrap, prefix)
     if not await wait_for_worker(worker, web_port, 120.0):
         print("bench soak: the worker did not become ready", file=sys.stderr)
-        return []
+        return [], []
     stop = asyncio.Event()
     clock = event_clock(args.day_seconds)
     market = MarketSimulator(bootstrap, prefix, universe, seed=args.seed, clock=clock)
@@ -171,6 +210,8 @@ async def _soak(
         asyncio.create_task(watch.run(bootstrap, prefix, stop)),
     ]
     samples: list[Sample] = []
+    counts: list[BookCount] = []
+    household_ids = [h.household_id for h in book]
     try:
         while custodian.counters.sent.get("households", 0) < len(book):
             await asyncio.sleep(0.2)
@@ -179,6 +220,7 @@ async def _soak(
         tasks.append(asyncio.create_task(market.run(args.ticks, stop)))
         start = time.monotonic()
         end = start + args.minutes * 60.0
+        count_at = start + warm_up_s(args.minutes * 60.0, args.day_seconds)
         print(
             f"bench soak: {len(book)} households, {args.ticks:g} ticks/s, {args.flows:g} flows/s, "
             f"TTL {args.ttl:g} s, {args.unfilled:.0%} of rebalances left unfilled, "
@@ -195,7 +237,7 @@ async def _soak(
             s = Sample(
                 t_s=time.monotonic() - start,
                 rss_mib=rss_mib(worker.pid),
-                lag=metric(metrics, "umh_consumer_lag") or 0.0,
+                lag=input_lag(metrics),
                 open_rebalances=await _open_rebalances(web_port),
                 dead_letters=metric(metrics, "umh_dead_letters_total") or 0.0,
                 orders=watch.orders_messages,
@@ -206,16 +248,25 @@ async def _soak(
                 f"{s.dead_letters:12.0f}  {s.orders:10d}",
                 flush=True,
             )
+            if not counts and time.monotonic() >= count_at:
+                counts.append(await _count(worker.pid, web_port, household_ids, start))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=args.sample)
+        if worker.poll() is None:
+            counts.append(await _count(worker.pid, web_port, household_ids, start))
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return samples
+    return samples, counts
 
 
-def _report(args: argparse.Namespace, samples: list[Sample]) -> None:
-    warm = max(60.0, samples[-1].t_s / 5)
+async def _count(pid: int, web_port: int, household_ids: list[str], start: float) -> BookCount:
+    lots = await _lots_held(web_port, household_ids)
+    return BookCount(t_s=time.monotonic() - start, rss_mib=rss_mib(pid), lots=lots)
+
+
+def _report(args: argparse.Namespace, samples: list[Sample], counts: list[BookCount]) -> None:
+    warm = warm_up_s(args.minutes * 60.0, args.day_seconds)
     kept = [s for s in samples if s.t_s >= warm] or samples
     ts = [s.t_s for s in kept]
     rss = slope(ts, [s.rss_mib for s in kept]) * 3600
@@ -226,17 +277,22 @@ def _report(args: argparse.Namespace, samples: list[Sample]) -> None:
     print(f"after a {warm:.0f} s warm-up, {len(kept)} samples over {ts[-1] - ts[0]:.0f} s:")
     print("| measure | first | last | min | max | fitted slope |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, values, fitted in (
-        ("worker RSS (MiB)", [s.rss_mib for s in kept], f"{rss:+.1f} MiB/h"),
-        ("consumer lag (messages)", [s.lag for s in kept], f"{lag:+.2f} /min"),
-        ("open rebalances", [float(s.open_rebalances) for s in kept], f"{opened:+.2f} /min"),
+    for name, values, fitted, digits in (
+        ("worker RSS (MiB)", [s.rss_mib for s in kept], f"{rss:+.1f} MiB/h", 1),
+        ("consumer lag (messages)", [s.lag for s in kept], f"{lag:+.2f} /min", 0),
+        ("open rebalances", [float(s.open_rebalances) for s in kept], f"{opened:+.2f} /min", 0),
     ):
-        print(
-            f"| {name} | {values[0]:.0f} | {values[-1]:.0f} | {min(values):.0f} | "
-            f"{max(values):.0f} | {fitted} |"
-        )
+        shown = (f"{v:.{digits}f}" for v in (values[0], values[-1], min(values), max(values)))
+        print(f"| {name} | {' | '.join(shown)} | {fitted} |")
     print(
         f"| dead letters (whole run) | {samples[0].dead_letters:.0f} | "
         f"{samples[-1].dead_letters:.0f} | | | +{dead:.0f} |"
     )
     print(f"| order messages (whole run) | {samples[0].orders} | {samples[-1].orders} | | | |")
+    if len(counts) == 2 and min(c.lots for c in counts) >= 0:
+        first, last = counts
+        print(
+            f"lots held by the book: {first.lots:,} at {first.t_s:.0f} s (RSS {first.rss_mib:.1f}"
+            f" MiB), {last.lots:,} at {last.t_s:.0f} s (RSS {last.rss_mib:.1f} MiB): "
+            f"{last.lots - first.lots:+,} lots, {last.rss_mib - first.rss_mib:+.1f} MiB"
+        )
