@@ -290,7 +290,8 @@ _BANNER_SHOWN = False
 def _new_highs(limits: Limits, presolve: bool = False) -> highspy._core._Highs:
     """A fresh HiGHS instance set up for one solve. Presolve is off (it costs more than it saves
     on these small LPs) except for the exact rung's integer shares, where it cuts the
-    branch-and-bound work about tenfold.
+    branch-and-bound work about tenfold; without presolve the MIP root heuristics named in
+    LEAN_MIP_HEURISTICS are off too.
 
     Fresh on purpose: an instance reused through clearModel() carried state from one household
     into the next and gave wrong answers (seen in the backtest); construction costs ~0.05 ms.
@@ -309,7 +310,24 @@ def _new_highs(limits: Limits, presolve: bool = False) -> highspy._core._Highs:
         ("simplex_iteration_limit", int(limits.max_iterations)),
     ):
         h.setOptionValue(name, value)
+    if not presolve:
+        for name in LEAN_MIP_HEURISTICS:
+            h.setOptionValue(name, False)
     return h
+
+
+# The wash-sale and swap MIPs (an LP with a binary per conflicting group or class) are solved
+# at or near the root, and the greedy answer is always there to fall back on: these root
+# heuristics took ~60% of their time and found no better answer (83 MIPs of the rules bench:
+# 1,244 -> 469 ms, the p99 40 -> 13 ms, every objective equal within 2e-10; BENCHMARKS.md).
+# The exact rung (whole shares as integers) has no such fallback and keeps them: without
+# them its 200 nodes can end with no solution (tests/data/quality/q-03297.json).
+LEAN_MIP_HEURISTICS = (
+    "mip_heuristic_run_feasibility_jump",
+    "mip_heuristic_run_root_reduced_cost",
+    "mip_heuristic_run_rins",
+    "mip_heuristic_run_rens",
+)
 
 
 def _construct_highs() -> highspy._core._Highs:
