@@ -72,6 +72,7 @@ from .problem import FloatArray, HouseholdProblem
 from .tolerances import (
     GAIN_MARGIN_USD,
     MIN_TRADE_MARGIN_USD,
+    RAISE_MARGIN_USD,
     RAISE_SLACK_USD,
     SOLVER_FEAS_TOL,
     TURNOVER_MARGIN_USD,
@@ -576,12 +577,14 @@ def _add_cash_rows(
 
 def _add_raise_only_rows(b: _Builder, p: HouseholdProblem, s: NDArray[np.int64]) -> None:
     """allow_sells false: an account sells (screened lots aside) at most what its cash_needed
-    forces: sum_{l in a, not screened} s_l <= cash_to_raise_a."""
+    forces and the smallest order allows: sum_{l in a, not screened} s_l <= raise_room_a, less
+    RAISE_MARGIN_USD for the rounding of sells (the room exceeds the need by >= 1 USD)."""
     room = raise_room(p)
+    margin = RAISE_MARGIN_USD / p.value_usd
     for a in np.flatnonzero(room > 0):
         ls = np.flatnonzero((p.lot_account == a) & ~p.lot_screened)
         if len(ls):
-            b.add_row(s[ls], np.ones(len(ls)), -INF, float(room[a]))
+            b.add_row(s[ls], np.ones(len(ls)), -INF, float(room[a]) - margin)
 
 
 def _forbidden_sells(p: HouseholdProblem, r: Restrictions) -> NDArray[np.bool_]:

@@ -669,8 +669,8 @@ def raise_cash_sells(p: HouseholdProblem) -> np.ndarray:
         )
         left = float(need[a])
         for i in lots:
-            if left <= 0:
-                break
+            if left <= USD_EPS:
+                break  # float crumbs are no shortfall (a crumb sold at min_trade_value is)
             price = float(p.lot_price[i])
             q = min(float(p.lot_quantity[i]), left / price)
             q = float(np.ceil(q - 1e-9)) if p.lot_whole_shares[i] else q

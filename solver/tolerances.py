@@ -19,6 +19,10 @@ CASH_MARGIN_SHARE = 1e-5
 GAIN_MARGIN_USD = 0.05
 # Headroom the model keeps under max_turnover (dollars of traded value), for the same reason.
 TURNOVER_MARGIN_USD = 0.05
+# Headroom under what an account may sell with allow_sells false (its shortfall and allowance):
+# fractional sells are rounded up to QUANTITY_DECIMALS, which added 0.00018 USD to a sell that
+# spent the room exactly (4.614318 AAPL at 239.99; tests/data/quality/q-01557.json).
+RAISE_MARGIN_USD = 0.05
 # Quantities: fractional shares are rounded down to this many decimals; 6 is what custodians take.
 QUANTITY_DECIMALS = 6
 QUANTITY_EPS = 1e-9
