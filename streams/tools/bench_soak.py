@@ -8,8 +8,7 @@ remembers per household is bound by event days (fill and flow ids for 40 days, r
 for the wash window), so only a run that spans them can show memory settling; a run at one
 event day shows those memories filling by design. The order TTL stays in wall seconds.
 Every `--sample` seconds: the worker's RSS (/proc VmRSS), its consumer lag (the
-`umh_consumer_lag` gauges of the topics it reads; its table's changelog is left out: the worker
-writes it and reads it only while recovering, so its gauge keeps what recovery left, a constant),
+`umh_consumer_lag` gauges: the topics it reads, its table's changelog not among them),
 open rebalances (households with an `open_rebalance_id` in `/api/households`) and dead letters
 (`umh_dead_letters_total`). At the end: the least-squares slope of each over the run after the
 warm-up, per hour for memory and per minute for lag. The warm-up is the longest of one minute, a
@@ -105,9 +104,8 @@ def warm_up_s(run_s: float, day_seconds: float) -> float:
 
 
 def input_lag(metrics: dict[str, float]) -> float:
-    """Consumer lag summed over the topics the worker reads (changelog topics left out)."""
-    by_topic = labelled(metrics, "umh_consumer_lag", "topic")
-    return sum(v for topic, v in by_topic.items() if not topic.endswith("-changelog"))
+    """Consumer lag summed over the topics the worker reads (it reports no other)."""
+    return sum(labelled(metrics, "umh_consumer_lag", "topic").values())
 
 
 def slope(ts: list[float], ys: list[float]) -> float:

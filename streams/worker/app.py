@@ -480,11 +480,15 @@ def create_app(settings: Settings, *, solve: SolveFn | None = None) -> UmhApp:
         if not app.rebalancing:
             await rebalancer.sweep()
 
+    changelog = changelog_topic(settings)
+
     async def report_lag() -> None:
         lag = await feed.lag()
         consumer: Any = app.consumer
         try:
             for tp in app.assignor.assigned_actives():
+                if tp.topic == changelog:
+                    continue  # read only while recovering: its position then stays behind
                 high = consumer.highwater(tp)
                 read = consumer._read_offset.get(tp)  # best effort: private maps
                 position = read + 1 if read is not None else consumer._committed_offset.get(tp)

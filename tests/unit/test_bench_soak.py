@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.tools.bench_soak import input_lag, warm_up_s
+from streams.tools.bench_soak import warm_up_s
 from streams.worker.state import ID_MEMORY_DAYS
 
 
@@ -19,13 +19,3 @@ def test_a_short_run_keeps_half_its_samples() -> None:
 
 def test_a_fast_event_clock_keeps_a_fifth_of_the_run_out() -> None:
     assert warm_up_s(1800.0, 1.0) == pytest.approx(360.0)
-
-
-def test_the_lag_leaves_out_the_tables_changelog() -> None:
-    metrics = {
-        'umh_consumer_lag{topic="prices"}': 12.0,
-        'umh_consumer_lag{topic="fills"}': 3.0,
-        'umh_consumer_lag{topic="umh-households-changelog"}': 186.0,
-        'umh_events_total{topic="prices"}': 1000.0,
-    }
-    assert input_lag(metrics) == pytest.approx(15.0)
