@@ -17,7 +17,9 @@ the machine's cores, unless `--processes`):
 6. the same breached households, at the new prices, through `umh solve --batch` (one process):
    the single-process reference, side by side.
 
-Changelog bytes per change come from the worker's `umh_changelog_bytes`/`umh_changelog_writes`.
+Changelog bytes per change come from the worker's `umh_changelog_bytes`/`umh_changelog_writes`;
+where a rebalance's time goes in the fall (main process by step, solver processes) from its
+`umh_stage_seconds`, `process_cpu_seconds_total` and `umh_solver_seconds`.
 It prints a table; BENCHMARKS.md keeps the figures.
 """
 
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -61,6 +64,7 @@ from streams.tools.demo import (
 )
 from streams.tools.simulators import assigned_consumer, ensure_topics, make_producer, topic
 from streams.tools.synthetic import make_book, make_universe
+from streams.worker.metrics import STAGES
 
 FALL = 0.25
 TICK_DAY = date(2026, 11, 25)
@@ -386,6 +390,7 @@ async def _bench(
         # 3. the fall
         prices = fallen(universe)
         base_writes, base_bytes = writes, written
+        at_rest = m
         before = len(orders.got)
         ts = f"{TICK_DAY.isoformat()}T15:30:00Z"
         burst = time.time()
@@ -432,6 +437,7 @@ async def _bench(
                 f"{writes:,.0f} writes, {written / 1e6:,.1f} MB",
             ),
         ]
+        rows += breakdown(at_rest, m, len(fall), span)
         _served_fall.clear()
         _served_fall.update(served)
         _served_load.clear()
@@ -484,6 +490,37 @@ async def _bench(
             await asyncio.gather(reader, return_exceptions=True)
         await producer.stop()
     return rows
+
+
+def breakdown(
+    before: Mapping[str, float], after: Mapping[str, float], rebalances: int, span_s: float
+) -> list[Row]:
+    """Where a rebalance's time went during the fall, per rebalance published: the worker's
+    main process by step (`streams.worker.metrics.STAGES`; the rest of its CPU is Kafka's
+    client, Faust, the event loop and the pool's feeder thread) and the solver processes."""
+
+    def delta(name: str, **labels: str) -> float:
+        return (metric(after, name, **labels) or 0.0) - (metric(before, name, **labels) or 0.0)
+
+    n = max(rebalances, 1)
+    cpu = delta("process_cpu_seconds_total")
+    stages = {name: delta("umh_stage_seconds_total", stage=name) for name in STAGES}
+    rest = cpu - sum(stages.values())
+    parts = ", ".join(f"{name} {1e3 * v / n:.2f}" for name, v in stages.items())
+    busy = cpu / span_s if span_s > 0 else math.nan
+    return [
+        Row(
+            "fall: main process CPU per rebalance",
+            f"{1e3 * cpu / n:.2f} ms",
+            f"{parts}, rest {1e3 * rest / n:.2f} ms (Kafka client, Faust, event loop, pool "
+            f"feeder); {busy:.0%} of a core over the fall",
+        ),
+        Row(
+            "fall: solve per rebalance (solver processes)",
+            f"{1e3 * delta('umh_solver_seconds_total') / n:.2f} ms",
+            "the results' solve_ms",
+        ),
+    ]
 
 
 _served_fall: set[str] = set()

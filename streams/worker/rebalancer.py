@@ -22,7 +22,7 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 #: After a solve that published nothing, a household is not re-solved on ticks for this long
 #: (a fill, cash flow or snapshot lifts it): a band that cannot be reached is not retried per tick.
+#: A household inside its bands at that solve and out of them now is solved at once.
 QUIET_AFTER_NO_ORDERS_S = 30.0
 #: A fill or cash flow for a household not seen yet waits this long for its snapshot: the topics
 #: are consumed independently, so a snapshot sent just before a cash flow can arrive after it.
@@ -160,6 +161,9 @@ class Rebalancer:
     _busy: int = 0
     _prices_event: asyncio.Event | None = None
     _deferred: int = 0  # jobs waiting for their household's running solve
+    # tick batches and security master changes so far: a queued job decided at the current
+    # count is still at the latest prices when its solve starts
+    _market_changes: int = 0
     _idle: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- ownership and caches
@@ -254,10 +258,11 @@ class Rebalancer:
             self.metrics.writes_left_out.inc()
             return before if before is not None else state
         if state is not before:
-            self.store.put(state)
-            self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
-            # the book row only when holdings, cash or configuration changed
-            self._track(state, force=before is None or state.household is not before.household)
+            with self.metrics.stage("persist"):
+                self.store.put(state)
+                self._version[state.household_id] = self._version.get(state.household_id, 0) + 1
+                # the book row only when holdings, cash or configuration changed
+                self._track(state, force=before is None or state.household is not before.household)
             self.metrics.households.set(len(self._rows))
             self.metrics.out_of_band.set(len(self._out_of_band))
         return state
@@ -408,6 +413,7 @@ class Rebalancer:
         self.securities[security.symbol] = security
         if known == security:
             return  # the same record again (a re-published master): every row still holds
+        self._market_changes += 1
         if not self.prices_ready:
             # The feed is reading the master back (a start, a restart): the holders are
             # re-indexed once when it has caught up, not once per record of each symbol they
@@ -424,6 +430,7 @@ class Rebalancer:
                 self._track(state, force=True)
 
     def _take_ticks(self, ticks: Mapping[str, tuple[float, datetime, float]]) -> None:
+        self._market_changes += 1
         for symbol, (price, ts, _t) in ticks.items():
             day = ts.date()
             known = self.price_days.get(symbol)
@@ -473,7 +480,8 @@ class Rebalancer:
         unrowed = sorted(h for h in affected if h in self._rows and self._rows[h] is None)
         ids = sorted(h for h in affected if self._rows.get(h) is not None)
         rows = [r for h in ids if (r := self._rows[h]) is not None]
-        batch = batch_drift(rows, self.prices)
+        with self.metrics.stage("decide"):
+            batch = batch_drift(rows, self.prices)
         now = self.clock()
         candidates: list[tuple[float, str, int, float | None]] = []
         ttl_s = self.settings.order_ttl_s
@@ -496,8 +504,17 @@ class Rebalancer:
             origin = min((t for _p, _ts, t in held), default=None)
             candidates.append((-float(batch.excess[i]), hid, i, origin))
         candidates.sort()  # furthest outside its bands first
-        for n, (_, hid, i, origin) in enumerate(candidates):
+        for n, (below, hid, i, origin) in enumerate(candidates):
+            if batch.priced[i] and self._waiting(hid) is not None:
+                # Still queued, unchanged but for prices: it moves to its new place in the
+                # queue, and is decided again at the prices of its hand-off (`_refreshed`),
+                # not decoded and decided once per tick batch of a market-wide move.
+                assert self._queue is not None
+                self._queue.reprioritize(hid, -below)
+                continue
             report = batch.report(i) if batch.priced[i] else None
+            if report is not None and self._nothing_new(hid, report, now):
+                continue
             async with self.lock(hid):
                 await self._evaluate(hid, date.min, origin, report=report, from_tick=from_tick)
             if n % EVALUATE_SLICE == EVALUATE_SLICE - 1:
@@ -506,6 +523,45 @@ class Rebalancer:
             async with self.lock(hid):
                 await self._evaluate(hid, date.min, from_tick=from_tick)
         return len(candidates) + len(unrowed)
+
+    def _nothing_new(self, hid: str, report: DriftReport, now: float) -> bool:
+        """Whether deciding would do nothing, known without decoding the state: its orders are
+        open (not expired) and the alert for these very classes out of band was given (what
+        `decide` answers then: solver.decide, the pending-orders branch). After a market-wide
+        move these are the households rebalanced just before it, a third of a book."""
+        meta = self._meta.get(hid)
+        return (
+            meta is not None
+            and meta.opened_at_s is not None
+            and now - meta.opened_at_s < self.settings.order_ttl_s
+            and meta.band_state == (",".join(report.out_of_band) or None)
+        )
+
+    def _waiting(self, hid: str) -> SolveJob | None:
+        """The household's queued job, if it waits and its state is the one it was decided on."""
+        job = None if self._queue is None else self._queue.waiting(hid)
+        if job is None or job.version != self._version.get(hid, 0):
+            return None
+        return job
+
+    def _refreshed(self, job: SolveJob) -> SolveJob | None:
+        """The job decided again at the latest prices (they may have moved since it was
+        queued); None when the decision is no longer the same kind of solve (then the household
+        is evaluated again in full)."""
+        if job.market == self._market_changes:
+            return job  # no tick or security change since it was decided
+        state, h, _ = self._view(job.state, date.min)
+        if state.open_rebalance is not job.state.open_rebalance or missing_prices(h):
+            return None
+        with self.metrics.stage("decide"):
+            report = household_drift(h)
+            standing = self._standing(state, from_tick=False, report=report)
+            decision = decide(h, report, standing, self._now())
+        if not decision.solve or decision.alert is not None or decision.alerted != state.band_state:
+            return None
+        return replace(
+            job, household=h, report=report, why=decision.solve, priority=decision.priority
+        )
 
     def _harvest_due(self, hid: str, now: float) -> bool:
         """A harvest is not urgent: re-check a household for one at most every
@@ -564,7 +620,12 @@ class Rebalancer:
         quiet = False
         paused = self._quiet_until.get(state.household_id)
         if from_tick and paused is not None and paused[0] > self.clock():
-            quiet = report is None or band_excess(report) <= paused[1] + QUIET_DRIFT_STEP
+            excess = None if report is None else band_excess(report)
+            # a household inside its bands at that solve (a harvest or cash check) and out of
+            # them now is a new breach, however small: only a band already missed waits
+            quiet = excess is None or (
+                excess <= paused[1] + QUIET_DRIFT_STEP and not paused[1] <= 0.0 < excess
+            )
         return Standing(state.open_rebalance is not None, state.band_state, quiet)
 
     async def _evaluate(
@@ -579,14 +640,16 @@ class Rebalancer:
         """Decide about one household now (its lock held) and act: alert, or queue a solve."""
         if not self.prices_ready or self.moving:
             return None
-        before = self.store.get(hid)
+        with self.metrics.stage("decode"):
+            before = self.store.get(hid)
         if before is None:
             return None
-        state, h, _ = self._view(before, day)
-        if report is None and not missing_prices(h):
-            report = household_drift(h)
-        standing = self._standing(state, from_tick=from_tick, report=report)
-        decision = decide(h, report, standing, self._now())
+        with self.metrics.stage("decide"):
+            state, h, _ = self._view(before, day)
+            if report is None and not missing_prices(h):
+                report = household_drift(h)
+            standing = self._standing(state, from_tick=from_tick, report=report)
+            decision = decide(h, report, standing, self._now())
         state = await self._act(state, decision)
         if (
             state.band_state != before.band_state
@@ -609,6 +672,7 @@ class Rebalancer:
                     self._version.get(hid, 0),
                     origin_s,
                     state,
+                    self._market_changes,
                 )
             )
         return state
@@ -693,11 +757,13 @@ class Rebalancer:
                 # one solve per household at a time: this one after the running one
                 self._deferred += 1
                 asyncio.get_running_loop().call_later(0.01, self._requeue, job)
-            elif self._version.get(hid, 0) != job.version:
+                continue
+            fresh = self._refreshed(job) if self._version.get(hid, 0) == job.version else None
+            if fresh is None:
                 async with self.lock(hid):
                     await self._evaluate(hid, date.min, job.origin_s)  # changed since queued
             else:
-                ready.append((job, next_sequence(job.state)))
+                ready.append((fresh, next_sequence(job.state)))
                 self._inflight.add(hid)
         if not ready:
             return
@@ -772,6 +838,7 @@ class Rebalancer:
             return
         self.metrics.solves.labels(status=result.status).inc()
         self.metrics.solve_seconds.observe(elapsed)
+        self.metrics.solver_seconds.inc((result.solve_ms or 0.0) / 1000.0)
         log.info(
             "household=%s status=%s orders=%d solve_ms=%.1f rebalance=%s",
             hid,
@@ -790,7 +857,9 @@ class Rebalancer:
             state = self._save(before, state)
             if not await self._persist(before, state, job.priority):
                 return
-            await self.publish(self.settings.topic("orders"), hid, dumps(result_to_json(result)))
+            with self.metrics.stage("publish"):
+                message = dumps(result_to_json(result))
+            await self.publish(self.settings.topic("orders"), hid, message)
             opened = state
             state = mark_published(state)  # written with the rest (no wait): if lost, the
             # survivor publishes the same orders again, which the OMS de-duplicates

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas import Household, RebalanceResult
@@ -153,6 +153,7 @@ class SolveJob:
     version: int  # the household's state version at the decision (stale check)
     origin_s: float | None  # record time of the tick that caused it (tick-to-order)
     state: HouseholdState  # the state decided on: still current while `version` is
+    market: int = 0  # the worker's count of tick batches and master changes at the decision
 
 
 class SolveQueue:
@@ -203,10 +204,19 @@ class SolveQueue:
     def discard(self, household_id: str) -> None:
         self._jobs.pop(household_id, None)
 
+    def waiting(self, household_id: str) -> SolveJob | None:
+        """The household's job if it waits (not yet handed to a solver process)."""
+        entry = self._jobs.get(household_id)
+        return None if entry is None else entry[1]
+
+    def reprioritize(self, household_id: str, priority: float) -> None:
+        """Move a waiting job to its household's new distance outside its bands."""
+        entry = self._jobs.get(household_id)
+        if entry is not None:
+            self.put(replace(entry[1], priority=priority))
+
 
 def _keep_origin(job: SolveJob, old: SolveJob) -> SolveJob:
-    from dataclasses import replace
-
     return replace(job, origin_s=old.origin_s)
 
 

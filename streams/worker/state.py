@@ -764,10 +764,14 @@ def _encode_household(h: Household) -> bytes:
     raw = _household_json(replace(h, accounts=tuple(replace(a, lots=()) for a in h.accounts)))
     raw["lots"] = [[i, *lot_values(lot)] for i, a in enumerate(h.accounts) for lot in a.lots]
     part = zlib.compress(orjson.dumps(raw), 1)
+    _remember_encoded(h, part)
+    return part
+
+
+def _remember_encoded(h: Household, part: bytes) -> None:
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.pop(next(iter(_ENCODED)))
     _ENCODED[id(h)] = (h, part)
-    return part
 
 
 def encode_state(state: HouseholdState) -> bytes:
@@ -826,4 +830,8 @@ def decode_state(value: bytes) -> HouseholdState:
             values[i] = _day_of(values[i])
         values[symbol] = intern(values[symbol])
         by_account[row[0]].append(new_lot(*values) if len(values) == n_fields else Lot(*values))
-    return state_from_json(raw, securities=shared, lots=by_account)
+    state = state_from_json(raw, securities=shared, lots=by_account)
+    # The household part just read is an encoding of this very household: the next write of
+    # the state (a band state, an open rebalance) reuses it instead of encoding 60 lots again.
+    _remember_encoded(state.household, value[5 : 5 + size])
+    return state

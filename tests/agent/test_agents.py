@@ -660,6 +660,92 @@ async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
     assert solved == ["hh-3", "hh-1", "hh-4", "hh-2", "hh-0"]
 
 
+async def test_a_tick_leaves_a_household_with_open_orders_undecoded(umh: Any) -> None:
+    """Orders open, their alert given: a tick that leaves the same classes out of band has
+    nothing to decide, and the household's state is not read for it."""
+    u, sent = umh
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(SNAPSHOT), key=b"hh-1")  # 80/20 against 60/40
+    assert topics(sent) == ["agent.orders", "agent.drift-alerts"]
+    decoded: list[str] = []
+    read = u.rebalancer.store.get
+    u.rebalancer.store.get = lambda hid: decoded.append(hid) or read(hid)
+    day = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+    await u.rebalancer.on_ticks({"VTI": (101.0, day, 0.0)})
+    await u.rebalancer.idle()
+    assert decoded == [] and len(sent) == 2
+    await u.rebalancer.on_ticks({"VTI": (40.0, day, 0.0)})  # 61.5/38.5: back inside the bands
+    await u.rebalancer.idle()
+    assert decoded == ["hh-1"] and u.rebalancer.store.get("hh-1").band_state is None
+
+
+async def test_a_small_new_breach_is_solved_after_a_no_order_solve_inside_the_bands(
+    umh: Any,
+) -> None:
+    """A solve that published nothing pauses a household's re-solves on ticks (a band it
+    cannot reach is not retried per tick); a household that was inside its bands then (a
+    harvest or cash check) and is out of them now is a new breach, however small."""
+    u, sent = umh
+    raw = {**SNAPSHOT}
+    raw["accounts"] = [
+        {
+            **SNAPSHOT["accounts"][0],
+            "lots": [
+                {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
+                {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40},
+            ],
+        }
+    ]
+    async with u.agents["households"].test_context() as agent:
+        await put(u, agent, orjson.dumps(raw), key=b"hh-1")
+    assert sent == []  # 60/40 on target
+    u.rebalancer._quiet_until["hh-1"] = (u.rebalancer.clock() + 30.0, 0.0)  # a no-order solve
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    await u.rebalancer.on_ticks({"VTI": (125.0, day, 0.0)})  # 65.2% against 60 +/- 5
+    await u.rebalancer.idle()
+    assert "agent.orders" in topics(sent)
+
+
+async def test_queued_households_are_solved_at_the_latest_prices_decoded_once(umh: Any) -> None:
+    """A market-wide move arrives as several tick batches: a household still waiting in the
+    queue is not decoded and decided again for each batch; it moves to its new place in the
+    queue and is solved at the prices of the moment its solve starts."""
+    u, _sent = umh
+    seen: list[tuple[str, float | None]] = []
+
+    def recording(h: Household, *, sequence: int = 1, time_limit_s: float = 2.0) -> RebalanceResult:
+        seen.append((h.household_id, h.securities["VTI"].price))
+        return fake_solve(h, sequence=sequence, time_limit_s=time_limit_s)
+
+    u.rebalancer.close()
+    u.rebalancer.solve = recording
+    for i, vti in enumerate((60, 57, 59)):
+        hid = f"hh-{i}"
+        raw = {**SNAPSHOT, "household_id": hid}
+        raw["accounts"] = [
+            {
+                **SNAPSHOT["accounts"][0],
+                "account_id": "hh-1-IRA",
+                "lots": [
+                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": vti},
+                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 100 - vti},
+                ],
+            }
+        ]
+        async with u.agents["households"].test_context() as agent:
+            await put(u, agent, orjson.dumps(raw), key=hid.encode())
+    decoded: list[str] = []
+    read = u.rebalancer.store.get
+    u.rebalancer.store.get = lambda hid: decoded.append(hid) or read(hid)
+    u.rebalancer.persist = None  # the fixture's durable write reads the store too
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    for price in (75.0, 72.0, 70.0):  # three batches before a solve starts
+        await u.rebalancer.on_ticks({"VTI": (price, day, 0.0)})
+    await u.rebalancer.idle()
+    assert seen == [("hh-1", 70.0), ("hh-2", 70.0), ("hh-0", 70.0)]  # furthest first, at 70
+    assert sorted(decoded) == ["hh-0", "hh-1", "hh-2"]  # once each, at the first batch
+
+
 async def test_a_solve_finishing_while_partitions_move_is_dropped_then_solved_after_recovery(
     umh: Any,
 ) -> None:

@@ -19,6 +19,7 @@ from streams.worker.state import (
     from_snapshot,
     state_to_json,
     to_household,
+    with_band_state,
 )
 
 
@@ -84,6 +85,18 @@ def test_table_encoding_round_trips_and_is_compact() -> None:
         assert len(value) * 3 < len(str(state_to_json(state)))
     # the positional lot rows follow Lot's fields: a new field there must be encoded too
     assert tuple(f.name for f in fields(Lot)) == _LOT_FIELDS
+
+
+def test_a_decoded_state_is_written_back_as_it_was_read() -> None:
+    """The table value of a state read from the table is the value read (the household part
+    is not encoded again), and a change of the stream's memory alone keeps that part."""
+    book, _ = _book(3)
+    for h in book:
+        value = encode_state(from_snapshot(h, None))
+        read = decode_state(value)
+        assert encode_state(read) == value
+        changed = with_band_state(read, "breached")
+        assert decode_state(encode_state(changed)) == changed
 
 
 def test_solver_processes_end_when_their_worker_is_killed() -> None:
