@@ -629,6 +629,20 @@ async def test_a_restart_reads_the_security_master_back_without_decoding_per_rec
     assert topics(sent) == ["agent.orders", "agent.drift-alerts"]  # 80/20 against 60/40
 
 
+def vti_and_bnd(hid: str, vti: int) -> dict[str, Any]:
+    """SNAPSHOT's household as `hid`, holding `vti` VTI and 100 - vti BND (60/40 target)."""
+    raw = {**SNAPSHOT, "household_id": hid}
+    lots = SNAPSHOT["accounts"][0]["lots"]
+    raw["accounts"] = [
+        {
+            **SNAPSHOT["accounts"][0],
+            "account_id": "hh-1-IRA",
+            "lots": [{**lots[0], "quantity": vti}, {**lots[1], "quantity": 100 - vti}],
+        }
+    ]
+    return raw
+
+
 async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
     u, _sent = umh
     solved: list[str] = []
@@ -641,19 +655,8 @@ async def test_a_market_wide_fall_is_solved_furthest_first(umh: Any) -> None:
     u.rebalancer.solve = recording
     for i, vti in enumerate((60, 57, 59, 56, 58)):  # 60/40 target: fewer VTI, further out after
         hid = f"hh-{i}"
-        raw = {**SNAPSHOT, "household_id": hid}
-        raw["accounts"] = [
-            {
-                **SNAPSHOT["accounts"][0],
-                "account_id": "hh-1-IRA",
-                "lots": [
-                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": vti},
-                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 100 - vti},
-                ],
-            }
-        ]
         async with u.agents["households"].test_context() as agent:
-            await put(u, agent, orjson.dumps(raw), key=hid.encode())
+            await put(u, agent, orjson.dumps(vti_and_bnd(hid, vti)), key=hid.encode())
     assert solved == []  # all inside their bands at 100
     await u.rebalancer.on_ticks({"VTI": (75.0, datetime(2026, 11, 25, tzinfo=UTC), 0.0)})
     await u.rebalancer.idle()
@@ -686,18 +689,8 @@ async def test_a_small_new_breach_is_solved_after_a_no_order_solve_inside_the_ba
     cannot reach is not retried per tick); a household that was inside its bands then (a
     harvest or cash check) and is out of them now is a new breach, however small."""
     u, sent = umh
-    raw = {**SNAPSHOT}
-    raw["accounts"] = [
-        {
-            **SNAPSHOT["accounts"][0],
-            "lots": [
-                {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": 60},
-                {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 40},
-            ],
-        }
-    ]
     async with u.agents["households"].test_context() as agent:
-        await put(u, agent, orjson.dumps(raw), key=b"hh-1")
+        await put(u, agent, orjson.dumps(vti_and_bnd("hh-1", 60)), key=b"hh-1")
     assert sent == []  # 60/40 on target
     u.rebalancer._quiet_until["hh-1"] = (u.rebalancer.clock() + 30.0, 0.0)  # a no-order solve
     day = datetime(2026, 11, 25, tzinfo=UTC)
@@ -721,19 +714,8 @@ async def test_queued_households_are_solved_at_the_latest_prices_decoded_once(um
     u.rebalancer.solve = recording
     for i, vti in enumerate((60, 57, 59)):
         hid = f"hh-{i}"
-        raw = {**SNAPSHOT, "household_id": hid}
-        raw["accounts"] = [
-            {
-                **SNAPSHOT["accounts"][0],
-                "account_id": "hh-1-IRA",
-                "lots": [
-                    {**SNAPSHOT["accounts"][0]["lots"][0], "quantity": vti},
-                    {**SNAPSHOT["accounts"][0]["lots"][1], "quantity": 100 - vti},
-                ],
-            }
-        ]
         async with u.agents["households"].test_context() as agent:
-            await put(u, agent, orjson.dumps(raw), key=hid.encode())
+            await put(u, agent, orjson.dumps(vti_and_bnd(hid, vti)), key=hid.encode())
     decoded: list[str] = []
     read = u.rebalancer.store.get
     u.rebalancer.store.get = lambda hid: decoded.append(hid) or read(hid)
