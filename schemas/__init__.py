@@ -29,6 +29,7 @@ from .rebalance import (
     order_to_json,
     parse_result,
     result_to_json,
+    stored_result,
 )
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "parse_household",
     "parse_result",
     "result_to_json",
+    "stored_result",
 ]

@@ -28,8 +28,8 @@ from schemas import (
     YearRealized,
     household_to_json,
     parse_household,
-    parse_result,
     result_to_json,
+    stored_result,
 )
 from schemas.events import CashFlow, Fill
 from schemas.household import LOT_FIELDS, lot_values, new_lot, parse_securities, security_to_json
@@ -692,13 +692,13 @@ def state_from_json(
         open_rebalance=None
         if opened is None
         else OpenRebalance(
-            result=parse_result(opened["result"]),
+            result=stored_result(opened["result"]),
             opened_at_s=float(opened["opened_at_s"]),
             filled={k: float(v) for k, v in (opened.get("filled") or {}).items()},
             published=bool(opened.get("published", True)),  # older states: published first
         ),
         last_rebalance=(
-            None if raw.get("last_rebalance") is None else parse_result(raw["last_rebalance"])
+            None if raw.get("last_rebalance") is None else stored_result(raw["last_rebalance"])
         ),
         applied_fills={k: _day(v) for k, v in (raw.get("applied_fills") or {}).items()},
         applied_flows={k: _day(v) for k, v in (raw.get("applied_flows") or {}).items()},

@@ -38,6 +38,7 @@ from schemas import (
     parse_household,
     parse_result,
     result_to_json,
+    stored_result,
 )
 from schemas.json_schemas import load_schema
 from schemas.reader import Reader, format_timestamp
@@ -280,6 +281,10 @@ def test_rebalance_result_roundtrip(res: RebalanceResult) -> None:
     decoded = parse_result(loads(wire))
     assert decoded == res
     assert dumps(result_to_json(decoded)) == wire
+    # the worker's own table states read their results back without validation: the same
+    stored = stored_result(loads(wire))
+    assert stored == decoded
+    assert dumps(result_to_json(stored)) == wire
 
 
 OFFSETS = st.integers(-720, 840).map(lambda m: timezone(timedelta(minutes=m)))
