@@ -461,6 +461,8 @@ def _ladder(
             messages.append("fallback: re-solved with tighter caps or band margins after rounding")
         r = tighter
         solution, r = _solve_with_rules(p, mode, deadline, _reset_lazy(r))
+    if best is not None and best.out_of_band and not reachable and not deadline.expired:
+        reachable = _reachable_if_swaps_give_way(p, mode, deadline)
     if (best is None or (best.out_of_band and reachable)) and not deadline.expired:
         notes: list[str] = []
         exact = _exact_rung(p, mode, rid, why, deadline, notes)
@@ -489,6 +491,17 @@ def _ladder(
         messages.append("fallback: no rule-abiding trades found; nothing is traded")
         return nothing
     return None
+
+
+def _reachable_if_swaps_give_way(p: HouseholdProblem, mode: str, deadline: Deadline) -> bool:
+    """Whether the continuous model reaches the bands once the swap ban gives way: the exact
+    rung may then find the swap the hard rules leave as the only way (see _exact_rung). The
+    model under the ban missed them (s21-q-03200: a band reached only by selling a fund whose
+    class is bought in another account)."""
+    if p.household.options.allow_cross_account_swaps:
+        return False
+    free, r = _solve_with_rules(p, mode, deadline, Restrictions(swaps_free=True))
+    return _usable(free) and _bands_reachable(p, free, r)
 
 
 def _bands_reachable(p: HouseholdProblem, solution: Solution, r: Restrictions) -> bool:
